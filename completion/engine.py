@@ -1,0 +1,297 @@
+"""The generation engine: a CTranslate2 Generator behind a small streaming interface.
+
+The pipeline talks to `Engine` only. `CT2Engine` runs a converted model on the CPU;
+`FakeEngine` replays scripted text for fast unit tests. Heavy imports are lazy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from completion.model_specs import FimTokens
+from completion.model_store import InstalledModel, ModelCorruptError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How much to generate and when to stop, independent of the text produced."""
+
+    max_new_tokens: int = 48
+    time_budget_s: float | None = 2.0
+    temperature: float = 0.0
+    top_p: float = 0.95
+    seed: int | None = None
+
+
+class StopReason:
+    """Why a stream ended (the engine records it on `Stream.reason`)."""
+
+    END_TOKEN = "end_token"
+    MAX_TOKENS = "max_tokens"
+    TIME_BUDGET = "time_budget"
+    CANCELLED = "cancelled"
+    CALLER = "caller"
+
+
+class Stream:
+    """Token ids as they are generated, with the stop rules every engine shares applied.
+
+    Iterating ends on a stop token, the token cap, the time budget or `cancel`; `reason`
+    says which. Closing the stream closes the engine's iterator, which stops its work.
+    """
+
+    def __init__(
+        self,
+        raw: Iterator[int],
+        params: GenerationParams,
+        stop_ids: frozenset[int],
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self._raw = raw
+        self.reason: str = StopReason.CALLER
+        self.first_token_s: float | None = None
+        self._tokens = self._apply_rules(params, stop_ids, cancel)
+
+    def _apply_rules(
+        self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
+    ) -> Iterator[int]:
+        started = time.monotonic()
+        count = 0
+        for token in self._raw:
+            if self.first_token_s is None:
+                self.first_token_s = time.monotonic() - started
+            if cancel is not None and cancel.is_set():
+                self.reason = StopReason.CANCELLED
+                return
+            if token in stop_ids:
+                self.reason = StopReason.END_TOKEN
+                return
+            yield token
+            count += 1
+            if count >= params.max_new_tokens:
+                self.reason = StopReason.MAX_TOKENS
+                return
+            if (
+                params.time_budget_s is not None
+                and time.monotonic() - started > params.time_budget_s
+            ):
+                self.reason = StopReason.TIME_BUDGET
+                return
+        self.reason = StopReason.END_TOKEN
+
+    def __iter__(self) -> Iterator[int]:
+        return self._tokens
+
+    def close(self) -> None:
+        """Stop generation now; returns within about one decode step."""
+        self._tokens.close()
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a model."""
+
+    fim: FimTokens | None
+    name: str
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain text (no special tokens added)."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids, special tokens skipped."""
+        ...
+
+    def token_id(self, token: str) -> int | None:
+        """The id of a special token, if the vocabulary has it."""
+        ...
+
+    def stream(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Stream:
+        """Start generating after `prompt_ids`."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """CTranslate2 runtime settings."""
+
+    threads: int = 0  # 0: all cores
+    compute_type: str = "int8"
+    warmup: bool = True
+
+
+class CT2Engine:
+    """A converted model run by `ctranslate2.Generator` on the CPU."""
+
+    def __init__(self, model: InstalledModel, options: EngineOptions | None = None) -> None:
+        import ctranslate2
+        from tokenizers import Tokenizer
+
+        options = options or EngineOptions()
+        self.name = model.manifest.name
+        self.fim = model.manifest.fim
+        self.path = model.path
+        threads = options.threads or os.cpu_count() or 1
+        started = time.monotonic()
+        try:
+            self._tokenizer = Tokenizer.from_file(str(model.path / "tokenizer.json"))
+            self._generator = ctranslate2.Generator(
+                str(model.path),
+                device="cpu",
+                compute_type=options.compute_type,
+                intra_threads=threads,
+                inter_threads=1,
+            )
+        except (RuntimeError, ValueError, OSError, Exception) as exc:
+            raise ModelCorruptError(f"cannot load the model at {model.path}: {exc}") from exc
+        self._stop_ids = frozenset(
+            i for t in model.manifest.stop_tokens if (i := self.token_id(t)) is not None
+        )
+        self.load_seconds = time.monotonic() - started
+        self.warmup_seconds = 0.0
+        if options.warmup:
+            self.warmup()
+
+    def warmup(self) -> None:
+        """Run one short generation so that the first real request pays no start-up costs."""
+        started = time.monotonic()
+        stream = self.stream(self.encode("def main():\n    "), GenerationParams(max_new_tokens=2))
+        for _ in stream:
+            pass
+        stream.close()
+        self.warmup_seconds = time.monotonic() - started
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain text (no special tokens added)."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids, special tokens skipped."""
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
+
+    def token_id(self, token: str) -> int | None:
+        """The id of a token, if the vocabulary has it."""
+        return self._tokenizer.token_to_id(token)
+
+    def stream(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Stream:
+        """Stream token ids after the prompt; stop tokens, caps, budget and `cancel` end it."""
+        tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
+        kwargs: dict[str, Any] = {
+            "max_length": params.max_new_tokens,
+            "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,
+        }
+        if params.temperature > 0:
+            kwargs.update(
+                sampling_topk=0,
+                sampling_topp=params.top_p,
+                sampling_temperature=params.temperature,
+            )
+        else:
+            kwargs["sampling_topk"] = 1
+
+        def callback(_step: Any) -> bool:
+            return cancel is not None and cancel.is_set()
+
+        raw = self._generator.generate_tokens(tokens, callback=callback, **kwargs)
+        ids = (step.token_id for step in raw)
+        return Stream(_closing(ids, raw), params, self._stop_ids, cancel)
+
+
+def _closing(ids: Iterator[int], raw: Any) -> Iterator[int]:
+    """Yield from `ids`; closing this iterator closes CTranslate2's stream too."""
+    try:
+        yield from ids
+    finally:
+        raw.close()
+
+
+class FakeEngine:
+    """A deterministic engine for unit tests: one character per token, scripted output.
+
+    `script` maps a prompt (decoded) to what the model "writes"; the first key found in the
+    prompt wins, else `default` is produced. Ids are Unicode code points; the FIM markers are
+    private-use characters.
+    """
+
+    name = "fake"
+
+    def __init__(
+        self,
+        script: dict[str, str] | None = None,
+        default: str = "",
+        step_delay_s: float = 0.0,
+        prompt_delay_s: float = 0.0,
+    ) -> None:
+        self.fim = FimTokens("\ue000", "\ue001", "\ue002")
+        self.script = script or {}
+        self.default = default
+        self.step_delay_s = step_delay_s
+        self.prompt_delay_s = prompt_delay_s
+        self.prompts: list[str] = []
+        self.produced_tokens = 0
+        self._eos = 0xE00F
+
+    def encode(self, text: str) -> list[int]:
+        """One id per code point."""
+        return [ord(c) for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Code points back to text, markers dropped."""
+        return "".join(chr(i) for i in ids if not 0xE000 <= i <= 0xE0FF)
+
+    def token_id(self, token: str) -> int | None:
+        """Markers are single private-use characters."""
+        return ord(token) if len(token) == 1 else None
+
+    def stream(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Stream:
+        """Replay the scripted output, honouring the same stop rules as the real engine."""
+        prompt = "".join(chr(i) for i in prompt_ids)
+        self.prompts.append(prompt)
+        output = next((v for k, v in self.script.items() if k in prompt), self.default)
+
+        def produce() -> Iterator[int]:
+            time.sleep(self.prompt_delay_s)
+            for ch in output:
+                time.sleep(self.step_delay_s)
+                self.produced_tokens += 1
+                yield ord(ch)
+            yield self._eos
+
+        return Stream(produce(), params, frozenset({self._eos}), cancel)
+
+
+def load_engine(model: InstalledModel, options: EngineOptions | None = None) -> CT2Engine:
+    """Load a verified model into a CTranslate2 engine."""
+    log.info("loading model %s from %s", model.manifest.name, model.path)
+    return CT2Engine(model, options)
+
+
+def model_path(engine: Engine) -> Path | None:
+    """Where an engine's model lives, when it has one on disk."""
+    return getattr(engine, "path", None)

@@ -1,0 +1,69 @@
+"""Prompt stage: the model's fill-in-the-middle prompt under a token budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from completion.context import Context
+from completion.engine import Engine
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """Token budget of the prompt, split between the two sides of the cursor."""
+
+    prefix_tokens: int = 384
+    suffix_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids for the engine, and the text each side kept."""
+
+    ids: list[int]
+    prefix: str
+    suffix: str
+
+
+def _keep_lines(engine: Engine, lines: list[str], budget: int, *, tail: bool) -> list[str]:
+    """The lines, in order, that fit `budget`; a first line too long keeps its near end."""
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        cost = len(engine.encode(line))
+        if used + cost > budget:
+            if not kept:  # one huge line: keep the characters closest to the cursor
+                chars = max(1, budget * 3)
+                kept.append(line[-chars:] if tail else line[:chars])
+            break
+        kept.append(line)
+        used += cost
+    return kept
+
+
+def fit_prefix(engine: Engine, prefix: str, budget: int) -> str:
+    """The end of `prefix` that fits `budget`, cut at line boundaries."""
+    lines = prefix.splitlines(keepends=True)
+    return "".join(reversed(_keep_lines(engine, lines[::-1], budget, tail=True)))
+
+
+def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:
+    """The start of `suffix` that fits `budget`, cut at line boundaries."""
+    return "".join(_keep_lines(engine, suffix.splitlines(keepends=True), budget, tail=False))
+
+
+def build_prompt(context: Context, engine: Engine, budget: PromptBudget | None = None) -> Prompt:
+    """`<prefix marker>prefix<suffix marker>suffix<middle marker>` as ids (PSM order)."""
+    budget = budget or PromptBudget()
+    prefix = fit_prefix(engine, context.prefix, budget.prefix_tokens)
+    fim = engine.fim
+    if fim is None:  # a model without FIM tokens sees the prefix only
+        return Prompt(engine.encode(prefix), prefix, "")
+    suffix = fit_suffix(engine, context.suffix, budget.suffix_tokens)
+    marker = {t: engine.token_id(t) for t in (fim.prefix, fim.suffix, fim.middle)}
+    missing = [t for t, i in marker.items() if i is None]
+    if missing:
+        raise ValueError(f"the model's vocabulary lacks the FIM tokens {missing}")
+    ids = [marker[fim.prefix], *engine.encode(prefix), marker[fim.suffix]]
+    ids += [*engine.encode(suffix), marker[fim.middle]]
+    return Prompt([int(i) for i in ids if i is not None], prefix, suffix)

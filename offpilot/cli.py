@@ -1,0 +1,134 @@
+"""The `offpilot` command line: model management, the server, one-shot completion, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from completion.model_specs import DEFAULT_MODEL, KNOWN_MODELS
+from completion.model_store import ModelError
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _cmd_model_install(args: argparse.Namespace) -> int:
+    from completion import model_install
+
+    if args.from_hf:
+        result = model_install.install_from_hf(args.from_hf, args.name, args.cache_dir)
+    else:
+        result = model_install.install_known(args.name or DEFAULT_MODEL, args.cache_dir)
+    model = result.model
+    verb = "installed" if result.built else "already installed and verified"
+    size_mb = model.size_bytes / 1e6
+    _err(
+        f"{model.manifest.name}: {verb} at {model.path} ({size_mb:.0f} MB, {result.seconds:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_model_list(args: argparse.Namespace) -> int:
+    from completion.model_store import InstalledModel, cache_root, list_installed
+
+    root = cache_root(args.cache_dir)
+    found = list_installed(args.cache_dir)
+    print(f"model cache: {root}")  # noqa: T201
+    if not found:
+        print(f"no models installed; run `offpilot model install` ({DEFAULT_MODEL})")  # noqa: T201
+    for item in found:
+        if isinstance(item, InstalledModel):
+            m = item.manifest
+            fim = "fim" if m.fim else "prefix-only"
+            line = (
+                f"  {m.name:24} {item.size_bytes / 1e6:7.0f} MB  {m.family:12} {fim:11} {item.path}"
+            )
+        else:
+            line = f"  {item.name:24}  BROKEN (reinstall it)  {item}"
+        print(line)  # noqa: T201
+    known = ", ".join(KNOWN_MODELS)
+    print(f"installable by name: {known}")  # noqa: T201
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import run_server
+
+    return run_server(args)
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    from offpilot.oneshot import complete_file
+
+    return complete_file(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from offpilot.demo import run_demo
+
+    return run_demo(args)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", default=None, help=f"model name or directory (default {DEFAULT_MODEL})"
+    )
+    p.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="offpilot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    model = sub.add_parser("model", help="install and list local models")
+    msub = model.add_subparsers(dest="model_command", required=True)
+    inst = msub.add_parser("install", help="build a model into the cache (a no-op when present)")
+    inst.add_argument("name", nargs="?", default=None, help=f"one of {', '.join(KNOWN_MODELS)}")
+    inst.add_argument("--from-hf", metavar="PATH_OR_ID", help="convert a Hugging Face checkpoint")
+    inst.add_argument(
+        "--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)"
+    )
+    inst.set_defaults(func=_cmd_model_install)
+    lst = msub.add_parser("list", help="show installed models")
+    lst.add_argument("--cache-dir", default=None)
+    lst.set_defaults(func=_cmd_model_list)
+
+    serve = sub.add_parser("serve", help="run the language server")
+    serve.add_argument("--stdio", action="store_true", help="talk LSP over stdio (the default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--log-file", default=None, help="log here instead of stderr")
+    serve.add_argument("--log-level", default="INFO")
+    _add_model_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    comp = sub.add_parser("complete", help="print the completion at a position")
+    comp.add_argument("file")
+    comp.add_argument("line", type=int, help="0-based line")
+    comp.add_argument("column", type=int, help="0-based UTF-16 column")
+    _add_model_flags(comp)
+    comp.set_defaults(func=_cmd_complete)
+
+    demo = sub.add_parser("demo", help="start the server and ask it for completions")
+    _add_model_flags(demo)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `offpilot` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ModelError as exc:
+        _err(f"offpilot: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("offpilot: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""A minimal LSP client over the real server's stdio, shared by the demo and the tests' tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+
+def server_command(*extra: str) -> list[str]:
+    """How to start `offpilot serve` with this interpreter."""
+    return [sys.executable, "-m", "offpilot.cli", "serve", *extra]
+
+
+async def start_client(*server_args: str, name: str = "offpilot-client") -> LanguageClient:
+    """Spawn the server over stdio and run the initialize handshake."""
+    client = LanguageClient(name, "0.1.0")
+    cmd = server_command(*server_args)
+    await client.start_io(cmd[0], *cmd[1:])
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=Path.cwd().as_uri(),
+        )
+    )
+    client.initialized(types.InitializedParams())
+    return client
+
+
+def open_document(client: LanguageClient, path: Path, text: str, language: str = "python") -> str:
+    """Send didOpen for `text`; returns the document's URI."""
+    uri = path.resolve().as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+    return uri
+
+
+async def inline_completion(client: LanguageClient, uri: str, line: int, character: int) -> str:
+    """Ask for an inline completion; the first item's text, or '' when there is none."""
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    if not items:
+        return ""
+    text = items[0].insert_text
+    return text if isinstance(text, str) else text.value
+
+
+async def stop_client(client: LanguageClient) -> None:
+    """Shut the server down cleanly."""
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()

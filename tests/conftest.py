@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny real CTranslate2 model, the real default model, the shared data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from completion.model_store import InstalledModel, ModelError, locate  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Hugging Face Qwen2 checkpoint built by the test suite."""
+    from tiny_model import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-hf") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache directory private to this test session."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path, tiny_cache: Path) -> InstalledModel:
+    """The tiny checkpoint converted by `install_from_hf` into CTranslate2 int8."""
+    from completion.model_install import install_from_hf
+
+    return install_from_hf(str(tiny_checkpoint), "tiny", tiny_cache, log=lambda _m: None).model
+
+
+@pytest.fixture(scope="session")
+def real_model() -> InstalledModel:
+    """The installed default model; missing fails under make test, else skips loudly."""
+    try:
+        return locate()
+    except ModelError as exc:
+        if os.environ.get("OFFPILOT_REQUIRE_REAL_MODEL") == "1":
+            pytest.fail(f"the real default model is required: {exc}")
+        pytest.skip(f"REAL MODEL NOT INSTALLED, test skipped: {exc}")
