@@ -60,8 +60,6 @@ def generate(
 
 
 def single_line_stop(text: str) -> int | None:
-    """Cut at the first line break that follows some non-blank output."""
-    for i, ch in enumerate(text):
-        if ch in "\r\n" and text[:i].strip():
-            return i
-    return None
+    """Cut at the first line break: a single-line completion stays on the cursor's line."""
+    cut = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=-1)
+    return None if cut < 0 else cut

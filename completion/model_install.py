@@ -196,7 +196,7 @@ def gguf_to_hf(gguf: Path, out: Path, log: Log) -> None:
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
     )
     # The GGUF quantiser config is neither serialisable nor accepted by the CT2 converter.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - not a declared attribute
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(out))

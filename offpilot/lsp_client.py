@@ -17,6 +17,11 @@ def server_command(*extra: str) -> list[str]:
 async def start_client(*server_args: str, name: str = "offpilot-client") -> LanguageClient:
     """Spawn the server over stdio and run the initialize handshake."""
     client = LanguageClient(name, "0.1.0")
+
+    @client.feature("offpilot/status")
+    def _status(_params: object) -> None:
+        """Server state changes; the demo has no status bar to show them in."""
+
     cmd = server_command(*server_args)
     await client.start_io(cmd[0], *cmd[1:])
     await client.initialize_async(

@@ -1,0 +1,36 @@
+# The two commands: `make run` (install everything, then the demo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.offpilot-installed
+
+.PHONY: run setup model test lint demo clean
+
+run: setup  ## install everything (venv, deps, default model), then run the demo
+	$(BIN)/offpilot demo
+
+setup: $(STAMP) model
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test]'
+	touch $(STAMP)
+
+model: $(STAMP)  ## build the default model into the cache (a verified no-op when present)
+	$(BIN)/offpilot model install
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint  ## set up if needed, lint, run the whole test suite (real model included)
+	OFFPILOT_REQUIRE_REAL_MODEL=1 $(BIN)/pytest
+
+demo: setup
+	$(BIN)/offpilot demo
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,51 @@
+"""Start the real `offpilot serve` over stdio with pytest-lsp's client."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+
+async def start_server(*args: str, editor: str = "visual-studio-code") -> LanguageClient:
+    """Spawn the server, record its status notifications, run the handshake."""
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "offpilot.cli", "serve", "--log-level", "INFO", *args]
+    )
+    client = await config.start()
+    client.statuses: list[dict[str, Any]] = []  # type: ignore[attr-defined,misc]
+
+    @client.feature("offpilot/status")
+    def on_status(params: Any) -> None:
+        client.statuses.append({"state": params.state, "message": params.message})  # type: ignore[attr-defined]
+
+    client.init_result = await client.initialize_session(  # type: ignore[attr-defined]
+        types.InitializeParams(capabilities=client_capabilities(editor))
+    )
+    return client
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+
+
+async def ask(client: LanguageClient, uri: str, line: int, character: int) -> list[str]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]

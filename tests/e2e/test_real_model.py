@@ -1,0 +1,53 @@
+"""The real default model (Qwen2.5-Coder-0.5B int8) through the real server and CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lsp_helpers import ask, open_doc, start_server
+
+from completion.model_store import InstalledModel
+
+pytestmark = pytest.mark.real_model
+
+
+async def test_add_completes_over_lsp(real_model: InstalledModel) -> None:
+    client = await start_server("--model", str(real_model.path))
+    try:
+        uri = "file:///tmp/offpilot-e2e/add.py"
+        open_doc(client, uri, "def add(a, b):\n    return \n")
+        assert await ask(client, uri, 1, 11) == ["a + b"]
+        # mid-file, with code below the cursor and a unicode line above
+        text = 'GREETING = "héllo 😀"\n\n\ndef is_even(n):\n    return \n\n\nprint(is_even(4))\n'
+        uri2 = "file:///tmp/offpilot-e2e/even.py"
+        open_doc(client, uri2, text)
+        [suggestion] = await ask(client, uri2, 4, 11)
+        assert "%" in suggestion and "2" in suggestion
+    finally:
+        await client.shutdown_session()
+
+
+def test_complete_cli(real_model: InstalledModel, tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("import math\n\n\ndef area_of_circle(r):\n    return \n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "offpilot.cli",
+            "complete",
+            str(src),
+            "4",
+            "11",
+            "--model",
+            str(real_model.path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "math.pi" in out.stdout and "r" in out.stdout

@@ -1,0 +1,80 @@
+"""The real CTranslate2 engine, on the tiny random-weight model the suite builds."""
+
+import threading
+import time
+
+import pytest
+
+from completion.engine import CT2Engine, GenerationParams, StopReason, load_engine
+from completion.model_store import InstalledModel, ModelCorruptError
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: InstalledModel) -> CT2Engine:
+    return load_engine(tiny_model)
+
+
+def test_load_and_warmup(engine: CT2Engine) -> None:
+    assert engine.load_seconds > 0 and engine.warmup_seconds > 0
+    assert engine.fim is not None
+    assert engine.token_id("<|fim_middle|>") is not None
+
+
+def test_encode_decode_round_trip(engine: CT2Engine) -> None:
+    text = "def add(a, b):\n    return a + b  # 日本語 😀\r\n"
+    assert engine.decode(engine.encode(text)) == text
+
+
+def test_stream_stops_at_token_cap(engine: CT2Engine) -> None:
+    stream = engine.stream(engine.encode("import os\n"), GenerationParams(max_new_tokens=7))
+    tokens = list(stream)
+    assert len(tokens) <= 7
+    assert stream.reason in (StopReason.MAX_TOKENS, StopReason.END_TOKEN)
+    assert stream.first_token_s is not None
+
+
+def test_greedy_is_deterministic(engine: CT2Engine) -> None:
+    params = GenerationParams(max_new_tokens=12)
+    prompt = engine.encode("for i in range(10):\n")
+    assert list(engine.stream(prompt, params)) == list(engine.stream(prompt, params))
+
+
+def test_stop_flag_and_close_end_the_work(engine: CT2Engine) -> None:
+    before = threading.active_count()
+    cancel = threading.Event()
+    stream = engine.stream(engine.encode("x"), GenerationParams(max_new_tokens=500), cancel)
+    got = []
+    for token in stream:
+        got.append(token)
+        if len(got) == 3:
+            cancel.set()
+    stream.close()
+    assert stream.reason == StopReason.CANCELLED and len(got) == 3
+    time.sleep(0.05)
+    assert threading.active_count() <= before  # no generation thread left running
+
+
+def test_early_close_by_caller(engine: CT2Engine) -> None:
+    before = threading.active_count()
+    stream = engine.stream(engine.encode("y"), GenerationParams(max_new_tokens=500))
+    next(iter(stream))
+    stream.close()
+    time.sleep(0.05)
+    assert threading.active_count() <= before
+
+
+def test_time_budget(engine: CT2Engine) -> None:
+    params = GenerationParams(max_new_tokens=4000, time_budget_s=0.0)
+    stream = engine.stream(engine.encode("z"), params)
+    tokens = list(stream)
+    assert len(tokens) == 1 and stream.reason == StopReason.TIME_BUDGET
+
+
+def test_corrupt_weights_are_reported(tiny_model: InstalledModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for f in tiny_model.path.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    size = (tmp_path / "model.bin").stat().st_size
+    (tmp_path / "model.bin").write_bytes(b"\x00" * size)  # same size, garbage content
+    broken = InstalledModel(tmp_path, tiny_model.manifest)
+    with pytest.raises(ModelCorruptError, match="cannot load the model"):
+        CT2Engine(broken)

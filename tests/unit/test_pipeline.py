@@ -1,0 +1,105 @@
+import threading
+
+from completion.context import extract_context
+from completion.engine import FakeEngine, GenerationParams, StopReason
+from completion.generate import RULE, generate, single_line_stop
+from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.postprocess import clean_single_line
+from completion.prompt import PromptBudget, build_prompt, fit_prefix, fit_suffix
+
+SOURCE = "def add(a, b):\n    return \n\nprint(add(1, 2))\n"
+CURSOR = SOURCE.index("return ") + len("return ")
+
+
+def test_context_splits_at_cursor() -> None:
+    ctx = extract_context(SOURCE, CURSOR)
+    assert ctx.prefix.endswith("    return ")
+    assert ctx.suffix.startswith("\n\nprint")
+    assert ctx.line_prefix == "    return "
+    assert ctx.line_suffix == ""
+
+
+def test_context_clamps_offset_and_windows_huge_text() -> None:
+    huge = "x = 1\n" * 100_000
+    ctx = extract_context(huge, len(huge) + 50)
+    assert ctx.suffix == ""
+    assert len(ctx.prefix) <= 24_000 and ctx.prefix.startswith("x = 1")
+
+
+def test_prompt_is_psm_with_markers() -> None:
+    engine = FakeEngine()
+    prompt = build_prompt(extract_context(SOURCE, CURSOR), engine)
+    text = "".join(chr(i) for i in prompt.ids)
+    assert text == f"\ue000{SOURCE[:CURSOR]}\ue001{SOURCE[CURSOR:]}\ue002"
+
+
+def test_prompt_budget_cuts_at_line_boundaries() -> None:
+    engine = FakeEngine()  # one token per character
+    prefix = "".join(f"line{i}\n" for i in range(100)) + "    return "
+    kept = fit_prefix(engine, prefix, 40)
+    assert kept.endswith("    return ") and len(kept) <= 40
+    assert kept.split("\n")[0].startswith("line")  # whole lines only
+    assert fit_suffix(engine, "ab\ncd\nef\n", 6) == "ab\ncd\n"
+    # a single line longer than the budget keeps the part nearest the cursor
+    assert fit_prefix(engine, "z" * 500 + "END", 10).endswith("END")
+    prompt = build_prompt(extract_context(prefix, len(prefix)), engine, PromptBudget(40, 10))
+    assert len(prompt.ids) <= 40 + 10 + 3
+
+
+def test_single_line_stop_rule() -> None:
+    assert single_line_stop("a + b") is None
+    assert single_line_stop("a + b\n    x") == 5
+    assert single_line_stop("\n    return x\nfoo") == 0  # never leaves the cursor's line
+    assert single_line_stop("x\r\ny") == 1
+
+
+def test_clean_single_line_drops_repeat_of_rest_of_line() -> None:
+    ctx = extract_context("print(\n", len("print("))
+    assert ctx.line_suffix == ""
+    ctx = extract_context("x = foo()\n", len("x = foo("))
+    assert clean_single_line("a, b)", ctx) == "a, b"
+    assert clean_single_line("  \t", ctx) == ""
+    assert clean_single_line(")", ctx) == ""
+    assert clean_single_line("\n    y = 2", ctx) == ""  # cannot break the line in two
+
+
+def test_complete_end_to_end_with_fake_engine() -> None:
+    engine = FakeEngine(default="a + b\n\nprint(add(1, 2))\n")
+    result = complete(engine, CompletionRequest(SOURCE, CURSOR))
+    assert result.text == "a + b"
+    assert result.stop_reason == RULE
+    # the stream was closed at the first newline: the rest was never produced
+    assert engine.produced_tokens <= len("a + b\n") + 1
+    assert set(result.timings_ms) >= {"context", "prompt", "generate", "postprocess", "total"}
+
+
+def test_token_cap_and_end_token() -> None:
+    engine = FakeEngine(default="abcdefghij")
+    capped = complete(engine, CompletionRequest("", 0), CompletionOptions(max_new_tokens=3))
+    assert (capped.text, capped.stop_reason) == ("abc", StopReason.MAX_TOKENS)
+    ended = complete(engine, CompletionRequest("", 0))
+    assert (ended.text, ended.stop_reason) == ("abcdefghij", StopReason.END_TOKEN)
+
+
+def test_cancel_flag_stops_between_tokens() -> None:
+    engine = FakeEngine(default="x" * 1000, step_delay_s=0.001)
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def rule(text: str) -> int | None:
+        seen.append(len(text))
+        if len(text) == 5:
+            cancel.set()
+        return None
+
+    out = generate(engine, [1], GenerationParams(max_new_tokens=1000), rule, cancel)
+    assert out.stop_reason == StopReason.CANCELLED
+    assert out.tokens == 5
+
+
+def test_time_budget_stops_generation() -> None:
+    engine = FakeEngine(default="y" * 1000, step_delay_s=0.01)
+    params = GenerationParams(max_new_tokens=1000, time_budget_s=0.05)
+    out = generate(engine, [1], params, lambda _t: None)
+    assert out.stop_reason == StopReason.TIME_BUDGET
+    assert 1 <= out.tokens < 100
