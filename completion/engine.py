@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +42,87 @@ class StopReason:
     CALLER = "caller"
 
 
+TextStopRule = Callable[[str], int | None]
+"""Given the text of one hypothesis so far, the index to cut it at, or None to go on."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One of n sampled continuations: its ids, its text (cut by the stop rule) and why it ended."""
+
+    ids: list[int]
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The n continuations of one prompt pass, with the pass's timings."""
+
+    hypotheses: list[Hypothesis]
+    first_token_ms: float | None
+    ms: float
+
+
+class _HypothesisTracker:
+    """Applies the shared stop rules to each hypothesis of a batched generation."""
+
+    def __init__(
+        self,
+        n: int,
+        decode: Callable[[Sequence[int]], str],
+        params: GenerationParams,
+        stop_ids: frozenset[int],
+        stop_rule: TextStopRule | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.ids: list[list[int]] = [[] for _ in range(n)]
+        self.text = [""] * n
+        self.reason: list[str | None] = [None] * n
+        self.started = time.monotonic()
+        self.first_token_s: float | None = None
+        self._decode = decode
+        self._params = params
+        self._stop_ids = stop_ids
+        self._stop_rule = stop_rule
+        self._cancel = cancel
+
+    def feed(self, i: int, token: int) -> bool:
+        """Record one token of hypothesis `i`; True once that hypothesis is finished."""
+        now = time.monotonic()
+        if self.first_token_s is None:
+            self.first_token_s = now - self.started
+        if self.reason[i] is not None:
+            return True
+        if self._cancel is not None and self._cancel.is_set():
+            self.reason[i] = StopReason.CANCELLED
+        elif token in self._stop_ids:
+            self.reason[i] = StopReason.END_TOKEN
+        else:
+            self.ids[i].append(token)
+            self.text[i] = self._decode(self.ids[i])
+            cut = self._stop_rule(self.text[i]) if self._stop_rule is not None else None
+            if cut is not None:
+                self.text[i], self.reason[i] = self.text[i][:cut], "stop_rule"
+            elif len(self.ids[i]) >= self._params.max_new_tokens:
+                self.reason[i] = StopReason.MAX_TOKENS
+            elif (
+                self._params.time_budget_s is not None
+                and now - self.started > self._params.time_budget_s
+            ):
+                self.reason[i] = StopReason.TIME_BUDGET
+        return self.reason[i] is not None
+
+    def result(self) -> Samples:
+        """The hypotheses as they stand (unfinished ones ended by the engine)."""
+        hyps = [
+            Hypothesis(ids, text, reason or StopReason.END_TOKEN)
+            for ids, text, reason in zip(self.ids, self.text, self.reason, strict=True)
+        ]
+        first = None if self.first_token_s is None else self.first_token_s * 1000
+        return Samples(hyps, first, (time.monotonic() - self.started) * 1000)
+
+
 class Stream:
     """Token ids as they are generated, with the stop rules every engine shares applied.
 
@@ -63,7 +144,7 @@ class Stream:
 
     def _apply_rules(
         self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
-    ) -> Iterator[int]:
+    ) -> Generator[int, None, None]:
         started = time.monotonic()
         count = 0
         for token in self._raw:
@@ -124,6 +205,21 @@ class Engine(Protocol):
         cancel: threading.Event | None = None,
     ) -> Stream:
         """Start generating after `prompt_ids`."""
+        ...
+
+    def sample(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        n: int,
+        stop_rule: TextStopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Samples:
+        """`n` continuations of `prompt_ids`, sharing one prompt pass where the engine can.
+
+        Each hypothesis obeys the same rules as `stream` (stop tokens, token cap, time
+        budget, cancel) and, when given, the text `stop_rule`.
+        """
         ...
 
 
@@ -217,6 +313,44 @@ class CT2Engine:
         ids = (step.token_id for step in raw)
         return Stream(_closing(ids, raw), params, self._stop_ids, cancel)
 
+    def sample(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        n: int,
+        stop_rule: TextStopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Samples:
+        """`n` hypotheses from one `generate_batch` call: the prompt is encoded once.
+
+        Greedy decoding (temperature 0) gives n identical hypotheses; sampling uses the
+        temperature and top-p of `params`. Decoding stops once every hypothesis is done.
+        """
+        tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
+        tracker = _HypothesisTracker(n, self.decode, params, self._stop_ids, stop_rule, cancel)
+        kwargs: dict[str, Any] = {
+            "max_length": params.max_new_tokens,
+            "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,
+            "num_hypotheses": n,
+            "include_prompt_in_result": False,
+        }
+        if params.temperature > 0:
+            kwargs.update(
+                sampling_topk=0,
+                sampling_topp=params.top_p,
+                sampling_temperature=params.temperature,
+            )
+        else:
+            kwargs.update(sampling_topk=1, beam_size=1)
+        if params.seed is not None:
+            kwargs["random_seed"] = params.seed
+
+        def callback(step: Any) -> bool:
+            return tracker.feed(step.hypothesis_id, step.token_id)
+
+        self._generator.generate_batch([tokens], callback=callback, **kwargs)
+        return tracker.result()
+
 
 def _closing(ids: Iterator[int], raw: Any) -> Iterator[int]:
     """Yield from `ids`; closing this iterator closes CTranslate2's stream too."""
@@ -251,6 +385,8 @@ class FakeEngine:
         self.prompts: list[str] = []
         self.produced_tokens = 0
         self._eos = 0xE00F
+        # For `sample`: a prompt key -> the outputs of hypotheses 0, 1, ... (cycled).
+        self.variants: dict[str, list[str]] = {}
 
     def encode(self, text: str) -> list[int]:
         """One id per code point."""
@@ -284,6 +420,35 @@ class FakeEngine:
             yield self._eos
 
         return Stream(produce(), params, frozenset({self._eos}), cancel)
+
+    def sample(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        n: int,
+        stop_rule: TextStopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Samples:
+        """`n` scripted hypotheses (from `variants`, else the script) after one prompt pass."""
+        prompt = "".join(chr(i) for i in prompt_ids)
+        self.prompts.append(prompt)
+        single = next((v for k, v in self.script.items() if k in prompt), self.default)
+        outputs = next((v for k, v in self.variants.items() if k in prompt), [single])
+        tracker = _HypothesisTracker(
+            n, self.decode, params, frozenset({self._eos}), stop_rule, cancel
+        )
+        time.sleep(self.prompt_delay_s)
+        pending = [[ord(c) for c in outputs[i % len(outputs)]] + [self._eos] for i in range(n)]
+        for step in range(max((len(p) for p in pending), default=0)):
+            time.sleep(self.step_delay_s)
+            done = True
+            for i, ids in enumerate(pending):
+                if step < len(ids) and not tracker.feed(i, ids[step]):
+                    self.produced_tokens += 1
+                    done = False
+            if done:
+                break
+        return tracker.result()
 
 
 def load_engine(model: InstalledModel, options: EngineOptions | None = None) -> CT2Engine:

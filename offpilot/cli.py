@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the server and ask it for completions")
     _add_model_flags(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    from eval.cli import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

