@@ -4,7 +4,8 @@ A task is a hole in a program: `prompt` (code before it), `suffix` (code after i
 reference `canonical_solution`, and a `test`. Two kinds of test exist:
 
 - HumanEval style (the default): `test` defines `check(candidate)`; the program run is
-  `prompt + completion + suffix + NL + test + NL + f"check({entry_point})"`.
+  `prompt + completion + suffix + NL + test + NL + f"check({entry_point})"` (see `filled`
+  for how a completion goes into a whole-line hole).
 - Project style (from `offpilot eval make-tasks`): the task also names `project` (a
   directory), `path` (the file in it that holds the hole); the project is copied into the
   sandbox, the filled-in file written over `path`, and `test` (a driver script that runs the
@@ -131,19 +132,39 @@ def select(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
     return [tasks[i] for i in chosen]
 
 
+def whole_lines(task: Task) -> bool:
+    """True when the hole is whole lines (it starts a line and its reference ends one)."""
+    starts_line = task.prompt == "" or task.prompt.endswith("\n")
+    return starts_line and task.canonical_solution.endswith("\n")
+
+
+def document(task: Task) -> tuple[str, int]:
+    """What the editor holds when the user is about to fill the hole, and the cursor offset.
+
+    A whole-line hole is an empty line the user has opened between prompt and suffix; any
+    other hole (a span inside a line) is the cursor between prompt and suffix.
+    """
+    if whole_lines(task):
+        return task.prompt + "\n" + task.suffix, len(task.prompt)
+    return task.prompt + task.suffix, len(task.prompt)
+
+
+def filled(task: Task, completion: str) -> str:
+    """The file with the completion inserted at the cursor, as the editor would produce it.
+
+    For a whole-line hole a completion's own final line break merges with the empty line's,
+    so that the reference filling gives exactly `prompt + canonical_solution + suffix`.
+    """
+    if whole_lines(task):
+        return task.prompt + completion.removesuffix("\n") + "\n" + task.suffix
+    return task.prompt + completion + task.suffix
+
+
 def program(task: Task, completion: str) -> str:
     """The Python program whose clean exit means the completion passes."""
     if task.project is not None:
         return task.test
-    return (
-        task.prompt
-        + completion
-        + task.suffix
-        + "\n"
-        + task.test
-        + "\n"
-        + f"check({task.entry_point})\n"
-    )
+    return filled(task, completion) + "\n" + task.test + "\n" + f"check({task.entry_point})\n"
 
 
 def setup_for(task: Task, completion: str) -> Any:
@@ -161,6 +182,6 @@ def setup_for(task: Task, completion: str) -> Any:
             symlinks=True,
             ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".tox", ".nox"),
         )
-        (dest / rel).write_text(task.prompt + completion + task.suffix, encoding="utf-8")
+        (dest / rel).write_text(filled(task, completion), encoding="utf-8")
 
     return setup

@@ -152,9 +152,10 @@ def _check_settings(out: Path, settings: RunSettings) -> None:
 
 
 def request_for(task: data.Task) -> CompletionRequest:
-    """The editor request for a task: the whole file, cursor at the hole."""
+    """The editor request for a task: the whole file, cursor at the hole (`data.document`)."""
     name = task.path or (task.task_id.replace("/", "_") + ".py")
-    return CompletionRequest(task.prompt + task.suffix, len(task.prompt), "python", name)
+    text, offset = data.document(task)
+    return CompletionRequest(text, offset, "python", name)
 
 
 def generate_for(

@@ -52,8 +52,10 @@ def fake(right: int = 4, **kwargs: float) -> FakeEngine:
 def test_request_is_the_whole_file_with_the_cursor_at_the_hole() -> None:
     task = data.Task.from_json(TASKS[0])
     req = request_for(task)
-    assert req.text == task.prompt + task.suffix
+    assert req.text == task.prompt + "\n" + task.suffix  # the user opened an empty line
     assert req.offset == len(task.prompt)
+    span = data.Task.from_json({**TASKS[0], "prompt": "x = (", "canonical_solution": "1"})
+    assert request_for(span).text == "x = (" + span.suffix
     assert req.language == "python"
 
 
