@@ -327,11 +327,13 @@ class CT2Engine:
         temperature and top-p of `params`. Decoding stops once every hypothesis is done.
         """
         tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
-        tracker = _HypothesisTracker(n, self.decode, params, self._stop_ids, stop_rule, cancel)
+        greedy = params.temperature <= 0
+        count = 1 if greedy else n  # greedy hypotheses are all the same: decode one
+        tracker = _HypothesisTracker(count, self.decode, params, self._stop_ids, stop_rule, cancel)
         kwargs: dict[str, Any] = {
             "max_length": params.max_new_tokens,
             "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,
-            "num_hypotheses": n,
+            "num_hypotheses": count,
             "include_prompt_in_result": False,
         }
         if params.temperature > 0:
@@ -342,14 +344,19 @@ class CT2Engine:
             )
         else:
             kwargs.update(sampling_topk=1, beam_size=1)
-        if params.seed is not None:
-            kwargs["random_seed"] = params.seed
+        if params.seed is not None and not greedy:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(params.seed)
 
         def callback(step: Any) -> bool:
             return tracker.feed(step.hypothesis_id, step.token_id)
 
         self._generator.generate_batch([tokens], callback=callback, **kwargs)
-        return tracker.result()
+        result = tracker.result()
+        if greedy and n > 1:
+            return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
+        return result
 
 
 def _closing(ids: Iterator[int], raw: Any) -> Iterator[int]:

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -265,6 +266,7 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+_uid_lock = threading.Lock()
 _uid_counter = 0
 
 
@@ -272,8 +274,9 @@ def _pick_uid() -> int:
     """A uid owned by no account and not used by a running process."""
     global _uid_counter
     while True:
-        _uid_counter += 1
-        uid = _UID_BASE + (os.getpid() % 10_000) * 100 + _uid_counter % 100
+        with _uid_lock:
+            _uid_counter += 1
+            uid = _UID_BASE + (os.getpid() % 10_000) * 100 + _uid_counter % 100
         if not _uid_processes(uid):
             return uid
 

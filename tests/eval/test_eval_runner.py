@@ -207,6 +207,11 @@ def test_tiny_model_run(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-
     assert summary["samples"] == 6 and "pass@3" in summary
     records = read_samples(tmp_path / "sampled")
     assert all(r["tokens_out"] <= sampled.max_new_tokens for r in records)
+    # greedy with n > 1 decodes once and repeats the one answer
+    task = data.load_suite("humaneval-single-line")[0]
+    greedy = complete_samples(engine, request_for(task), CompletionOptions(), 3)
+    assert len({r.text for r in greedy}) == 1
+    assert greedy[0].text == complete(engine, request_for(task), CompletionOptions()).text
 
 
 @pytest.mark.real_model
