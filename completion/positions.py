@@ -6,45 +6,42 @@ past the end of a line or of the document are clamped, never an error.
 
 from __future__ import annotations
 
+import re
+
 
 def _utf16_len(ch: str) -> int:
     return 2 if ord(ch) > 0xFFFF else 1
 
 
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def line_starts(text: str) -> list[int]:
     """Code-point offsets where each line begins (LF, CRLF and CR end lines)."""
-    starts = [0]
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\r" and i + 1 < n and text[i + 1] == "\n":
-            i += 1
-            starts.append(i + 1)
-        elif ch in "\r\n":
-            starts.append(i + 1)
-        i += 1
-    return starts
+    return [0, *(m.end() for m in _BREAK.finditer(text))]
 
 
-def _line_end(text: str, start: int, next_start: int) -> int:
-    """End of a line's content (before its line break)."""
-    end = next_start
-    if end > start and text[end - 1] == "\n":
-        end -= 1
-    if end > start and text[end - 1] == "\r":
-        end -= 1
-    return end
+def _line_span(text: str, line: int) -> tuple[int, int] | None:
+    """(start, end of content) of a line, or None past the last line; scans only up to it."""
+    start = 0
+    breaks = _BREAK.finditer(text)
+    for _ in range(line):
+        m = next(breaks, None)
+        if m is None:
+            return None
+        start = m.end()
+    m = next(breaks, None)
+    return start, len(text) if m is None else m.start()
 
 
 def offset_at(text: str, line: int, character: int, encoding: str = "utf-16") -> int:
     """Code-point offset of an LSP position (clamped to the document)."""
-    starts = line_starts(text)
     if line < 0:
         return 0
-    if line >= len(starts):
+    span = _line_span(text, line)
+    if span is None:
         return len(text)
-    start = starts[line]
-    end = _line_end(text, start, starts[line + 1] if line + 1 < len(starts) else len(text))
+    start, end = span
     if encoding == "utf-32":
         return min(start + max(character, 0), end)
     units = 0

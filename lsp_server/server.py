@@ -1,35 +1,48 @@
-"""The offpilot language server: `textDocument/inlineCompletion` over a local model.
+"""The offpilot language server: LSP 3.18 `textDocument/inlineCompletion` over a local model.
 
-Handlers only translate between LSP and plain Python and call `completion.pipeline.complete`.
-The model loads in a background thread after `initialized`; generation runs in a worker thread
-so the event loop never blocks, one generation at a time; cancellation sets a flag the engine
-checks between tokens.
+Handlers only translate between LSP and plain Python: they convert positions once, call the
+`Completer` (cache, reuse, debounce, one generation at a time, cancellation) and convert back.
+The model loads in a background thread after `initialized`, reported with `$/progress` and
+`offpilot/status` notifications.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import itertools
 import logging
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from completion.engine import Engine, EngineOptions, load_engine
 from completion.model_store import ModelError, locate
-from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
 from completion.positions import offset_at
+from lsp_server.completer import Completer, Snapshot
+from lsp_server.config import ServerConfig, parse_config
+from lsp_server.stats import Stats
 
 log = logging.getLogger("offpilot.server")
 
-STATUS_METHOD = "offpilot/status"
-LANGUAGES = {"python"}
+STATUS = "offpilot/status"
+CUSTOM_INLINE = "offpilot/inlineCompletion"
+DID_SHOW = "offpilot/didShowCompletion"
+DID_ACCEPT = "offpilot/didAcceptCompletion"
+DID_REJECT = "offpilot/didRejectCompletion"
+CMD_STATS = "offpilot.stats"
+CMD_TOGGLE = "offpilot.toggle"
 
 
 @dataclass
@@ -38,60 +51,150 @@ class ServerSettings:
 
     model: str | None = None
     cache_dir: str | None = None
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    completion: CompletionOptions = field(default_factory=CompletionOptions)
+    config: ServerConfig = field(default_factory=ServerConfig)
+
+
+class OffpilotProtocol(LanguageServerProtocol):
+    """pygls' protocol, hardened: a request it cannot parse gets an error reply, not silence."""
+
+    def structure_message(self, data: Any) -> Any:
+        """Parse a message; a request with bad params is answered with its JSON-RPC error."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                log.warning("bad %s request %r: %s", data["method"], data["id"], exc)
+                self._send_response(data["id"], error=exc.to_response_error())
+            return None
+
+    def handle_message(self, message: Any) -> None:
+        """Ignore what is not a JSON-RPC message (after one log line)."""
+        if not hasattr(message, "jsonrpc"):
+            if message is not None:
+                log.warning("ignoring a message that is not JSON-RPC: %.200r", message)
+            return
+        super().handle_message(message)
 
 
 class OffpilotServer(LanguageServer):
-    """A pygls server that owns the engine and the in-flight generations."""
+    """A pygls server that owns the engine, the completer and local statistics."""
 
     def __init__(self, settings: ServerSettings, engine: Engine | None = None) -> None:
-        super().__init__("offpilot", "0.1.0")
+        super().__init__("offpilot", "0.1.0", protocol_cls=OffpilotProtocol)
         self.settings = settings
+        self.config = settings.config
         self.engine_future: Future[Engine] = Future()
         if engine is not None:
             self.engine_future.set_result(engine)
-        self.generation_lock = threading.Lock()
-        self.in_flight: dict[str, threading.Event] = {}
+        self.completer = Completer(self.config, on_busy=self._on_busy)
+        self.stats = Stats()
         self.request_ids = itertools.count(1)
+        self.state = "loading"
+        self._loaded_with: tuple[str | None, int] | None = None
 
+    # -- model -----------------------------------------------------------------------------
     def start_loading(self) -> None:
-        """Load the model in a background thread (once)."""
-        if self.engine_future.done() or self.engine_future.running():
+        """(Re)load the model in a background thread if the settings call for another one."""
+        wanted = (self.config.model or self.settings.model, self.config.threads)
+        if self._loaded_with == wanted:
             return
+        if self._loaded_with is not None:
+            self.engine_future = Future()
+        self._loaded_with = wanted
         self.engine_future.set_running_or_notify_cancel()
+        future = self.engine_future
         self.send_status("loading")
-        threading.Thread(target=self._load, name="offpilot-model-load", daemon=True).start()
+        token = self._progress_begin()
+        threading.Thread(
+            target=self._load, args=(future, wanted, token), name="offpilot-model-load", daemon=True
+        ).start()
 
-    def _load(self) -> None:
+    def _load(
+        self, future: Future[Engine], wanted: tuple[str | None, int], token: str | None
+    ) -> None:
         started = time.monotonic()
+        model_name, threads = wanted
         try:
-            model = locate(self.settings.model, self.settings.cache_dir)
-            engine = load_engine(model, self.settings.engine)
+            model = locate(model_name, self.settings.cache_dir)
+            engine = load_engine(model, EngineOptions(threads=threads))
         except ModelError as exc:
             log.error("model unavailable: %s", exc)
-            self.engine_future.set_exception(exc)
+            future.set_exception(exc)
+            self._progress_end(token, "model unavailable")
             self.send_status("error", str(exc))
             self.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Error, message=f"offpilot: {exc}")
             )
             return
-        log.info("model %s ready in %.2f s", engine.name, time.monotonic() - started)
-        self.engine_future.set_result(engine)
-        self.send_status("ready")
+        seconds = time.monotonic() - started
+        log.info(
+            "model %s ready in %.2f s (load %.2f s, warm-up %.2f s)",
+            engine.name, seconds, engine.load_seconds, engine.warmup_seconds,
+        )  # fmt: skip
+        future.set_result(engine)
+        self._progress_end(token, f"{engine.name} ready in {seconds:.1f} s")
+        self.send_status("ready" if self.config.enable else "disabled")
 
+    def _progress_begin(self) -> str | None:
+        caps = self.client_capabilities.window if self.client_capabilities else None
+        if not (caps and caps.work_done_progress):
+            return None
+        token = f"offpilot-load-{uuid.uuid4().hex[:8]}"
+        self.work_done_progress.create(token)
+        self.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title="offpilot", message="loading the model")
+        )
+        return token
+
+    def _progress_end(self, token: str | None, message: str) -> None:
+        if token is not None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+    def quiesce(self, timeout_s: float = 60.0) -> None:
+        """Before exit: stop generations and let a model load finish.
+
+        Native CTranslate2 threads must not be running while the interpreter shuts down.
+        """
+        self.completer.cancel_all()
+        with contextlib.suppress(Exception):
+            self.engine_future.exception(timeout=timeout_s)
+        if self.completer.generation_lock.acquire(timeout=timeout_s):
+            self.completer.generation_lock.release()
+
+    # -- status ----------------------------------------------------------------------------
     def send_status(self, state: str, message: str = "") -> None:
-        """Tell the client what the server is doing (loading, ready, busy, error)."""
-        self.protocol.notify(STATUS_METHOD, {"state": state, "message": message})
+        """Tell the client what the server is doing: loading, ready, busy, error, disabled."""
+        self.state = state
+        self.protocol.notify(STATUS, {"state": state, "message": message})
 
-    def run_completion(
-        self, request: CompletionRequest, engine: Engine, cancel: threading.Event
-    ) -> CompletionResult:
-        """Run the pipeline in a worker thread, one generation at a time."""
-        with self.generation_lock:
-            if cancel.is_set():
-                return CompletionResult("", "cancelled")
-            return complete(engine, request, self.settings.completion, cancel)
+    def _on_busy(self, busy: bool) -> None:
+        """Called from the generation thread; notifications are thread-safe in pygls."""
+        if self.state in ("ready", "busy"):
+            self.send_status("busy" if busy else "ready")
+
+    # -- configuration ---------------------------------------------------------------------
+    def apply_config(self, raw: Any) -> None:
+        """Take new settings; bad values warn and keep their defaults."""
+        config, warnings = parse_config(raw, self.config)
+        for warning in warnings:
+            log.warning(warning)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=warning)
+            )
+        if config != self.config:
+            self.completer.cache.clear()
+        self.config = self.completer.config = config
+        if self.engine_future.done() and not self.engine_future.exception():
+            self.send_status("ready" if config.enable else "disabled")
+
+
+def _plain(obj: Any) -> Any:
+    """Turn pygls' parsed params of a custom method -> plain dicts and lists."""
+    if hasattr(obj, "_asdict"):
+        return {k: _plain(v) for k, v in obj._asdict().items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def create_server(
@@ -100,9 +203,27 @@ def create_server(
     """Build the server and register its handlers."""
     server = OffpilotServer(settings or ServerSettings(), engine)
 
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: OffpilotServer, params: types.InitializeParams) -> None:
+        ls.apply_config(params.initialization_options)
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls: OffpilotServer, _params: None) -> None:
+        ls.quiesce()
+
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: OffpilotServer, _params: types.InitializedParams) -> None:
         ls.start_loading()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(ls: OffpilotServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.apply_config(params.settings)
+        if ls._loaded_with is not None:
+            ls.start_loading()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: OffpilotServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.completer.forget(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -110,13 +231,53 @@ def create_server(
     ) -> types.InlineCompletionList:
         return await handle_inline_completion(ls, params)
 
+    @server.feature(CUSTOM_INLINE)
+    async def custom_inline_completion(
+        ls: OffpilotServer, params: Any
+    ) -> types.InlineCompletionList:
+        try:
+            parsed = ls.protocol._converter.structure(_plain(params), types.InlineCompletionParams)
+        except Exception as exc:  # malformed params: empty answer, one log line
+            log.warning("%s: bad params (%s)", CUSTOM_INLINE, exc)
+            return types.InlineCompletionList(items=[])
+        return await handle_inline_completion(ls, parsed)
+
+    def on_event(event: str) -> Any:
+        def handler(ls: OffpilotServer, params: Any) -> None:
+            p = _plain(params) if params is not None else {}
+            p = p if isinstance(p, dict) else {}
+            language = p.get("languageId") or _language_of(ls, p.get("uri")) or "unknown"
+            length = p.get("acceptedLength", p.get("length", len(p.get("text") or "")))
+            ls.stats.record(event, str(language), length if isinstance(length, int) else 0)
+
+        return handler
+
+    server.feature(DID_SHOW)(on_event("shown"))
+    server.feature(DID_ACCEPT)(on_event("accepted"))
+    server.feature(DID_REJECT)(on_event("rejected"))
+
+    @server.command(CMD_STATS)
+    def stats_command(ls: OffpilotServer, *_args: Any) -> dict[str, Any]:
+        cache = ls.completer.cache
+        return {**ls.stats.summary(), "cache": {"hits": cache.hits, "misses": cache.misses}}
+
+    @server.command(CMD_TOGGLE)
+    def toggle_command(ls: OffpilotServer, *_args: Any) -> dict[str, bool]:
+        ls.apply_config({"enable": not ls.config.enable})
+        return {"enabled": ls.config.enable}
+
     return server
+
+
+def _language_of(ls: OffpilotServer, uri: Any) -> str | None:
+    doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    return doc.language_id if doc is not None else None
 
 
 async def handle_inline_completion(
     ls: OffpilotServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
-    """Document + position -> pipeline -> one inline item (or none)."""
+    """Document + position -> completer -> one inline item (or none)."""
     rid = next(ls.request_ids)
     empty = types.InlineCompletionList(items=[])
     uri = params.text_document.uri
@@ -124,43 +285,34 @@ async def handle_inline_completion(
     if doc is None:
         log.info("req %d: %s is not open", rid, uri)
         return empty
-    if doc.language_id and doc.language_id not in LANGUAGES:
-        return empty
     encoding = str(getattr(ls.workspace.position_encoding, "value", "utf-16"))
+    t0 = time.monotonic()
     text = doc.source
     offset = offset_at(text, params.position.line, params.position.character, encoding)
+    snap = Snapshot(uri, text, offset, doc.language_id or "plaintext", doc.path)
+    convert_ms = (time.monotonic() - t0) * 1000
     try:
-        engine = await asyncio.wrap_future(ls.engine_future)
-    except ModelError:
-        return empty
-    if previous := ls.in_flight.get(uri):
-        previous.set()  # a newer request for this document supersedes the one in flight
-    cancel = threading.Event()
-    ls.in_flight[uri] = cancel
-    request = CompletionRequest(text, offset, doc.language_id or "python", doc.path)
-    try:
-        result = await asyncio.to_thread(ls.run_completion, request, engine, cancel)
+        outcome = await ls.completer.complete(snap, ls.engine_future)
     except asyncio.CancelledError:
-        cancel.set()
         log.info("req %d: cancelled", rid)
         raise
+    except ModelError:
+        return empty
     except Exception:
         log.exception("req %d: completion failed", rid)
         return empty
-    finally:
-        if ls.in_flight.get(uri) is cancel:
-            del ls.in_flight[uri]
-    stages = " ".join(f"{k}={v:.0f}ms" for k, v in result.timings_ms.items())
+    stages = " ".join(f"{k}={v:.0f}ms" for k, v in outcome.timings_ms.items())
     log.info(
-        "req %d: %s:%d:%d %d prompt tokens, %d new, stop=%s %s -> %r",
-        rid, uri, params.position.line, params.position.character,
-        result.prompt_tokens, result.generated_tokens, result.stop_reason, stages, result.text,
+        "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s -> %r",
+        rid, uri, params.position.line, params.position.character, outcome.source,
+        outcome.stop_reason, convert_ms,
+        stages, outcome.text,
     )  # fmt: skip
-    if not result.text or cancel.is_set():
+    if not outcome.text:
         return empty
     at = types.Range(start=params.position, end=params.position)
     return types.InlineCompletionList(
-        items=[types.InlineCompletionItem(insert_text=result.text, range=at)]
+        items=[types.InlineCompletionItem(insert_text=outcome.text, range=at)]
     )
 
 
@@ -180,6 +332,7 @@ def run_server(args: argparse.Namespace) -> int:
     """`offpilot serve`: stdio by default, or `--tcp HOST:PORT`."""
     configure_logging(args.log_level, args.log_file)
     server = create_server(ServerSettings(model=args.model, cache_dir=args.cache_dir))
+    atexit.register(server.quiesce, 30.0)  # also when the client exits without shutdown
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))

@@ -65,6 +65,13 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     return complete_file(args)
 
 
+def _cmd_stats(_args: argparse.Namespace) -> int:
+    from lsp_server.stats import Stats, format_summary
+
+    print(format_summary(Stats().summary()))  # noqa: T201
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from offpilot.demo import run_demo
 
@@ -110,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("column", type=int, help="0-based UTF-16 column")
     _add_model_flags(comp)
     comp.set_defaults(func=_cmd_complete)
+
+    stats = sub.add_parser("stats", help="show local acceptance statistics")
+    stats.set_defaults(func=_cmd_stats)
 
     demo = sub.add_parser("demo", help="start the server and ask it for completions")
     _add_model_flags(demo)

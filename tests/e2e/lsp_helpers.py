@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -9,10 +10,24 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 
-async def start_server(*args: str, editor: str = "visual-studio-code") -> LanguageClient:
+async def start_server(
+    *args: str,
+    editor: str = "visual-studio-code",
+    init_options: Any = None,
+    env: dict[str, str] | None = None,
+) -> LanguageClient:
     """Spawn the server, record its status notifications, run the handshake."""
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "offpilot.cli", "serve", "--log-level", "INFO", *args]
+        server_command=[
+            sys.executable,
+            "-m",
+            "offpilot.cli",
+            "serve",
+            "--log-level",
+            "INFO",
+            *args,
+        ],
+        server_env={**os.environ, **(env or {})},
     )
     client = await config.start()
     client.statuses: list[dict[str, Any]] = []  # type: ignore[attr-defined,misc]
@@ -22,7 +37,9 @@ async def start_server(*args: str, editor: str = "visual-studio-code") -> Langua
         client.statuses.append({"state": params.state, "message": params.message})  # type: ignore[attr-defined]
 
     client.init_result = await client.initialize_session(  # type: ignore[attr-defined]
-        types.InitializeParams(capabilities=client_capabilities(editor))
+        types.InitializeParams(
+            capabilities=client_capabilities(editor), initialization_options=init_options
+        )
     )
     return client
 
@@ -49,3 +66,26 @@ async def ask(client: LanguageClient, uri: str, line: int, character: int) -> li
     )
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+
+
+def change(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    line: int,
+    char: int,
+    text: str,
+    end: tuple[int, int] | None = None,
+) -> None:
+    """An incremental edit: replace (line, char)..end with `text`."""
+    stop = types.Position(*(end or (line, char)))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(line, char), stop), text=text
+                )
+            ],
+        )
+    )

@@ -1,0 +1,159 @@
+"""The server's request flow around the pipeline.
+
+Cache, in-flight reuse, debounce, supersession and cancellation. Protocol-free: it takes
+plain snapshots and returns text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from completion.engine import Engine
+from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
+from lsp_server.cache import CompletionCache, CursorKey, typed_since
+from lsp_server.config import ServerConfig
+
+log = logging.getLogger("offpilot.completer")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A document's text and the cursor, as the pipeline sees them."""
+
+    uri: str
+    text: str
+    offset: int
+    language: str
+    path: str | None = None
+
+
+@dataclass
+class Outcome:
+    """The text to show and where it came from (for logs and benchmarks)."""
+
+    text: str
+    source: str  # model | cache | reused | superseded | disabled | error | cancelled
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    stop_reason: str = ""
+
+
+@dataclass
+class _InFlight:
+    key: CursorKey
+    cancel: threading.Event
+    result: asyncio.Future[CompletionResult]
+
+
+def completion_options(config: ServerConfig) -> CompletionOptions:
+    """Pipeline options from the user's settings."""
+    return CompletionOptions(
+        max_new_tokens=config.max_tokens,
+        time_budget_s=config.time_budget_ms / 1000,
+        prefix_tokens=config.prefix_tokens,
+        suffix_tokens=config.suffix_tokens,
+    )
+
+
+class Completer:
+    """Serves completions for many documents from one engine, one generation at a time."""
+
+    def __init__(self, config: ServerConfig, on_busy: Callable[[bool], None] | None = None) -> None:
+        self.config = config
+        self.cache = CompletionCache()
+        self.generation_lock = threading.Lock()
+        self._in_flight: dict[str, _InFlight] = {}
+        self._latest: dict[str, int] = {}
+        self._seq = itertools.count(1)
+        self._on_busy = on_busy or (lambda _busy: None)
+
+    def _run(
+        self, engine: Engine, request: CompletionRequest, cancel: threading.Event
+    ) -> CompletionResult:
+        with self.generation_lock:
+            if cancel.is_set():
+                return CompletionResult("", "cancelled")
+            self._on_busy(True)
+            try:
+                return complete(engine, request, completion_options(self.config), cancel)
+            finally:
+                self._on_busy(False)
+
+    async def complete(self, snap: Snapshot, engine_future: Future[Engine]) -> Outcome:
+        """The completion to show at a cursor, or an empty outcome."""
+        if not self.config.language_enabled(snap.language):
+            return Outcome("", "disabled")
+        if "\x00" in snap.text[max(0, snap.offset - 4096) : snap.offset + 4096]:
+            return Outcome("", "binary")
+        key = CursorKey.at(snap.uri, snap.text, snap.offset)
+        t0 = time.monotonic()
+        cached = self.cache.get(key)
+        if cached is not None:
+            return Outcome(cached, "cache", {"total": (time.monotonic() - t0) * 1000})
+
+        seq = next(self._seq)
+        self._latest[snap.uri] = seq
+        reused = await self._reuse_in_flight(key)
+        if reused is not None:
+            return reused
+        if self.config.debounce_ms:
+            await asyncio.sleep(self.config.debounce_ms / 1000)
+            if self._latest.get(snap.uri) != seq:
+                return Outcome("", "superseded")
+        engine = await asyncio.wrap_future(engine_future)
+        if previous := self._in_flight.get(snap.uri):
+            previous.cancel.set()  # a newer request for this document supersedes it
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        request = CompletionRequest(snap.text, snap.offset, snap.language, snap.path)
+        task = loop.run_in_executor(None, self._run, engine, request, cancel)
+        flight = _InFlight(key, cancel, task)
+        self._in_flight[snap.uri] = flight
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancel.set()  # $/cancelRequest: the engine stops within one decode step
+            raise
+        finally:
+            if self._in_flight.get(snap.uri) is flight:
+                del self._in_flight[snap.uri]
+        if cancel.is_set() or result.stop_reason == "cancelled":
+            return Outcome("", "cancelled", result.timings_ms)
+        self.cache.put(key, result.text)
+        return Outcome(result.text, "model", result.timings_ms, result.stop_reason)
+
+    async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
+        """Wait for a generation in flight whose output may still match what was typed."""
+        flight = self._in_flight.get(key.uri)
+        if flight is None or flight.cancel.is_set():
+            return None
+        typed = typed_since(flight.key, key)
+        if typed is None:
+            return None
+        try:
+            result = await asyncio.shield(flight.result)
+        except Exception:  # the other request's failure is not ours: generate afresh
+            return None
+        if result.stop_reason == "cancelled" or not result.text.startswith(typed):
+            return None
+        self.cache.put(flight.key, result.text)
+        rest = result.text[len(typed) :]
+        return Outcome(rest, "reused", result.timings_ms) if rest else None
+
+    def cancel_all(self) -> None:
+        """Stop every generation in flight."""
+        for flight in self._in_flight.values():
+            flight.cancel.set()
+
+    def forget(self, uri: str) -> None:
+        """A document was closed."""
+        self.cache.forget(uri)
+        self._latest.pop(uri, None)
+        if flight := self._in_flight.pop(uri, None):
+            flight.cancel.set()

@@ -1,0 +1,114 @@
+"""Client-facing settings.
+
+Parsed once from `initializationOptions` or `workspace/didChangeConfiguration`; a bad value
+warns and keeps the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# camelCase names editors send -> field names
+_ALIASES = {
+    "maxTokens": "max_tokens",
+    "debounceMs": "debounce_ms",
+    "contextTokens": "context_tokens",
+    "multiLine": "multiline",
+    "multiline": "multiline",
+    "timeBudgetMs": "time_budget_ms",
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a user can configure at run time."""
+
+    enable: bool = True
+    languages: dict[str, bool] = field(default_factory=dict)  # per-language enable
+    model: str | None = None
+    max_tokens: int = 48
+    multiline: bool = False
+    debounce_ms: int = 40
+    context_tokens: int = 512  # prompt budget, split 3:1 between prefix and suffix
+    time_budget_ms: int = 2000
+    threads: int = 0  # 0: all cores
+
+    def language_enabled(self, language: str) -> bool:
+        """Whether completions are wanted for this language id."""
+        return self.enable and self.languages.get(language, self.languages.get("*", True))
+
+    @property
+    def prefix_tokens(self) -> int:
+        """The prefix's share of the context budget."""
+        return self.context_tokens * 3 // 4
+
+    @property
+    def suffix_tokens(self) -> int:
+        """The suffix's share of the context budget."""
+        return self.context_tokens - self.prefix_tokens
+
+
+_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_tokens": (1, 512),
+    "debounce_ms": (0, 5000),
+    "context_tokens": (32, 8192),
+    "time_budget_ms": (50, 60_000),
+    "threads": (0, 256),
+}
+
+
+def _check(name: str, value: Any, default: Any) -> Any:
+    """The value if it fits the field's type and bounds; raises ValueError otherwise."""
+    if isinstance(default, bool) or name in ("enable", "multiline"):
+        if not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+    if name in _BOUNDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("expected an integer")
+        lo, hi = _BOUNDS[name]
+        if not lo <= value <= hi:
+            raise ValueError(f"expected {lo}..{hi}")
+        return value
+    if name == "model":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError("expected a model name or path")
+        return value
+    if name == "languages":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+        ):
+            raise ValueError('expected a map of language id to true/false, e.g. {"python": true}')
+        return dict(value)
+    raise ValueError("unknown setting")
+
+
+def parse_config(raw: Any, base: ServerConfig | None = None) -> tuple[ServerConfig, list[str]]:
+    """Apply settings from a client onto `base`; returns the config and warnings for bad ones.
+
+    Accepts the settings object itself or one nested under an `offpilot` key.
+    """
+    base = base or ServerConfig()
+    if raw is None:
+        return base, []
+    if isinstance(raw, dict) and isinstance(raw.get("offpilot"), dict):
+        raw = raw["offpilot"]
+    if not isinstance(raw, dict):
+        return base, [f"offpilot settings should be an object, got {type(raw).__name__}; ignored"]
+    names = {f.name for f in dataclasses.fields(ServerConfig)}
+    changes: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in raw.items():
+        name = _ALIASES.get(key, key)
+        if name not in names:
+            warnings.append(f"unknown offpilot setting {key!r}; ignored")
+            continue
+        try:
+            changes[name] = _check(name, value, getattr(base, name))
+        except ValueError as exc:
+            warnings.append(
+                f"offpilot setting {key}={value!r} is invalid ({exc}); using the default"
+            )
+    return dataclasses.replace(base, **changes), warnings
