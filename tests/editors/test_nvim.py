@@ -1,0 +1,121 @@
+"""Neovim 0.11 for real: the TUI in tmux, the plugin from editors/nvim, the real server and model.
+
+Open a Python file, type, see the ghost text on the screen, press Tab, save, read the file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from ansi_png import render
+from editor_helpers import OUT, ROOT, SAMPLE, TYPED, report, tool, wait_for
+
+pytestmark = pytest.mark.editors
+
+INIT = """
+vim.opt.rtp:prepend({plugin!r})
+vim.cmd.runtime('plugin/offpilot.lua')
+vim.o.termguicolors = true
+vim.o.swapfile = false
+require('offpilot').setup({{ cmd = {{ {offpilot!r}, 'serve' }}, log_file = {log!r} }})
+"""
+
+
+class Tmux:
+    """A tmux session of its own (its own server socket) running one command."""
+
+    def __init__(self, tmp: Path, command: list[str], env: dict[str, str]) -> None:
+        self.socket = str(tmp / "tmux.sock")
+        args = ["new-session", "-d", "-s", "e2e", "-x", "92", "-y", "16"]
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        self.tmux(*args, *env_args, *command)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-S", self.socket, *args], check=True, capture_output=True, text=True
+        ).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", "e2e", *(["-l"] if literal else []), *keys)
+
+    def screen(self, colours: bool = False) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "e2e", *(["-e"] if colours else []))
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def test_ghost_text_in_neovim(
+    e2e_env: dict[str, str], offpilot_bin: str, tmp_path: Path
+) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed to drive Neovim's TUI: apt-get install -y tmux")
+    nvim = tool(e2e_env, "OFFPILOT_E2E_NVIM")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE)
+    init = tmp_path / "init.lua"
+    log = tmp_path / "server.log"
+    init.write_text(
+        INIT.format(plugin=str(ROOT / "editors" / "nvim"), offpilot=offpilot_bin, log=str(log))
+    )
+    sock = str(tmp_path / "nvim.sock")
+    xdg = {k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")}
+    env = {"TERM": "xterm-256color", "COLORTERM": "truecolor", **xdg}
+    cmd = [nvim, "--clean", "-u", str(init), "--listen", sock, str(sample)]
+
+    def lua(expr: str) -> str:
+        out = subprocess.run(
+            [nvim, "--clean", "--headless", "--server", sock, "--remote-expr", f"luaeval({expr!r})"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+    started = time.monotonic()
+    term = Tmux(tmp_path, cmd, env)
+    try:
+        wait_for("Neovim's socket", lambda: Path(sock).exists(), 30)
+        status = wait_for(
+            "the server's status 'ready'",
+            lambda: (s := lua("require('offpilot').statusline()")) in ("offpilot:ready", "offpilot:error") and s,
+            120, 0.1,
+        )  # fmt: skip
+        assert status == "offpilot:ready", f"server status {status}; log:\n{log.read_text()}"
+        ready_s = time.monotonic() - started
+
+        term.keys("5G", "A")  # the last line, in insert mode
+        wait_for("insert mode", lambda: "-- INSERT --" in term.screen(), 10)
+        term.keys(TYPED, literal=True)
+        typed_at = time.monotonic()
+        row = 4  # 0-based screen row of line 5
+
+        def ghost() -> str | None:
+            line = term.screen().split("\n")[row].rstrip()
+            return line if len(line) > len("    " + TYPED.rstrip()) else None
+
+        shown = str(wait_for("ghost text on the screen", ghost, 60, 0.005))
+        visible_ms = (time.monotonic() - typed_at) * 1000
+        render(term.screen(colours=True), OUT / "nvim.png")
+        plugin_ms = lua("require('offpilot').last_latency_ms")
+        assert shown.startswith("    " + TYPED), shown
+        ghost_text = shown[len("    " + TYPED) :]
+
+        term.keys("Tab")
+        term.keys("Escape")
+        term.keys(":w", "Enter")
+        wait_for("the file saved", lambda: sample.read_text() != SAMPLE, 10)
+        saved = sample.read_text().split("\n")
+        assert saved[4] == "    " + TYPED + ghost_text, saved
+        report(
+            "neovim",
+            keystroke_to_ghost_ms=f"{visible_ms:.0f}",
+            request_to_ghost_ms=f"{float(plugin_ms):.0f}",
+            server_ready_s=f"{ready_s:.1f}",
+            accepted=repr(ghost_text),
+        )
+        term.keys(":qa!", "Enter")
+    finally:
+        term.close()
