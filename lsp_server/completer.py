@@ -11,6 +11,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Completer:
         self._latest: dict[str, int] = {}
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
+        self.sources: Counter[str] = Counter()  # how requests were answered
 
     def _run(
         self, engine: Engine, request: CompletionRequest, cancel: threading.Event
@@ -87,6 +89,15 @@ class Completer:
 
     async def complete(self, snap: Snapshot, engine_future: Future[Engine]) -> Outcome:
         """The completion to show at a cursor, or an empty outcome."""
+        try:
+            outcome = await self._complete(snap, engine_future)
+        except asyncio.CancelledError:
+            self.sources["cancelled"] += 1
+            raise
+        self.sources[outcome.source] += 1
+        return outcome
+
+    async def _complete(self, snap: Snapshot, engine_future: Future[Engine]) -> Outcome:
         if not self.config.language_enabled(snap.language):
             return Outcome("", "disabled")
         if "\x00" in snap.text[max(0, snap.offset - 4096) : snap.offset + 4096]:

@@ -259,7 +259,11 @@ def create_server(
     @server.command(CMD_STATS)
     def stats_command(ls: OffpilotServer, *_args: Any) -> dict[str, Any]:
         cache = ls.completer.cache
-        return {**ls.stats.summary(), "cache": {"hits": cache.hits, "misses": cache.misses}}
+        return {
+            **ls.stats.summary(),
+            "cache": {"hits": cache.hits, "misses": cache.misses},
+            "requests": dict(ls.completer.sources),
+        }
 
     @server.command(CMD_TOGGLE)
     def toggle_command(ls: OffpilotServer, *_args: Any) -> dict[str, bool]:
@@ -288,7 +292,9 @@ async def handle_inline_completion(
     encoding = str(getattr(ls.workspace.position_encoding, "value", "utf-16"))
     t0 = time.monotonic()
     text = doc.source
-    offset = offset_at(text, params.position.line, params.position.character, encoding)
+    pos = (text, params.position.line, params.position.character, encoding)
+    # a huge document's line scan would hold up the event loop: do it in a worker
+    offset = await asyncio.to_thread(offset_at, *pos) if len(text) > 1 << 20 else offset_at(*pos)
     snap = Snapshot(uri, text, offset, doc.language_id or "plaintext", doc.path)
     convert_ms = (time.monotonic() - t0) * 1000
     try:

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(comp)
     comp.set_defaults(func=_cmd_complete)
 
+    from offpilot.replay import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
+
     stats = sub.add_parser("stats", help="show local acceptance statistics")
     stats.set_defaults(func=_cmd_stats)
 

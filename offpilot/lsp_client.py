@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -14,7 +15,9 @@ def server_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "offpilot.cli", "serve", *extra]
 
 
-async def start_client(*server_args: str, name: str = "offpilot-client") -> LanguageClient:
+async def start_client(
+    *server_args: str, name: str = "offpilot-client", init_options: Any = None
+) -> LanguageClient:
     """Spawn the server over stdio and run the initialize handshake."""
     client = LanguageClient(name, "0.1.0")
 
@@ -28,6 +31,7 @@ async def start_client(*server_args: str, name: str = "offpilot-client") -> Lang
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
             root_uri=Path.cwd().as_uri(),
+            initialization_options=init_options,
         )
     )
     client.initialized(types.InitializedParams())
