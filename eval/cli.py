@@ -54,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     mk.add_argument("--limit", type=int, default=None, help="at most N tasks (seeded sample)")
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--tests", default=None, help="test directory (default: found)")
-    mk.add_argument("--timeout", type=float, default=60.0, help="seconds for the baseline run")
+    mk.add_argument("--timeout", type=float, default=300.0, help="seconds for the traced test run")
     mk.add_argument(
         "--no-verify", action="store_true", help="skip checking that each reference passes"
     )

@@ -1,7 +1,7 @@
 """Tasks from real code: blank code that a project's own tests exercise.
 
-1. Run the project's tests once in the sandbox with a profiler that records, for every
-   passing test, which of the project's functions it calls.
+1. Run the project's tests once in the sandbox under cProfile, recording for every passing
+   test which of the project's functions it calls.
 2. Parse each source file with tree-sitter; for each exercised function pick holes from the
    syntax tree: a `line` (one simple statement), a `block` (the body of an if/for/while/
    with/try inside it) or the whole `body` (after the docstring). Holes are whole lines.
@@ -59,6 +59,8 @@ ARGS = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--no-header", "-p", "
 _DRIVER = (
     _PRELUDE
     + """\
+with open({path!r}, encoding="utf-8") as fh:  # a broken file is a SyntaxError, not exit 4
+    compile(fh.read(), {path!r}, "exec")
 rc = pytest.main([*ARGS, "-x", *{tests!r}])
 if rc == 1:
     raise AssertionError("pytest: a test failed")
@@ -70,29 +72,23 @@ if rc != 0:
 _TRACER = (
     _PRELUDE
     + """\
-import json, threading
+import cProfile, json, types
 calls = {{}}
 passed = []
-current = [None]
-
-def profile(frame, event, arg):
-    if event == "call" and current[0] is not None:
-        co = frame.f_code
-        if co.co_filename.startswith(root):
-            calls.setdefault((co.co_filename, co.co_firstlineno), set()).add(current[0])
 
 class Tracer:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
-        current[0] = item.nodeid
-        sys.setprofile(profile)
-        threading.setprofile(profile)
+        profiler = cProfile.Profile()
+        profiler.enable()
         try:
             yield
         finally:
-            sys.setprofile(None)
-            threading.setprofile(None)
-            current[0] = None
+            profiler.disable()
+            for entry in profiler.getstats():
+                co = entry.code
+                if isinstance(co, types.CodeType) and co.co_filename.startswith(root):
+                    calls.setdefault((co.co_filename, co.co_firstlineno), set()).add(item.nodeid)
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" and report.passed:
@@ -288,7 +284,9 @@ def build_tasks(
                         prompt=prompt,
                         suffix=suffix,
                         canonical_solution=middle,
-                        test=_DRIVER.format(project=data.PROJECT_DIR_NAME, tests=chosen_tests),
+                        test=_DRIVER.format(
+                            project=data.PROJECT_DIR_NAME, tests=chosen_tests, path=rel
+                        ),
                         entry_point=hole.function,
                         kind=kind,
                         project=str(project.resolve()),
@@ -327,7 +325,7 @@ def make_tasks(
     seed: int = 0,
     tests_dir: Path | None = None,
     verify_tasks: bool = True,
-    timeout_s: float = 60.0,
+    timeout_s: float = 300.0,
     workers: int | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> list[data.Task]:
