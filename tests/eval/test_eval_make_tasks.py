@@ -114,6 +114,9 @@ def test_make_tasks_end_to_end(tmp_path: Path) -> None:
     wrong = f"{indent}return None\n"
     bad = run_program(data.program(task, wrong), limits, data.setup_for(task, wrong))
     assert bad.result != PASSED
+    broken = f"{indent}if (\n"
+    syntax = run_program(data.program(task, broken), limits, data.setup_for(task, broken))
+    assert syntax.reason.startswith("SyntaxError"), syntax.reason
     assert (project / "tinylib" / "core.py").read_text() == SOURCE  # the original is untouched
     # and the file is a valid suite for `offpilot eval run`
     assert [t.task_id for t in data.load_suite(str(out))] == [t.task_id for t in tasks]
