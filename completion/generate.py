@@ -32,10 +32,11 @@ def generate(
     params: GenerationParams,
     stop_rule: StopRule,
     cancel: threading.Event | None = None,
+    static_len: int = 0,
 ) -> Generated:
     """Stream tokens, decoding as we go; the stream is closed as soon as a rule fires."""
     started = time.monotonic()
-    stream = engine.stream(prompt_ids, params, cancel)
+    stream = engine.stream(prompt_ids, params, cancel, static_len)
     ids: list[int] = []
     text = ""
     reason: str | None = None

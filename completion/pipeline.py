@@ -102,7 +102,9 @@ def complete(
     options = options or CompletionOptions()
     prep = _prepare(engine, request, options)
     t2 = time.monotonic()
-    raw = generate(engine, prep.prompt.ids, prep.params, single_line_stop, cancel)
+    raw = generate(
+        engine, prep.prompt.ids, prep.params, single_line_stop, cancel, prep.prompt.static_len
+    )
     t3 = time.monotonic()
     text = clean_single_line(raw.text, prep.context)
     t4 = time.monotonic()

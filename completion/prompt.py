@@ -16,13 +16,23 @@ class PromptBudget:
     suffix_tokens: int = 128
 
 
+# The cursor's line is kept whole up to this many characters (nearest the cursor).
+MAX_LINE_CHARS = 400
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """Token ids for the engine, and the text each side kept."""
+    """Token ids for the engine, and the text each side kept.
+
+    `ids[:static_len]` is the stable head of the prompt: the FIM prefix marker and the lines
+    above the cursor's line. It stays identical while the user types on one line, so the
+    engine can cache the model state after it.
+    """
 
     ids: list[int]
     prefix: str
     suffix: str
+    static_len: int = 0
 
 
 def _keep_lines(engine: Engine, lines: list[str], budget: int, *, tail: bool) -> list[str]:
@@ -53,17 +63,25 @@ def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:
 
 
 def build_prompt(context: Context, engine: Engine, budget: PromptBudget | None = None) -> Prompt:
-    """`<prefix marker>prefix<suffix marker>suffix<middle marker>` as ids (PSM order)."""
+    """`<prefix marker>prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
+
+    The prefix is encoded in two pieces, the lines above the cursor (under the prefix budget,
+    cut at line boundaries) and the cursor's own line, so that the first piece is a stable
+    token prefix while the user types.
+    """
     budget = budget or PromptBudget()
-    prefix = fit_prefix(engine, context.prefix, budget.prefix_tokens)
+    cut = context.prefix.rfind("\n") + 1
+    above = fit_prefix(engine, context.prefix[:cut], budget.prefix_tokens)
+    line = context.prefix[cut:][-MAX_LINE_CHARS:]
     fim = engine.fim
     if fim is None:  # a model without FIM tokens sees the prefix only
-        return Prompt(engine.encode(prefix), prefix, "")
+        head = engine.encode(above)
+        return Prompt(head + engine.encode(line), above + line, "", len(head))
     suffix = fit_suffix(engine, context.suffix, budget.suffix_tokens)
     marker = {t: engine.token_id(t) for t in (fim.prefix, fim.suffix, fim.middle)}
     missing = [t for t, i in marker.items() if i is None]
     if missing:
         raise ValueError(f"the model's vocabulary lacks the FIM tokens {missing}")
-    ids = [marker[fim.prefix], *engine.encode(prefix), marker[fim.suffix]]
-    ids += [*engine.encode(suffix), marker[fim.middle]]
-    return Prompt([int(i) for i in ids if i is not None], prefix, suffix)
+    head = [int(marker[fim.prefix] or 0), *engine.encode(above)]
+    tail = [*engine.encode(line), int(marker[fim.suffix] or 0), *engine.encode(suffix)]
+    return Prompt([*head, *tail, int(marker[fim.middle] or 0)], above + line, suffix, len(head))

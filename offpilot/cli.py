@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("file")
     comp.add_argument("line", type=int, help="0-based line")
     comp.add_argument("column", type=int, help="0-based UTF-16 column")
+    comp.add_argument("--time-budget", type=float, default=30.0, help="seconds (default 30)")
     _add_model_flags(comp)
     comp.set_defaults(func=_cmd_complete)
 

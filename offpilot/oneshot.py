@@ -8,7 +8,7 @@ from pathlib import Path
 
 from completion.engine import load_engine
 from completion.model_store import locate
-from completion.pipeline import CompletionRequest, complete
+from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.positions import offset_at
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -30,8 +30,7 @@ def complete_file(args: argparse.Namespace) -> int:
         return 1
     text = data.decode("utf-8", errors="replace")
     engine = load_engine(locate(args.model, args.cache_dir))
-    result = complete(
-        engine, CompletionRequest(text, offset_at(text, args.line, args.column), path=str(path))
-    )
+    request = CompletionRequest(text, offset_at(text, args.line, args.column), path=str(path))
+    result = complete(engine, request, CompletionOptions(time_budget_s=args.time_budget))
     sys.stdout.write(result.text + "\n")
     return 0

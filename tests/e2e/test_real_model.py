@@ -15,7 +15,10 @@ pytestmark = pytest.mark.real_model
 
 
 async def test_add_completes_over_lsp(real_model: InstalledModel) -> None:
-    client = await start_server("--model", str(real_model.path))
+    # correctness, not latency: no time budget, so a busy machine cannot cut the answer short
+    client = await start_server(
+        "--model", str(real_model.path), init_options={"timeBudgetMs": 60_000}
+    )
     try:
         uri = "file:///tmp/offpilot-e2e/add.py"
         open_doc(client, uri, "def add(a, b):\n    return \n")

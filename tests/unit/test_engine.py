@@ -78,3 +78,15 @@ def test_corrupt_weights_are_reported(tiny_model: InstalledModel, tmp_path) -> N
     broken = InstalledModel(tmp_path, tiny_model.manifest)
     with pytest.raises(ModelCorruptError, match="cannot load the model"):
         CT2Engine(broken)
+
+
+def test_static_prompt_cache_is_bounded(tiny_model: InstalledModel) -> None:
+    from completion.engine import EngineOptions
+
+    engine = CT2Engine(tiny_model, EngineOptions(max_cached_prompts=2, warmup=False))
+    params = GenerationParams(max_new_tokens=4)
+    for head in ("import os\n", "import sys\n", "import os\n", "import re\n"):
+        ids = engine.encode(head) + engine.encode("x = ")
+        out = list(engine.stream(ids, params, static_len=len(engine.encode(head))))
+        assert 1 <= len(out) <= 4
+    assert engine.cache_resets == 1  # the third distinct head reloaded the model

@@ -103,3 +103,26 @@ def test_time_budget_stops_generation() -> None:
     out = generate(engine, [1], params, lambda _t: None)
     assert out.stop_reason == StopReason.TIME_BUDGET
     assert 1 <= out.tokens < 100
+
+
+def test_prompt_head_is_stable_while_typing_on_a_line() -> None:
+    engine = FakeEngine()
+    text = "import os\n\ndef f(x):\n    return x + "
+    prompts = [
+        build_prompt(extract_context(text + typed, len(text + typed)), engine)
+        for typed in ("", "1", "12")
+    ]
+    heads = [p.ids[: p.static_len] for p in prompts]
+    assert heads[0] == heads[1] == heads[2]
+    assert (
+        heads[0][0] == ord("\ue000")
+        and "".join(map(chr, heads[0][1:])) == "import os\n\ndef f(x):\n"
+    )
+    newline = build_prompt(extract_context(text + "1\n    ", len(text) + 6), engine)
+    assert newline.ids[: newline.static_len] != heads[0]
+
+
+def test_pipeline_passes_the_static_head_to_the_engine() -> None:
+    engine = FakeEngine(default="a + b\n")
+    complete(engine, CompletionRequest(SOURCE, CURSOR))
+    assert engine.static_lens == [1 + len("def add(a, b):\n")]
