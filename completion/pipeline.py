@@ -26,6 +26,7 @@ class CompletionOptions:
     suffix_tokens: int = 128
     temperature: float = 0.0
     seed: int | None = None
+    prompt_cache: bool = True  # let the engine cache the prompt's stable head
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ def complete(
     prep = _prepare(engine, request, options)
     t2 = time.monotonic()
     raw = generate(
-        engine, prep.prompt.ids, prep.params, single_line_stop, cancel, prep.prompt.static_len
+        engine,
+        prep.prompt.ids,
+        prep.params,
+        single_line_stop,
+        cancel,
+        prep.prompt.static_len if options.prompt_cache else 0,
     )
     t3 = time.monotonic()
     text = clean_single_line(raw.text, prep.context)

@@ -59,6 +59,7 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
         time_budget_s=config.time_budget_ms / 1000,
         prefix_tokens=config.prefix_tokens,
         suffix_tokens=config.suffix_tokens,
+        prompt_cache=config.prompt_cache,
     )
 
 
@@ -104,13 +105,13 @@ class Completer:
             return Outcome("", "binary")
         key = CursorKey.at(snap.uri, snap.text, snap.offset)
         t0 = time.monotonic()
-        cached = self.cache.get(key)
+        cached = self.cache.get(key) if self.config.cache else None
         if cached is not None:
             return Outcome(cached, "cache", {"total": (time.monotonic() - t0) * 1000})
 
         seq = next(self._seq)
         self._latest[snap.uri] = seq
-        reused = await self._reuse_in_flight(key)
+        reused = await self._reuse_in_flight(key) if self.config.cache else None
         if reused is not None:
             return reused
         if self.config.debounce_ms:
@@ -136,7 +137,8 @@ class Completer:
                 del self._in_flight[snap.uri]
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome("", "cancelled", result.timings_ms)
-        self.cache.put(key, result.text)
+        if self.config.cache:
+            self.cache.put(key, result.text)
         return Outcome(result.text, "model", result.timings_ms, result.stop_reason)
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:

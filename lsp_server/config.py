@@ -18,6 +18,7 @@ _ALIASES = {
     "multiLine": "multiline",
     "multiline": "multiline",
     "timeBudgetMs": "time_budget_ms",
+    "promptCache": "prompt_cache",
 }
 
 
@@ -34,6 +35,8 @@ class ServerConfig:
     context_tokens: int = 512  # prompt budget, split 3:1 between prefix and suffix
     time_budget_ms: int = 2000
     threads: int = 0  # 0: all cores
+    cache: bool = True  # completion cache, type-through and in-flight reuse
+    prompt_cache: bool = True  # reuse the model state of the lines above the cursor
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""
@@ -61,7 +64,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
 
 def _check(name: str, value: Any, default: Any) -> Any:
     """The value if it fits the field's type and bounds; raises ValueError otherwise."""
-    if isinstance(default, bool) or name in ("enable", "multiline"):
+    if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError("expected true or false")
         return value

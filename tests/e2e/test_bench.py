@@ -23,7 +23,7 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert summary["pause_requests"] >= 3 and summary["pause_latency_ms"]["p50"] > 0
     assert summary["rss_mb"]["max"] > 0
     assert sum(summary["server_requests"].values()) >= summary["pause_requests"]
-    assert json.loads(out_file.read_text())["raw"]["pause_latencies_ms"]
+    assert json.loads(out_file.read_text())["raw"]["levers"]["pause_latencies_ms"]
 
 
 def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
