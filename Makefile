@@ -26,8 +26,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup lint  ## set up if needed, lint, run the whole test suite (real model included)
+test: setup lint e2e  ## set up if needed, lint, the editor end-to-end tests, then the whole test suite (real model included)
 	OFFPILOT_REQUIRE_REAL_MODEL=1 $(BIN)/pytest
+
+.PHONY: e2e
+e2e: setup  ## the editors for real: VS Code (code-server + Chromium) and Neovim; tools cached in ~/.cache/offpilot-e2e
+	tests/editors/setup.sh
+	rm -f build/e2e/timings.txt
+	OFFPILOT_E2E=1 $(BIN)/pytest -p no:cacheprovider -m editors tests/editors
 
 demo: setup
 	$(BIN)/offpilot demo

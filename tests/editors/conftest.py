@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
 
 import pytest
-
-from editor_helpers import OUT, ROOT
+from editor_helpers import OUT, REPORTED, ROOT
 
 ENV_FILE = OUT / "env.sh"
 
@@ -35,6 +33,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if REPORTED:
+        terminalreporter.write_sep("=", "keystroke to visible ghost text, in the real editors")
+        for line in REPORTED:
+            terminalreporter.write_line(line)
     if _deselected:
         terminalreporter.write_sep(
             "!",
@@ -57,3 +59,10 @@ def e2e_env() -> dict[str, str]:
             env[key] = shlex.split(value)[0] if value else ""
     return env
 
+
+@pytest.fixture(scope="session")
+def offpilot_bin() -> str:
+    exe = ROOT / ".venv" / "bin" / "offpilot"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: run `make setup`")
+    return str(exe)

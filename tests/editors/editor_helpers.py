@@ -15,10 +15,14 @@ SAMPLE = '"""Small arithmetic helpers."""\n\n\ndef add(a, b):\n    \n'
 TYPED = "return "
 
 
+REPORTED: list[str] = []  # shown again at the end of the pytest report
+
+
 def report(editor: str, **numbers: object) -> None:
     """One loud line per measurement, kept in build/e2e/timings.txt too."""
     line = f"[e2e] {editor}: " + " ".join(f"{k}={v}" for k, v in numbers.items())
     print(line)
+    REPORTED.append(line)
     OUT.mkdir(parents=True, exist_ok=True)
     with (OUT / "timings.txt").open("a") as f:
         f.write(line + "\n")
@@ -42,11 +46,3 @@ def tool(env: dict[str, str], key: str) -> str:
     if not value or not Path(value).exists():
         pytest.fail(f"{key}={value!r} does not exist: run tests/editors/setup.sh again")
     return value
-
-
-@pytest.fixture(scope="session")
-def offpilot_bin() -> str:
-    exe = ROOT / ".venv" / "bin" / "offpilot"
-    if not exe.exists():
-        pytest.fail(f"{exe} is missing: run `make setup`")
-    return str(exe)

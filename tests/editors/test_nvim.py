@@ -49,9 +49,7 @@ class Tmux:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
 
 
-def test_ghost_text_in_neovim(
-    e2e_env: dict[str, str], offpilot_bin: str, tmp_path: Path
-) -> None:
+def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_path: Path) -> None:
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed to drive Neovim's TUI: apt-get install -y tmux")
     nvim = tool(e2e_env, "OFFPILOT_E2E_NVIM")
@@ -63,13 +61,16 @@ def test_ghost_text_in_neovim(
         INIT.format(plugin=str(ROOT / "editors" / "nvim"), offpilot=offpilot_bin, log=str(log))
     )
     sock = str(tmp_path / "nvim.sock")
-    xdg = {k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")}
+    xdg = {
+        k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
+    }
     env = {"TERM": "xterm-256color", "COLORTERM": "truecolor", **xdg}
     cmd = [nvim, "--clean", "-u", str(init), "--listen", sock, str(sample)]
 
     def lua(expr: str) -> str:
         out = subprocess.run(
-            [nvim, "--clean", "--headless", "--server", sock, "--remote-expr", f"luaeval({expr!r})"],
+            [nvim, "--clean", "--headless", "--server", sock, "--remote-expr",
+             f"luaeval({expr!r})"],
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         return out.stdout.strip()
@@ -78,9 +79,10 @@ def test_ghost_text_in_neovim(
     term = Tmux(tmp_path, cmd, env)
     try:
         wait_for("Neovim's socket", lambda: Path(sock).exists(), 30)
+        settled = ("offpilot:ready", "offpilot:error")
         status = wait_for(
             "the server's status 'ready'",
-            lambda: (s := lua("require('offpilot').statusline()")) in ("offpilot:ready", "offpilot:error") and s,
+            lambda: (s := lua("require('offpilot').statusline()")) in settled and s,
             120, 0.1,
         )  # fmt: skip
         assert status == "offpilot:ready", f"server status {status}; log:\n{log.read_text()}"

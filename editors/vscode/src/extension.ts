@@ -9,20 +9,20 @@ let client: OffpilotClient | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel('offpilot', { log: true });
-  const status = new StatusItem('offpilot.toggle');
+  const status = new StatusItem('offpilot.toggleEnabled');
   client = new OffpilotClient(context.extensionPath, output, status);
   const c = client;
   context.subscriptions.push(
     output,
     status,
     c,
-    vscode.commands.registerCommand('offpilot.toggle', () => setEnabled(!isEnabled())),
-    vscode.commands.registerCommand('offpilot.trigger', () =>
+    vscode.commands.registerCommand('offpilot.toggleEnabled', () => setEnabled(!isEnabled())),
+    vscode.commands.registerCommand('offpilot.triggerSuggestion', () =>
       vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'),
     ),
-    vscode.commands.registerCommand('offpilot.restart', () => c.restart()),
+    vscode.commands.registerCommand('offpilot.restartServer', () => c.restart()),
     vscode.commands.registerCommand('offpilot.showLog', () => output.show(true)),
-    vscode.commands.registerCommand('offpilot.showStats', () => showStats(c, output)),
+    vscode.commands.registerCommand('offpilot.showStatistics', () => showStats(c, output)),
     vscode.commands.registerCommand('offpilot.acceptNextWord', () =>
       c.events.acceptPartially('editor.action.inlineSuggest.acceptNextWord'),
     ),

@@ -28,6 +28,7 @@ export class StatusItem implements vscode.Disposable {
     this.state = state;
     const look = LOOK[state] ?? LOOK.error;
     this.item.text = `${look.icon} offpilot`;
+    this.item.accessibilityInformation = { label: `offpilot: ${state}` };
     this.item.tooltip = `offpilot: ${message || look.tip} (click to ${state === 'disabled' ? 'enable' : 'disable'})`;
     this.item.backgroundColor =
       state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
