@@ -68,7 +68,7 @@ def render(summary: dict[str, Any], records: list[dict[str, Any]], plots: list[s
         "| --- | --- | --- |",
     ]
     for kind, v in s["pass_rate_by_kind"].items():
-        lines.append(f"| {kind or '-'} | {v['tasks']} | {v['pass_rate']:.3f} |")
+        lines.append(f"| {kind or '-'} | {v['samples']} | {v['pass_rate']:.3f} |")
     lines += ["", "## Worst failures by kind", ""]
     lines += _failures(records)
     if plots:
@@ -148,7 +148,7 @@ def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) ->
         names = [k or "-" for k in kinds]
         ax.barh(names, [v["pass_rate"] for v in kinds.values()])
         for i, v in enumerate(kinds.values()):
-            ax.text(v["pass_rate"], i, f" {v['pass_rate']:.2f} (n={v['tasks']})", va="center")
+            ax.text(v["pass_rate"], i, f" {v['pass_rate']:.2f} (n={v['samples']})", va="center")
         ax.set_xlim(0, 1.15)
         ax.set_xlabel("pass rate")
         ax.set_title(f"Pass rate by task kind, {summary['suite']}")

@@ -350,7 +350,7 @@ def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -
         **pass_k,
         "results": dict(Counter(r["result"] for r in records)),
         "pass_rate_by_kind": {
-            k: {"tasks": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(kinds.items())
+            k: {"samples": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(kinds.items())
         },
         "latency_ms": {
             **metrics.latency_stats([float(r["latency_ms"]) for r in warm]),
