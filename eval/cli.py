@@ -53,6 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     mk.add_argument("--out", required=True, help="tasks JSONL to write")
     mk.add_argument("--limit", type=int, default=None, help="at most N tasks (seeded sample)")
     mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--workers", type=int, default=2, help="parallel verification runs")
     mk.add_argument("--tests", default=None, help="test directory (default: found)")
     mk.add_argument("--timeout", type=float, default=300.0, help="seconds for the traced test run")
     mk.add_argument(
@@ -119,6 +120,7 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
         tests_dir=Path(args.tests) if args.tests else None,
         verify_tasks=not args.no_verify,
         timeout_s=args.timeout,
+        workers=args.workers,
         log=lambda m: print(m, file=sys.stderr),  # noqa: T201
     )
     print(f"{len(tasks)} tasks written to {args.out}", file=sys.stderr)  # noqa: T201

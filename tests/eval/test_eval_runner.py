@@ -225,3 +225,19 @@ def test_real_model_run(tmp_path: Path, real_model) -> None:  # type: ignore[no-
     assert summary["pass@1"] > 0  # the model fills at least one of these lines right
     assert summary["latency_ms"]["p50"] > 0
     assert "## Latency" in (tmp_path / "real" / "report.md").read_text()
+
+
+def test_progress_bar_shows_count_and_eta() -> None:
+    import io
+
+    from eval.run import Progress
+
+    stream = io.StringIO()
+    bar = Progress(10, done=2, stream=stream)
+    bar.started -= 4.0  # 4 s for the first two new samples: 2 s each, 6 left
+    bar.update(True)
+    bar.update(False)
+    line = bar.line()
+    assert "4/10" in line and "1/2 passed" in line
+    assert "ETA 00:1" in line  # about 12 s left
+    assert stream.getvalue().count("\n") >= 1
