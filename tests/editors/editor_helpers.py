@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ OUT = ROOT / "build" / "e2e"
 # the file both editors open; the tests type TYPED at the end of its last line
 SAMPLE = '"""Small arithmetic helpers."""\n\n\ndef add(a, b):\n    \n'
 TYPED = "return "
+# generous, so a loaded CI machine still completes `a + b` rather than stopping at `a`
+TIME_BUDGET_MS = 8000
 
 
 REPORTED: list[str] = []  # shown again at the end of the pytest report
@@ -46,3 +49,12 @@ def tool(env: dict[str, str], key: str) -> str:
     if not value or not Path(value).exists():
         pytest.fail(f"{key}={value!r} does not exist: run tests/editors/setup.sh again")
     return value
+
+
+def stats(state_dir: Path, language: str = "python") -> dict[str, int]:
+    """The server's local statistics for `language` (what the client's notifications recorded)."""
+    path = state_dir / "stats.json"
+    if not path.exists():
+        return {}
+    data: dict[str, dict[str, int]] = json.loads(path.read_text()).get("languages", {})
+    return data.get(language, {})

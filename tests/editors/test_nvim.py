@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 from ansi_png import render
-from editor_helpers import OUT, ROOT, SAMPLE, TYPED, report, tool, wait_for
+from editor_helpers import (
+    OUT,
+    ROOT,
+    SAMPLE,
+    TIME_BUDGET_MS,
+    TYPED,
+    report,
+    stats,
+    tool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.editors
 
@@ -21,7 +31,11 @@ vim.opt.rtp:prepend({plugin!r})
 vim.cmd.runtime('plugin/offpilot.lua')
 vim.o.termguicolors = true
 vim.o.swapfile = false
-require('offpilot').setup({{ cmd = {{ {offpilot!r}, 'serve' }}, log_file = {log!r} }})
+require('offpilot').setup({{
+  cmd = {{ {offpilot!r}, 'serve' }},
+  log_file = {log!r},
+  server = {{ timeBudgetMs = {budget} }},
+}})
 """
 
 
@@ -58,13 +72,23 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
     init = tmp_path / "init.lua"
     log = tmp_path / "server.log"
     init.write_text(
-        INIT.format(plugin=str(ROOT / "editors" / "nvim"), offpilot=offpilot_bin, log=str(log))
+        INIT.format(
+            plugin=str(ROOT / "editors" / "nvim"),
+            offpilot=offpilot_bin,
+            log=str(log),
+            budget=TIME_BUDGET_MS,
+        )
     )
     sock = str(tmp_path / "nvim.sock")
     xdg = {
         k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
     }
-    env = {"TERM": "xterm-256color", "COLORTERM": "truecolor", **xdg}
+    env = {
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "OFFPILOT_STATE_DIR": str(tmp_path / "state"),
+        **xdg,
+    }
     cmd = [nvim, "--clean", "-u", str(init), "--listen", sock, str(sample)]
 
     def lua(expr: str) -> str:
@@ -111,6 +135,10 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         wait_for("the file saved", lambda: sample.read_text() != SAMPLE, 10)
         saved = sample.read_text().split("\n")
         assert saved[4] == "    " + TYPED + ghost_text, saved
+        events = wait_for(
+            "the accept event", lambda: (e := stats(tmp_path / "state")).get("accepted") and e, 10
+        )
+        assert events.get("shown", 0) >= 1, events
         report(
             "neovim",
             keystroke_to_ghost_ms=f"{visible_ms:.0f}",

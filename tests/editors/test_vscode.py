@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from editor_helpers import OUT, SAMPLE, TYPED, report, tool, wait_for
+from editor_helpers import OUT, SAMPLE, TIME_BUDGET_MS, TYPED, report, stats, tool, wait_for
 
 pytestmark = pytest.mark.editors
 
@@ -54,6 +54,7 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         json.dumps(
             {
                 "offpilot.server.command": [offpilot_bin, "serve", "--log-file", str(log)],
+                "offpilot.timeBudgetMs": TIME_BUDGET_MS,
                 "telemetry.telemetryLevel": "off",
                 "workbench.startupEditor": "none",
                 "workbench.tips.enabled": False,
@@ -75,6 +76,7 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
         "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
         "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+        "OFFPILOT_STATE_DIR": str(tmp_path / "state"),
         "OFFPILOT_E2E_PLAYWRIGHT": e2e_env["OFFPILOT_E2E_PLAYWRIGHT"],
         "OFFPILOT_E2E_CHROMIUM": e2e_env["OFFPILOT_E2E_CHROMIUM"],
         "OFFPILOT_E2E_TYPED": TYPED,
@@ -121,6 +123,8 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         ghost = "".join(result["ghost"]).replace("\u00a0", " ")
         assert saved[4].startswith("    " + TYPED) and len(saved[4]) > len("    " + TYPED), saved
         assert saved[4] == "    " + TYPED + ghost, (saved[4], ghost)
+        events = stats(tmp_path / "state")
+        assert events.get("shown", 0) >= 1 and events.get("accepted", 0) >= 1, events
         report(
             "vscode",
             keystroke_to_ghost_ms=result["keystroke_to_ghost_ms"],

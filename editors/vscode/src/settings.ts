@@ -12,6 +12,7 @@ export interface ServerSettings {
   debounceMs: number;
   maxTokens: number;
   multiLine: boolean;
+  timeBudgetMs: number;
   model?: string;
 }
 
@@ -23,6 +24,7 @@ export function serverSettings(): ServerSettings {
     debounceMs: c.get<number>('debounceMs', 40),
     maxTokens: c.get<number>('maxTokens', 48),
     multiLine: c.get<boolean>('multiLine', false),
+    timeBudgetMs: c.get<number>('timeBudgetMs', 2000),
   };
   const model = c.get<string | null>('model', null);
   if (model) settings.model = model;

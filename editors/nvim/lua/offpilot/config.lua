@@ -17,6 +17,7 @@ M.defaults = {
     languages = { ['*'] = true },
     maxTokens = 48,
     multiLine = false,
+    timeBudgetMs = 2000,
     debounceMs = 0, -- the plugin debounces keystrokes itself
   },
   debounce_ms = 75, -- wait this long after a keystroke before asking
