@@ -59,8 +59,8 @@ def _apply(codes: list[int], fg, bg):
     return fg, bg
 
 
-def render(screen: str, out: Path, size: int = 16) -> Path:
-    """Draw `screen` (lines with SGR escapes) as a PNG at `out`."""
+def render(screen: str, out: Path, cursor: tuple[int, int] | None = None, size: int = 16) -> Path:
+    """Draw `screen` (lines with SGR escapes) as a PNG at `out`, with a bar cursor at (x, y)."""
     font = ImageFont.truetype(FONT, size)
     left, top, right, bottom = font.getbbox("M")
     cw, ch = right, int(size * 1.35)
@@ -84,6 +84,9 @@ def render(screen: str, out: Path, size: int = 16) -> Path:
             codes = [int(x) if x else 0 for x in re.split("[;:]", m.group(1))] or [0]
             fg, bg = _apply(codes, fg, bg)
             pos = m.end()
+    if cursor is not None:
+        x, y = 8 + cursor[0] * cw, 8 + cursor[1] * ch
+        draw.rectangle([x, y + 1, x + 1, y + ch - 2], fill=FG)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
     return out

@@ -44,7 +44,7 @@ class Tmux:
 
     def __init__(self, tmp: Path, command: list[str], env: dict[str, str]) -> None:
         self.socket = str(tmp / "tmux.sock")
-        args = ["new-session", "-d", "-s", "e2e", "-x", "92", "-y", "16"]
+        args = ["new-session", "-d", "-s", "e2e", "-x", "92", "-y", "16", "-c", str(tmp)]
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         self.tmux(*args, *env_args, *command)
 
@@ -58,6 +58,10 @@ class Tmux:
 
     def screen(self, colours: bool = False) -> str:
         return self.tmux("capture-pane", "-p", "-t", "e2e", *(["-e"] if colours else []))
+
+    def cursor(self) -> tuple[int, int]:
+        x, y = self.tmux("display-message", "-p", "-t", "e2e", "#{cursor_x} #{cursor_y}").split()
+        return int(x), int(y)
 
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
@@ -89,7 +93,7 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         "OFFPILOT_STATE_DIR": str(tmp_path / "state"),
         **xdg,
     }
-    cmd = [nvim, "--clean", "-u", str(init), "--listen", sock, str(sample)]
+    cmd = [nvim, "--clean", "-u", str(init), "--listen", sock, sample.name]
 
     def lua(expr: str) -> str:
         out = subprocess.run(
@@ -124,7 +128,7 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
 
         shown = str(wait_for("ghost text on the screen", ghost, 60, 0.005))
         visible_ms = (time.monotonic() - typed_at) * 1000
-        render(term.screen(colours=True), OUT / "nvim.png")
+        render(term.screen(colours=True), OUT / "nvim.png", term.cursor())
         plugin_ms = lua("require('offpilot').last_latency_ms")
         assert shown.startswith("    " + TYPED), shown
         ghost_text = shown[len("    " + TYPED) :]

@@ -5,12 +5,15 @@ local ns = vim.api.nvim_create_namespace('offpilot.ghost')
 M.ns = ns
 
 --- Draw `text` (the part after the cursor) at (row, col), 0-based, in `buf`.
+--- At the end of a line it overlays the empty cells, so the cursor stays before it; inside a
+--- line it is inline, pushing the rest of the line right.
 function M.draw(buf, row, col, text, hl)
   M.clear(buf)
   local lines = vim.split(text, '\n', { plain = true })
+  local line = vim.api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ''
   local opts = {
     virt_text = { { lines[1], hl } },
-    virt_text_pos = 'inline',
+    virt_text_pos = col >= #line and 'overlay' or 'inline',
     hl_mode = 'combine',
     right_gravity = false,
   }
