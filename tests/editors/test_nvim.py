@@ -36,6 +36,7 @@ require('offpilot').setup({{
   log_file = {log!r},
   server = {{ timeBudgetMs = {budget} }},
 }})
+vim.keymap.set('i', '<C-l>', '<Plug>(offpilot-accept-word)')
 """
 
 
@@ -133,6 +134,15 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         assert shown.startswith("    " + TYPED), shown
         ghost_text = shown[len("    " + TYPED) :]
 
+        if len(ghost_text.split()) > 1:  # accept a word first; the rest stays on screen
+            term.keys("C-l")
+            wait_for(
+                "the first word accepted",
+                lambda: lua("vim.api.nvim_win_get_cursor(0)[2]") != str(len("    " + TYPED)),
+                10,
+            )
+            assert lua("require('offpilot').visible()") == "true"
+            assert term.screen().split("\n")[row].rstrip() == shown
         term.keys("Tab")
         term.keys("Escape")
         term.keys(":w", "Enter")
