@@ -49,6 +49,7 @@ class ReplayReport:
     pause_latencies_ms: list[float] = field(default_factory=list)
     typing_latencies_ms: list[float] = field(default_factory=list)
     superseded: int = 0
+    typing_requests_at_pause: int = 0  # pauses answered by a request already in flight
     shown: int = 0
     empty: int = 0
     rss_mb: list[tuple[float, float]] = field(default_factory=list)
@@ -94,7 +95,8 @@ class _Typist:
         self.version = 1
         self.report = report
         self.ids = iter(range(10_000_000, 100_000_000))
-        self.pending: tuple[int, asyncio.Future[Any], float] | None = None
+        # (message id, answer, sent at, document version, where its latency goes)
+        self.pending: tuple[int, asyncio.Future[Any], float, int, list[list[float]]] | None = None
 
     def position(self) -> types.Position:
         line = self.text.count("\n")
@@ -118,10 +120,15 @@ class _Typist:
         )
         self.report.keystrokes += 1
 
+    def retarget(self, latencies: list[float]) -> None:
+        """Count the pending request's latency in `latencies` instead."""
+        if self.pending is not None:
+            self.pending[4][0] = latencies
+
     def cancel_pending(self) -> None:
         if self.pending is None:
             return
-        msg_id, future, _ = self.pending
+        msg_id, future, *_ = self.pending
         if not future.done():
             self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
             self.report.superseded += 1
@@ -143,7 +150,8 @@ class _Typist:
             )
         )
         started = time.monotonic()
-        self.pending = (msg_id, future, started)
+        target = [latencies]
+        self.pending = (msg_id, future, started, self.version, target)
         self.report.requests += 1
 
         def done(f: asyncio.Future[Any], started: float = started) -> None:
@@ -154,7 +162,7 @@ class _Typist:
             items = getattr(result, "items", None) or []
             self.report.shown += bool(items)
             self.report.empty += not items
-            latencies.append(ms)
+            target[0].append(ms)
 
         future.add_done_callback(done)
         return future
@@ -193,9 +201,19 @@ async def _type_file(
 async def _pause_for_suggestion(
     typist: _Typist, opts: ReplayOptions, rng: random.Random, scale: float = 1.0
 ) -> None:
-    await asyncio.sleep(opts.debounce_ms / 1000)
-    typist.cancel_pending()
-    future = typist.request(typist.report.pause_latencies_ms)
+    """The user stops typing and waits for the suggestion at the cursor.
+
+    A request already sent for this very cursor (the debounce expired after the last key) is
+    what the editor waits on; otherwise the editor sends one after its debounce.
+    """
+    if typist.pending is not None and typist.pending[3] == typist.version:
+        future = typist.pending[1]
+        typist.report.typing_requests_at_pause += 1
+        typist.retarget(typist.report.pause_latencies_ms)
+    else:
+        await asyncio.sleep(opts.debounce_ms / 1000)
+        typist.cancel_pending()
+        future = typist.request(typist.report.pause_latencies_ms)
     with contextlib.suppress(Exception):
         await future
     typist.pending = None
