@@ -6,10 +6,12 @@ The pipeline talks to `Engine` only. `CT2Engine` runs a converted model on the C
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +125,16 @@ class _HypothesisTracker:
         return Samples(hyps, first, (time.monotonic() - self.started) * 1000)
 
 
+_open_streams: weakref.WeakSet[Stream] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_streams() -> None:
+    """An abandoned CTranslate2 stream still running at exit aborts the process: stop it."""
+    for stream in list(_open_streams):
+        stream.close()
+
+
 class Stream:
     """Token ids as they are generated, with the stop rules every engine shares applied.
 
@@ -141,8 +153,18 @@ class Stream:
         self.reason: str = StopReason.CALLER
         self.first_token_s: float | None = None
         self._tokens = self._apply_rules(params, stop_ids, cancel)
+        _open_streams.add(self)
 
     def _apply_rules(
+        self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
+    ) -> Generator[int, None, None]:
+        try:
+            yield from self._ruled(params, stop_ids, cancel)
+        finally:  # whatever ended it, stop the engine's work now, not at garbage collection
+            self._close_raw()
+            _open_streams.discard(self)
+
+    def _ruled(
         self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
     ) -> Generator[int, None, None]:
         started = time.monotonic()
@@ -169,15 +191,18 @@ class Stream:
                 return
         self.reason = StopReason.END_TOKEN
 
+    def _close_raw(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
     def __iter__(self) -> Iterator[int]:
         return self._tokens
 
     def close(self) -> None:
         """Stop generation now; returns within about one decode step."""
         self._tokens.close()
-        close = getattr(self._raw, "close", None)
-        if close is not None:
-            close()
+        self._close_raw()
 
 
 class Engine(Protocol):

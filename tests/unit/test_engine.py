@@ -90,3 +90,18 @@ def test_static_prompt_cache_is_bounded(tiny_model: InstalledModel) -> None:
         out = list(engine.stream(ids, params, static_len=len(engine.encode(head))))
         assert 1 <= len(out) <= 4
     assert engine.cache_resets == 1  # the third distinct head reloaded the model
+
+
+def test_abandoned_stream_does_not_abort_the_process(tiny_model: InstalledModel) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from completion.model_store import verify\n"
+        "from completion.engine import load_engine, GenerationParams\n"
+        f"e = load_engine(verify(__import__('pathlib').Path({str(tiny_model.path)!r})))\n"
+        "s = e.stream(e.encode('x'), GenerationParams(max_new_tokens=500, time_budget_s=None))\n"
+        "it = iter(s); next(it); next(it)\n"  # never closed by the caller
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1000:]
