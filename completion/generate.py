@@ -64,3 +64,88 @@ def single_line_stop(text: str) -> int | None:
     """Cut at the first line break: a single-line completion stays on the cursor's line."""
     cut = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=-1)
     return None if cut < 0 else cut
+
+
+def _indent(line: str) -> int:
+    stripped = line.lstrip(" \t")
+    return len(line[: len(line) - len(stripped)].replace("\t", "    "))
+
+
+def indent_floor(prefix: str, suffix: str) -> int:
+    """The least indentation the lines written at the cursor may have.
+
+    Code at the cursor stays at least as deep as both the code line above it (one level
+    deeper after a block opener) and the code line below it.
+    """
+    above = next((s for s in reversed(prefix.split("\n")[:-1]) if s.strip()), None)
+    below = next((s for s in suffix.split("\n")[1:] if s.strip()), None)
+    if above is None or below is None:
+        return 0
+    up = _indent(above) + (1 if above.rstrip().endswith((":", "{")) else 0)
+    return min(up, _indent(below))
+
+
+def block_stop(
+    line_prefix: str,
+    suffix: str,
+    *,
+    repeat_suffix: bool = True,
+    max_repeats: int = 3,
+    floor: int = 0,
+) -> StopRule:
+    """A multi-line stop rule: cut where the completion leaves its block.
+
+    The completion continues `line_prefix`; its first line with code sets the block's
+    indentation. Generation is cut before the first line that
+    - is indented less than that (the block ended) or than `floor`, or follows two blank
+      lines;
+    - repeats the next line with code of `suffix` (the model is rewriting what follows),
+      when `repeat_suffix` is on;
+    - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
+      is cut to one copy).
+    A line is judged as soon as its first non-blank character arrives, so a stop costs no
+    more tokens than needed.
+    """
+    below = next((s.strip() for s in suffix.split("\n")[1:] if s.strip()), "")
+    if suffix.split("\n")[0].strip():
+        below = ""  # the cursor's line goes on: no whole-line repeat to look for
+
+    def rule(text: str) -> int | None:
+        full = line_prefix + text
+        lines = full.split("\n")
+        starts = [0]
+        for line in lines[:-1]:
+            starts.append(starts[-1] + len(line) + 1)
+        lead = len(line_prefix)
+
+        def before(i: int) -> int:  # cut just before line i (its line break dropped)
+            return max(0, starts[i] - 1 - lead)
+
+        base = None
+        if lines[0].strip() and not line_prefix.strip():
+            if _indent(lines[0]) < floor:
+                return 0
+            base = _indent(lines[0])
+        blanks = 0
+        run = 1
+        for i in range(1, len(lines)):
+            code = lines[i].strip()
+            if not code:
+                if i < len(lines) - 1:
+                    blanks += 1
+                continue
+            if _indent(lines[i]) < max(floor, base or 0):
+                return before(i)
+            if blanks >= 2:
+                return before(i)
+            if repeat_suffix and below and code == below:
+                return before(i)
+            run = run + 1 if code == lines[i - 1].strip() else 1
+            if run >= max_repeats:
+                return before(i - run + 2)  # one copy of the run is kept
+            if base is None:
+                base = _indent(lines[i])
+            blanks = 0
+        return None
+
+    return rule

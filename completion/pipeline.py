@@ -5,15 +5,18 @@ document snapshot -> context -> prompt -> generate -> postprocess -> completion 
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
-from completion.generate import generate, single_line_stop
-from completion.postprocess import clean_single_line
+from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
+from completion.postprocess import PostOptions, postprocess
 from completion.prompt import Prompt, PromptBudget, build_prompt
+from completion.trigger import Mode, TriggerOptions, should_complete
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,37 @@ class CompletionOptions:
     temperature: float = 0.0
     seed: int | None = None
     prompt_cache: bool = True  # let the engine cache the prompt's stable head
+    multiline: bool = False  # multi-line completions where the trigger stage allows them
+    multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
+    # Stage switches (all on by default; off for an ablation, see docs/quality.md).
+    trigger: bool = True  # no completion mid-line unless the rest is closing brackets
+    in_comments: bool = True  # complete inside comments and strings
+    block_stop: bool = True  # multi-line: stop streaming at the end of the block
+    dedupe: bool = True  # drop repeats of the suffix and of the line above
+    balance: bool = True  # balance closing brackets against the rest of the line
+    repetition: bool = True  # cut degenerate runs of one line
+    syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
+    keep_parse: bool = True  # never return a completion that breaks a file that parsed
+
+    def with_env(self) -> CompletionOptions:
+        """These options with `OFFPILOT_PIPELINE` applied, e.g. `multiline=1,dedupe=0`.
+
+        A benchmark knob: `offpilot eval` builds its options from its own flags, so an
+        ablation switches a stage through the environment. Unknown or bad entries are ignored.
+        """
+        spec = os.environ.get("OFFPILOT_PIPELINE", "").strip()
+        if not spec:
+            return self
+        names = {f.name: f.type for f in dataclasses.fields(self)}
+        changes: dict[str, object] = {}
+        for item in spec.split(","):
+            key, _, value = item.partition("=")
+            key = key.strip()
+            if names.get(key) == "bool":
+                changes[key] = value.strip().lower() in ("1", "true", "on", "yes")
+            elif names.get(key) == "int" and value.strip().isdigit():
+                changes[key] = int(value)
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -55,28 +89,73 @@ class _Prepared:
     """The stages before generation, shared by `complete` and `complete_samples`."""
 
     context: Context
+    mode: Mode
     prompt: Prompt
     params: GenerationParams
+    stop_rule: StopRule
+    post: PostOptions
     context_ms: float
     prompt_ms: float
+    trigger_ms: float = 0.0
+
+
+def _stop_rule(context: Context, mode: Mode, options: CompletionOptions) -> StopRule:
+    if mode is not Mode.MULTI:
+        return single_line_stop
+    if not options.block_stop:
+        return lambda _text: None
+    return block_stop(
+        context.line_prefix,
+        context.suffix,
+        repeat_suffix=options.dedupe,
+        floor=indent_floor(context.prefix, context.suffix),
+    )
 
 
 def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOptions) -> _Prepared:
-    """Context and prompt stages, timed, and the generation parameters."""
+    """Context, trigger and prompt stages, timed, and the generation parameters."""
     t0 = time.monotonic()
     context = extract_context(request.text, request.offset, request.language, request.path)
+    tc = time.monotonic()
+    mode = should_complete(
+        context,
+        TriggerOptions(
+            multiline=options.multiline,
+            mid_line_rule=options.trigger,
+            in_comments=options.in_comments,
+        ),
+    )
     t1 = time.monotonic()
     prompt = build_prompt(
         context, engine, PromptBudget(options.prefix_tokens, options.suffix_tokens)
     )
     t2 = time.monotonic()
+    multi = mode is Mode.MULTI
     params = GenerationParams(
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=options.multiline_max_new_tokens if multi else options.max_new_tokens,
         time_budget_s=options.time_budget_s,
         temperature=options.temperature,
         seed=options.seed,
     )
-    return _Prepared(context, prompt, params, (t1 - t0) * 1000, (t2 - t1) * 1000)
+    post = PostOptions(
+        multiline=multi,
+        dedupe=options.dedupe,
+        balance=options.balance,
+        repetition=options.repetition,
+        syntax=options.syntax,
+        keep_parse=options.keep_parse,
+    )
+    return _Prepared(
+        context,
+        mode,
+        prompt,
+        params,
+        _stop_rule(context, mode, options),
+        post,
+        (tc - t0) * 1000,
+        (t2 - t1) * 1000,
+        (t1 - tc) * 1000,
+    )
 
 
 def _timings(
@@ -85,11 +164,12 @@ def _timings(
     """Per-stage milliseconds in the order the stages run."""
     return {
         "context": prep.context_ms,
+        "trigger": prep.trigger_ms,
         "prompt": prep.prompt_ms,
         "first_token": first_token_ms or 0.0,
         "generate": generate_ms,
         "postprocess": post_ms,
-        "total": prep.context_ms + prep.prompt_ms + generate_ms + post_ms,
+        "total": prep.context_ms + prep.trigger_ms + prep.prompt_ms + generate_ms + post_ms,
     }
 
 
@@ -100,19 +180,21 @@ def complete(
     cancel: threading.Event | None = None,
 ) -> CompletionResult:
     """Run every stage for one request; `cancel` stops generation between tokens."""
-    options = options or CompletionOptions()
+    options = (options or CompletionOptions()).with_env()
     prep = _prepare(engine, request, options)
+    if prep.mode is Mode.NONE:
+        return CompletionResult("", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0))
     t2 = time.monotonic()
     raw = generate(
         engine,
         prep.prompt.ids,
         prep.params,
-        single_line_stop,
+        prep.stop_rule,
         cancel,
         prep.prompt.static_len if options.prompt_cache else 0,
     )
     t3 = time.monotonic()
-    text = clean_single_line(raw.text, prep.context)
+    text = postprocess(raw.text, prep.context, raw.stop_reason, prep.post)
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
     return CompletionResult(text, raw.stop_reason, len(prep.prompt.ids), raw.tokens, timings)
@@ -131,15 +213,17 @@ def complete_samples(
     `options.temperature` (0 gives n copies of the greedy answer). Each result carries the
     shared prompt and generation timings; `postprocess` is its own.
     """
-    options = options or CompletionOptions()
+    options = (options or CompletionOptions()).with_env()
     prep = _prepare(engine, request, options)
+    if prep.mode is Mode.NONE:
+        return [CompletionResult("", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0))] * n
     t2 = time.monotonic()
-    samples = engine.sample(prep.prompt.ids, prep.params, n, single_line_stop, cancel)
+    samples = engine.sample(prep.prompt.ids, prep.params, n, prep.stop_rule, cancel)
     generate_ms = (time.monotonic() - t2) * 1000
     results = []
     for hyp in samples.hypotheses:
         t3 = time.monotonic()
-        text = clean_single_line(hyp.text, prep.context)
+        text = postprocess(hyp.text, prep.context, hyp.reason, prep.post)
         post_ms = (time.monotonic() - t3) * 1000
         timings = _timings(prep, samples.first_token_ms, generate_ms, post_ms)
         results.append(

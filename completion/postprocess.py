@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from completion.context import Context
+from completion.syntax import has_error
 
 
 def clean_single_line(text: str, context: Context) -> str:
@@ -17,3 +21,175 @@ def clean_single_line(text: str, context: Context) -> str:
         if text.endswith(rest):  # the model rewrote what already follows the cursor
             text = text[: -len(rest)].rstrip()
     return text if text.strip() else ""
+
+
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def trim_lines(text: str) -> str:
+    """Trailing blanks off every line, blank lines off the end."""
+    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
+
+
+def drop_line_above_repeat(text: str, context: Context) -> str:
+    """Drop a first line that only repeats the line above the cursor."""
+    above = next((s.strip() for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
+    lines = text.split("\n")
+    first = (context.line_prefix + lines[0]).strip()
+    if above and first == above and len(above) > 3:
+        return "\n".join(lines[1:]).lstrip("\n") if len(lines) > 1 else ""
+    return text
+
+
+def drop_suffix_repeat(text: str, context: Context) -> str:
+    """Drop trailing lines of a multi-line completion that repeat the lines after the cursor."""
+    lines = text.split("\n")
+    below = [s.strip() for s in context.suffix.split("\n")[1:] if s.strip()]
+    if context.line_suffix.strip() or not below:
+        return text
+    # the longest tail of the completion equal to the head of the suffix (by code)
+    code = [(i, s.strip()) for i, s in enumerate(lines) if s.strip()]
+    for k in range(min(len(code), len(below)), 0, -1):
+        if [c for _, c in code[-k:]] == below[:k]:
+            return "\n".join(lines[: code[-k][0]]).rstrip()
+    return text
+
+
+_STRINGS = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
+
+
+def _open_brackets(code: str) -> list[str] | None:
+    """Brackets left open at the end of `code`; None when a closer has no opener.
+
+    String literals and comments are ignored.
+    """
+    stack: list[str] = []
+    for ch in _STRINGS.sub("", code):
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if not stack or stack[-1] != _PAIRS[ch]:
+                return None
+            stack.pop()
+    return stack
+
+
+def balance_brackets(text: str, context: Context) -> str:
+    """Drop closing brackets at the end that the rest of the cursor's line already supplies.
+
+    The brackets open before the cursor are closed once: when the completion and then the
+    closers after the cursor would close more than is open, the completion's last closers go.
+    """
+    closers = ""
+    for ch in context.line_suffix.strip():
+        if ch in _PAIRS:
+            closers += ch
+        elif ch not in " \t":
+            break
+    if not closers:
+        return text
+    lines = context.prefix.split("\n")[-30:]
+    if _open_brackets("\n".join(lines)) is None:
+        lines = lines[-1:]  # the window starts inside a bracket: judge the line alone
+    opened = _open_brackets("\n".join(lines))
+    if opened is None:
+        return text
+    body = text.rstrip()
+    while body and body[-1] in _PAIRS and _open_brackets("".join(opened) + body + closers) is None:
+        body = body[:-1].rstrip()
+    if _open_brackets("".join(opened) + body + closers) is None:
+        return text  # the trim does not help: leave it as it was
+    return body
+
+
+def drop_repetition(text: str, max_repeats: int = 3) -> str:
+    """Cut a degenerate run: the same line `max_repeats` times or more keeps one copy."""
+    lines = text.split("\n")
+    run = 1
+    for i in range(1, len(lines)):
+        same = lines[i].strip() and lines[i].strip() == lines[i - 1].strip()
+        run = run + 1 if same else 1
+        if run >= max_repeats:
+            return "\n".join(lines[: i - run + 2])
+    return text
+
+
+def drop_cut_line(text: str, stop_reason: str) -> str:
+    """A completion cut by the token cap or time budget loses its unfinished last line."""
+    if stop_reason in ("max_tokens", "time_budget") and "\n" in text.strip("\n"):
+        return text[: text.rstrip("\n").rfind("\n")]
+    return text
+
+
+MAX_SYNTAX_TRIES = 16
+
+
+def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
+    """The longest line-prefix of `text` with which the file parses (tree-sitter).
+
+    `prefix + completion + suffix` is parsed for the completion cut after each of its lines,
+    longest first, so a completion that runs past its block ends where the code is whole.
+    When no cut parses, the text stays, unless `keep_parse` is on and the file parsed
+    before: then nothing is returned rather than a completion that breaks the file. A
+    language without a grammar is left as it is.
+    """
+    if not text.strip():
+        return text
+    before = has_error(context.prefix + context.suffix, context.language)
+    if before is None:
+        return text
+    lines = text.split("\n")
+    tries = 0
+    for k in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:k]).rstrip()
+        if not candidate.strip() or (k < len(lines) and not lines[k - 1].strip()):
+            continue
+        if not has_error(context.prefix + candidate + context.suffix, context.language):
+            return candidate
+        tries += 1
+        if tries >= MAX_SYNTAX_TRIES:
+            break
+    return "" if keep_parse and not before else text
+
+
+@dataclass(frozen=True)
+class PostOptions:
+    """Switches of the post-processing stages (each can be turned off for an ablation)."""
+
+    multiline: bool = False  # the completion may hold several lines
+    dedupe: bool = True  # drop repeats of the suffix and of the line above
+    balance: bool = True  # balance closing brackets against the rest of the line
+    repetition: bool = True  # cut degenerate runs of one line
+    syntax: bool = True  # tree-sitter: end at a whole syntactic unit
+    keep_parse: bool = True  # never return a completion that breaks a file that parsed
+
+
+def postprocess(text: str, context: Context, stop_reason: str, options: PostOptions) -> str:
+    """Raw model output -> what the editor shows, for single- and multi-line completions."""
+    if not options.multiline:
+        text = clean_single_line(text, context)
+        if not text:
+            return ""
+        if options.dedupe:
+            text = drop_line_above_repeat(text, context)
+        if options.balance and text:
+            text = balance_brackets(text, context)
+        if options.keep_parse and text:
+            text = syntax_truncate(text, context, keep_parse=True)
+        return text
+    text = drop_cut_line(text, stop_reason)
+    text = trim_lines(text)
+    if options.repetition:
+        text = drop_repetition(text)
+    if options.dedupe:
+        text = drop_suffix_repeat(text, context)
+        text = drop_line_above_repeat(text, context)
+    if options.balance and text and "\n" not in text:
+        text = balance_brackets(text, context)
+    if options.syntax and text:
+        text = syntax_truncate(text, context, keep_parse=options.keep_parse)
+    elif options.keep_parse and text:
+        before = has_error(context.prefix + context.suffix, context.language)
+        if before is False and has_error(context.prefix + text + context.suffix, context.language):
+            text = ""
+    return trim_lines(text) if text.strip() else ""

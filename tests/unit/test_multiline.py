@@ -1,0 +1,123 @@
+"""Multi-line stop rules and post-processing, string in, string out."""
+
+import pytest
+
+from completion.context import extract_context
+from completion.engine import FakeEngine
+from completion.generate import block_stop, indent_floor
+from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.postprocess import (
+    PostOptions,
+    balance_brackets,
+    drop_line_above_repeat,
+    drop_repetition,
+    drop_suffix_repeat,
+    postprocess,
+    syntax_truncate,
+)
+
+
+def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 0) -> str:
+    rule = block_stop(line_prefix, suffix, floor=floor)
+    at = rule(rule_text)
+    return rule_text if at is None else rule_text[:at]
+
+
+def ctx(doc: str, language: str = "python"):  # type: ignore[no-untyped-def]
+    offset = doc.index("|")
+    return extract_context(doc.replace("|", ""), offset, language)
+
+
+def test_block_stop_at_dedent() -> None:
+    text = "    for i in x:\n        y += i\n    z = 1\nprint(z)\n"
+    assert cut(text) == "    for i in x:\n        y += i\n    z = 1"
+
+
+def test_block_stop_after_opener_uses_body_indent() -> None:
+    assert cut("\n        a = 1\n        b = 2\n    c = 3", "    if x:") == (
+        "\n        a = 1\n        b = 2"
+    )
+
+
+def test_block_stop_at_repeat_of_suffix_and_floor() -> None:
+    assert cut("    y = x + 1\n    return y\n", suffix="\n    return y\n") == "    y = x + 1"
+    assert cut("x = 1\n", floor=4) == ""
+    assert indent_floor("def f():\n    a = 1\n", "\n    return a\n") == 4
+    assert indent_floor("def f():\n", "\n    return a\n") == 1
+
+
+def test_block_stop_on_degenerate_repetition_and_blank_lines() -> None:
+    assert cut("    a = 1\n    a = 1\n    a = 1\n    a = 1") == "    a = 1"
+    assert cut("    a = 1\n\n\n    b = 2") == "    a = 1\n\n"
+
+
+def test_drop_suffix_and_line_above_repeats() -> None:
+    c = ctx("def f(x):\n    y = x\n|\n    return y\n")
+    assert drop_suffix_repeat("    y += 1\n    return y", c) == "    y += 1"
+    assert drop_line_above_repeat("    y = x\n    z = 1", c) == "    z = 1"
+    assert drop_line_above_repeat("    z = 1", c) == "    z = 1"
+
+
+def test_balance_brackets_against_the_rest_of_the_line() -> None:
+    assert balance_brackets("b)", ctx("x = foo(a, |)\n")) == "b"
+    assert balance_brackets("b))", ctx("x = foo(bar(a, |))\n")) == "b"
+    assert balance_brackets("g(1)", ctx("x = f(|)\n")) == "g(1)"
+    assert balance_brackets("2]", ctx("x = [1, |]\n")) == "2"
+
+
+def test_drop_repetition() -> None:
+    assert drop_repetition("a\nb\nb\nb\nb") == "a\nb"
+    assert drop_repetition("a\nb\nb") == "a\nb\nb"
+
+
+def test_syntax_truncate_ends_at_a_whole_unit() -> None:
+    c = ctx("def f(x):\n    if x:\n|\n    return 0\n")
+    text = "        return 1\n    x = ("
+    assert syntax_truncate(text, c, keep_parse=False) == "        return 1"
+
+
+def test_keep_parse_drops_a_completion_that_breaks_the_file() -> None:
+    c = ctx("x = 1\n|\ny = 2\n")
+    assert syntax_truncate("z = (", c, keep_parse=True) == ""
+    assert syntax_truncate("z = (", c, keep_parse=False) == "z = ("
+    assert syntax_truncate("z = 3", c, keep_parse=True) == "z = 3"
+    assert syntax_truncate("z = (", ctx("x = 1\n|\n", "cobol"), keep_parse=True) == "z = ("
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("    y = x  \n    return y\n", "    y = x"),
+        ("    y = x\n    y = x\n    y = x\n    y = x\n", "    y = x"),
+        ("\n\n", ""),
+    ],
+)
+def test_postprocess_multi_line(raw: str, expected: str) -> None:
+    c = ctx("def f(x):\n    a = 1\n|\n    return y\n")
+    assert postprocess(raw, c, "end_token", PostOptions(multiline=True)) == expected
+
+
+def test_pipeline_multi_line_stops_at_block_end_while_streaming() -> None:
+    doc = "def f(x):\n    \n\nprint(f(1))\n"
+    engine = FakeEngine(default="y = x + 1\n    return y\n\nprint(f(1))\n" + "z" * 40)
+    request = CompletionRequest(doc, doc.index("    \n") + 4)
+    result = complete(engine, request, CompletionOptions(multiline=True))
+    assert result.text == "y = x + 1\n    return y"
+    assert result.stop_reason == "stop_rule"
+    assert result.generated_tokens < 40
+    single = complete(engine, request, CompletionOptions(multiline=False))
+    assert single.text == "y = x + 1"
+
+
+def test_pipeline_trigger_none_skips_the_model() -> None:
+    engine = FakeEngine(default="abc")
+    doc = "x = fo(a)\n"
+    result = complete(engine, CompletionRequest(doc, 4), CompletionOptions())
+    assert result.text == "" and result.stop_reason == "trigger"
+    assert engine.prompts == []
+
+
+def test_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFPILOT_PIPELINE", "multiline=1,dedupe=off,max_new_tokens=7,bogus=1")
+    options = CompletionOptions().with_env()
+    assert options.multiline and not options.dedupe and options.max_new_tokens == 7

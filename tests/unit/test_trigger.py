@@ -1,0 +1,55 @@
+"""should_complete: none, single-line or multi-line, from the text and syntax at the cursor."""
+
+from completion.context import extract_context
+from completion.syntax import in_comment_or_string
+from completion.trigger import Mode, TriggerOptions, should_complete
+
+MULTI = TriggerOptions(multiline=True)
+
+
+def mode(doc: str, language: str = "python", options: TriggerOptions = MULTI) -> Mode:
+    offset = doc.index("|")
+    return should_complete(extract_context(doc.replace("|", ""), offset, language), options)
+
+
+def test_mid_line_only_before_blanks_or_closers() -> None:
+    assert mode("x = foo(|)\n") is Mode.SINGLE
+    assert mode("x = foo(a|  ]) \n") is Mode.SINGLE
+    assert mode("x = fo|o(a)\n") is Mode.NONE
+    assert mode("x = fo|o(a)\n", options=TriggerOptions(mid_line_rule=False)) is Mode.SINGLE
+
+
+def test_empty_line_and_empty_block_are_multi_line() -> None:
+    assert mode("def f(x):\n    |\n") is Mode.MULTI
+    assert mode("def f(x):|\n") is Mode.MULTI
+    assert mode("def f(x):|\n    return x\n") is Mode.SINGLE  # the body exists
+    assert mode("d = {'a':|\n") is Mode.SINGLE  # not a block header
+    assert mode("x = 1|\n") is Mode.SINGLE
+
+
+def test_multi_line_off_gives_single_line() -> None:
+    assert mode("def f(x):\n    |\n", options=TriggerOptions()) is Mode.SINGLE
+
+
+def test_comments_and_strings_off_by_option() -> None:
+    off = TriggerOptions(in_comments=False)
+    assert mode("# a comment |\nx = 1\n", options=off) is Mode.NONE
+    assert mode('s = "abc|"\n', options=off) is Mode.NONE
+    assert mode("x = 1  |\n", options=off) is Mode.SINGLE
+    assert mode("# a comment |\nx = 1\n") is Mode.SINGLE  # on by default
+
+
+def test_syntax_positions() -> None:
+    src = 'def f(x):\n    s = "abc"\n    # hi\n    return x\n'
+    assert in_comment_or_string(src, src.index('"a') + 2, "python") is True
+    assert in_comment_or_string(src, src.index('"abc"') + 5, "python") is False
+    assert in_comment_or_string(src, src.index("# hi") + 4, "python") is True
+    assert in_comment_or_string(src, src.index("return x") + 8, "python") is False
+
+
+def test_unknown_language_falls_back_to_text_rules() -> None:
+    assert in_comment_or_string("# x", 3, "cobol") is None
+    assert mode("begin {|\n", "cobol") is Mode.MULTI
+    assert mode("some te|xt\n", "cobol") is Mode.NONE
+    off = TriggerOptions(in_comments=False, multiline=True)
+    assert mode("x = 1\n|\n", "cobol", off) is Mode.MULTI
