@@ -83,9 +83,12 @@ def test_corrupt_weights_are_reported(tiny_model: InstalledModel, tmp_path) -> N
 def test_static_prompt_cache_is_bounded(tiny_model: InstalledModel) -> None:
     from completion.engine import EngineOptions
 
-    engine = CT2Engine(tiny_model, EngineOptions(max_cached_prompts=2, warmup=False))
+    heads = ("import os\n", "import sys\n", "import os\n", "import re\n")
+    probe = CT2Engine(tiny_model, EngineOptions(warmup=False))
+    room_for_two = len(probe.encode(heads[0])) + len(probe.encode(heads[1]))
+    engine = CT2Engine(tiny_model, EngineOptions(prompt_cache_tokens=room_for_two, warmup=False))
     params = GenerationParams(max_new_tokens=4)
-    for head in ("import os\n", "import sys\n", "import os\n", "import re\n"):
+    for head in heads:
         ids = engine.encode(head) + engine.encode("x = ")
         out = list(engine.stream(ids, params, static_len=len(engine.encode(head))))
         assert 1 <= len(out) <= 4
