@@ -71,6 +71,9 @@ def _indent(line: str) -> int:
     return len(line[: len(line) - len(stripped)].replace("\t", "    "))
 
 
+SUFFIX_LINES = 8
+
+
 def indent_floor(prefix: str, suffix: str) -> int:
     """The least indentation the lines written at the cursor may have.
 
@@ -99,16 +102,20 @@ def block_stop(
     indentation. Generation is cut before the first line that
     - is indented less than that (the block ended) or than `floor`, or follows two blank
       lines;
-    - repeats the next line with code of `suffix` (the model is rewriting what follows),
-      when `repeat_suffix` is on;
+    - repeats one of the next `SUFFIX_LINES` lines with code of `suffix` (the model is
+      rewriting what follows), when `repeat_suffix` is on;
+    - follows a first line that opens a block whose body the suffix already holds;
     - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
       is cut to one copy).
     A line is judged as soon as its first non-blank character arrives, so a stop costs no
     more tokens than needed.
     """
-    below = next((s.strip() for s in suffix.split("\n")[1:] if s.strip()), "")
+    code_below = [s for s in suffix.split("\n")[1:] if s.strip()][:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
-        below = ""  # the cursor's line goes on: no whole-line repeat to look for
+        code_below = []  # the cursor's line goes on: no whole-line repeat to look for
+    seen = {s.strip() for s in code_below if len(s.strip()) > 4}
+    below_indent = _indent(code_below[0]) if code_below else -1
+    first_below = code_below[0].strip() if code_below else None
 
     def rule(text: str) -> int | None:
         full = line_prefix + text
@@ -121,30 +128,35 @@ def block_stop(
         def before(i: int) -> int:  # cut just before line i (its line break dropped)
             return max(0, starts[i] - 1 - lead)
 
-        base = None
-        if lines[0].strip() and not line_prefix.strip():
-            if _indent(lines[0]) < floor:
-                return 0
-            base = _indent(lines[0])
+        base: int | None = None
         blanks = 0
         run = 1
-        for i in range(1, len(lines)):
-            code = lines[i].strip()
+        for i, line in enumerate(lines):
+            code = line.strip()
+            if i == 0 and line_prefix.strip():
+                continue  # the cursor's line holds code already (a block header)
             if not code:
-                if i < len(lines) - 1:
+                if 0 < i < len(lines) - 1:
                     blanks += 1
                 continue
-            if _indent(lines[i]) < max(floor, base or 0):
+            repeat = repeat_suffix and (code in seen or code == first_below)
+            if base is None:  # the first line with code, judged once it is whole
+                if i == len(lines) - 1:
+                    return None
+                opener = code.endswith((":", "{"))
+                if repeat or (not opener and _indent(line) < floor):
+                    return before(i) if i > 0 else 0
+                base = _indent(line)
+                if opener and below_indent > base:
+                    return starts[i] + len(line) - lead  # its body is already below
+                continue
+            if _indent(line) < max(floor, base):
                 return before(i)
-            if blanks >= 2:
-                return before(i)
-            if repeat_suffix and below and code == below:
+            if blanks >= 2 or repeat:
                 return before(i)
             run = run + 1 if code == lines[i - 1].strip() else 1
             if run >= max_repeats:
                 return before(i - run + 2)  # one copy of the run is kept
-            if base is None:
-                base = _indent(lines[i])
             blanks = 0
         return None
 

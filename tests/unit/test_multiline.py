@@ -121,3 +121,16 @@ def test_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OFFPILOT_PIPELINE", "multiline=1,dedupe=off,max_new_tokens=7,bogus=1")
     options = CompletionOptions().with_env()
     assert options.multiline and not options.dedupe and options.max_new_tokens == 7
+
+
+def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
+    suffix = "\n        ans.append(x)\n    return ans\n"
+    assert cut("    ans.extend(odds)\n    return ans", suffix=suffix) == "    ans.extend(odds)"
+    assert cut("    for x in y:\n        ans.append(x)\n", suffix=suffix) == "    for x in y:"
+
+
+def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:
+    suffix = "\n            depth -= 1\n"
+    text = "        elif c == ')':\n            depth -= 1\n"
+    assert cut(text, suffix=suffix, floor=12) == "        elif c == ')':"
+    assert cut("        x = 1\n", suffix=suffix, floor=12) == ""
