@@ -104,7 +104,8 @@ def block_stop(
       lines;
     - repeats one of the next `SUFFIX_LINES` lines with code of `suffix` (the model is
       rewriting what follows), when `repeat_suffix` is on;
-    - follows a first line that opens a block whose body the suffix already holds;
+    - follows a first line that opens a block whose body (one level deeper) the suffix
+      already holds;
     - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
       is cut to one copy).
     A line is judged as soon as its first non-blank character arrives, so a stop costs no
@@ -147,7 +148,7 @@ def block_stop(
                 if repeat or (not opener and _indent(line) < floor):
                     return before(i) if i > 0 else 0
                 base = _indent(line)
-                if opener and below_indent > base:
+                if opener and base < below_indent <= base + 4:
                     return starts[i] + len(line) - lead  # its body is already below
                 continue
             if _indent(line) < max(floor, base):

@@ -134,3 +134,9 @@ def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:
     text = "        elif c == ')':\n            depth -= 1\n"
     assert cut(text, suffix=suffix, floor=12) == "        elif c == ')':"
     assert cut("        x = 1\n", suffix=suffix, floor=12) == ""
+
+
+def test_block_stop_goes_on_when_the_suffix_is_two_levels_deeper() -> None:
+    suffix = "\n            m = e\n    return m\n"
+    text = "    for e in l:\n        if e > m:\n            m = e\n"
+    assert cut(text, suffix=suffix) == "    for e in l:\n        if e > m:"
