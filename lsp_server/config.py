@@ -36,7 +36,7 @@ class ServerConfig:
     time_budget_ms: int = 2000
     threads: int = 0  # 0: all cores
     cache: bool = True  # completion cache, type-through and in-flight reuse
-    prompt_cache: bool = True  # reuse the model state of the lines above the cursor
+    prompt_cache: bool = False  # reuse the model state of the lines above the cursor (memory!)
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""

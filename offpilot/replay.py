@@ -312,7 +312,7 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
     }
 
 
-NAIVE = {"cache": False, "promptCache": False}
+NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -124,5 +124,6 @@ def test_prompt_head_is_stable_while_typing_on_a_line() -> None:
 
 def test_pipeline_passes_the_static_head_to_the_engine() -> None:
     engine = FakeEngine(default="a + b\n")
+    complete(engine, CompletionRequest(SOURCE, CURSOR), CompletionOptions(prompt_cache=True))
     complete(engine, CompletionRequest(SOURCE, CURSOR))
-    assert engine.static_lens == [1 + len("def add(a, b):\n")]
+    assert engine.static_lens == [1 + len("def add(a, b):\n"), 0]
