@@ -51,22 +51,32 @@ def open_document(client: LanguageClient, path: Path, text: str, language: str =
     return uri
 
 
+def completion_params(
+    uri: str,
+    line: int,
+    character: int,
+    trigger: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Invoked,
+) -> types.InlineCompletionParams:
+    """The params of an inline completion request at (line, UTF-16 character)."""
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=trigger),
+    )
+
+
+def item_texts(result: Any) -> list[str]:
+    """The insert texts of an inline completion answer (a list or an items list)."""
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+
+
 async def inline_completion(client: LanguageClient, uri: str, line: int, character: int) -> str:
     """Ask for an inline completion; the first item's text, or '' when there is none."""
     result = await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Invoked
-            ),
-        )
+        completion_params(uri, line, character)
     )
-    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
-    if not items:
-        return ""
-    text = items[0].insert_text
-    return text if isinstance(text, str) else text.value
+    return next(iter(item_texts(result)), "")
 
 
 async def stop_client(client: LanguageClient) -> None:

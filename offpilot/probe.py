@@ -17,7 +17,13 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from offpilot.lsp_client import inline_completion, open_document, start_client, stop_client
+from offpilot.lsp_client import (
+    completion_params,
+    inline_completion,
+    open_document,
+    start_client,
+    stop_client,
+)
 
 
 def _fn(i: int) -> str:
@@ -33,13 +39,7 @@ async def _timed(client: LanguageClient, uri: str, line: int, col: int) -> tuple
 def _request(
     client: LanguageClient, uri: str, line: int, col: int, msg_id: int
 ) -> asyncio.Future[Any]:
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        position=types.Position(line, col),
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked
-        ),
-    )
+    params = completion_params(uri, line, col)
     return asyncio.wrap_future(
         client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
     )

@@ -23,7 +23,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from offpilot.lsp_client import open_document, start_client, stop_client
+from offpilot.lsp_client import completion_params, open_document, start_client, stop_client
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,8 @@ class _Typist:
 
     def request(self, latencies: list[float]) -> asyncio.Future[Any]:
         pos = self.position()
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=self.uri),
-            position=pos,
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
+        params = completion_params(
+            self.uri, pos.line, pos.character, types.InlineCompletionTriggerKind.Automatic
         )
         msg_id = next(self.ids)
         future = asyncio.wrap_future(

@@ -9,6 +9,8 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from offpilot.lsp_client import completion_params, item_texts
+
 
 async def start_server(
     *args: str,
@@ -56,16 +58,9 @@ def open_doc(client: LanguageClient, uri: str, text: str, language: str = "pytho
 
 async def ask(client: LanguageClient, uri: str, line: int, character: int) -> list[str]:
     result = await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
+        completion_params(uri, line, character, types.InlineCompletionTriggerKind.Automatic)
     )
-    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
-    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+    return item_texts(result)
 
 
 def change(
