@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from completion.engine import Engine, GenerationParams
+from completion.languages import strip_lexemes
 
 StopRule = Callable[[str], int | None]
 """Given the text so far, the index to cut it at (generation stops), or None to go on."""
@@ -88,6 +89,29 @@ def indent_floor(prefix: str, suffix: str) -> int:
     return min(up, _indent(below))
 
 
+_CLOSERS = ")]}"
+
+
+def _bracket_depth(code: str, language: str) -> tuple[int, int]:
+    """(closers the line starts with, brackets it leaves open), strings and comments aside."""
+    code = strip_lexemes(code, language)
+    rest = code.lstrip(_CLOSERS + " \t")
+    leading = sum(ch in _CLOSERS for ch in code[: len(code) - len(rest)])
+    net = sum(ch in "([{" for ch in code) - sum(ch in _CLOSERS for ch in code)
+    return leading, net
+
+
+def _unclosed(code: str, language: str) -> int:
+    """Brackets left open at the end of one line (`} else {`: 1), strings and comments aside."""
+    depth = 0
+    for ch in strip_lexemes(code, language):
+        if ch in "([{":
+            depth += 1
+        elif ch in _CLOSERS:
+            depth = max(0, depth - 1)
+    return depth
+
+
 def block_stop(
     line_prefix: str,
     suffix: str,
@@ -95,6 +119,7 @@ def block_stop(
     repeat_suffix: bool = True,
     max_repeats: int = 3,
     floor: int = 0,
+    language: str = "",
 ) -> StopRule:
     """A multi-line stop rule: cut where the completion leaves its block.
 
@@ -108,8 +133,14 @@ def block_stop(
       already holds;
     - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
       is cut to one copy).
-    A line is judged as soon as its first non-blank character arrives, so a stop costs no
-    more tokens than needed.
+    Brackets are counted too (strings and comments of `language` aside; `""`: plain-text
+    rules). A line that starts by closing the block (`}`, `});`) the cursor's line opened
+    ends the completion after it once all the brackets of that line are closed, and
+    before it when the suffix closes the block itself; a line that starts by closing the
+    block around the cursor is cut, unless nothing in the suffix closes that block (end of
+    file, or only code no deeper than the closer follows): then it ends the completion.
+    `} else {` goes on. A line is judged as soon as its first non-blank character arrives
+    (a closing line once it is whole), so a stop costs no more tokens than needed.
     """
     code_below = [s for s in suffix.split("\n")[1:] if s.strip()][:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
@@ -117,6 +148,15 @@ def block_stop(
     seen = {s.strip() for s in code_below if len(s.strip()) > 4}
     below_indent = _indent(code_below[0]) if code_below else -1
     first_below = code_below[0].strip() if code_below else None
+    opened = _unclosed(line_prefix, language)  # brackets the cursor's line leaves open
+
+    def suffix_closes(line: str) -> bool:
+        """The suffix goes on inside the block, or closes it itself."""
+        if first_below is None:
+            return False
+        if first_below[0] in _CLOSERS:
+            return below_indent <= _indent(line)
+        return below_indent > _indent(line)
 
     def rule(text: str) -> int | None:
         full = line_prefix + text
@@ -129,18 +169,43 @@ def block_stop(
         def before(i: int) -> int:  # cut just before line i (its line break dropped)
             return max(0, starts[i] - 1 - lead)
 
+        def after(i: int) -> int:  # cut just after line i
+            return starts[i] + len(lines[i]) - lead
+
         base: int | None = None
         blanks = 0
         run = 1
+        depth = 0
         for i, line in enumerate(lines):
             code = line.strip()
+            whole = i < len(lines) - 1
+            leading, net = _bracket_depth(line, language) if code else (0, 0)
+            above, depth = depth, depth + net
             if i == 0 and line_prefix.strip():
+                depth = _unclosed(line, language)
                 continue  # the cursor's line holds code already (a block header)
             if not code:
                 if 0 < i < len(lines) - 1:
                     blanks += 1
                 continue
             repeat = repeat_suffix and (code in seen or code == first_below)
+            if leading and opened and above - leading < opened:
+                # closes the block the cursor's line opened (`}`, `} else {`, `});`)
+                if not whole:
+                    return None
+                if repeat or suffix_closes(line):
+                    return before(i)
+                if depth <= 0:
+                    return after(i)  # every bracket of the cursor's line is closed
+                blanks = 0
+                continue  # `} else {`: the block goes on
+            if leading and not opened and above - leading < 0:
+                # closes the block around the cursor
+                if not whole:
+                    return None
+                if repeat or suffix_closes(line) or depth > above - leading:
+                    return before(i)
+                return after(i)  # the file ends the block nowhere else
             if base is None:  # the first line with code, judged once it is whole
                 if i == len(lines) - 1:
                     return None
@@ -149,7 +214,7 @@ def block_stop(
                     return before(i) if i > 0 else 0
                 base = _indent(line)
                 if opener and base < below_indent <= base + 4:
-                    return starts[i] + len(line) - lead  # its body is already below
+                    return after(i)  # its body is already below
                 continue
             if _indent(line) < max(floor, base):
                 return before(i)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from completion.context import Context
+from completion.languages import resolve_language, strip_lexemes
 from completion.syntax import has_error
 
 
@@ -24,6 +24,11 @@ def clean_single_line(text: str, context: Context) -> str:
 
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def _language(context: Context) -> str:
+    """The supported language of the document (`""`: plain text), from its id or path."""
+    return resolve_language(context.language, context.path)
 
 
 def trim_lines(text: str) -> str:
@@ -55,16 +60,13 @@ def drop_suffix_repeat(text: str, context: Context) -> str:
     return text
 
 
-_STRINGS = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
-
-
-def _open_brackets(code: str) -> list[str] | None:
+def _open_brackets(code: str, language: str = "") -> list[str] | None:
     """Brackets left open at the end of `code`; None when a closer has no opener.
 
-    String literals and comments are ignored.
+    String literals and comments (one-line ones, of `language`) are ignored.
     """
     stack: list[str] = []
-    for ch in _STRINGS.sub("", code):
+    for ch in strip_lexemes(code, language):
         if ch in "([{":
             stack.append(ch)
         elif ch in _PAIRS:
@@ -88,16 +90,21 @@ def balance_brackets(text: str, context: Context) -> str:
             break
     if not closers:
         return text
+    language = _language(context)
     lines = context.prefix.split("\n")[-30:]
-    if _open_brackets("\n".join(lines)) is None:
+    if _open_brackets("\n".join(lines), language) is None:
         lines = lines[-1:]  # the window starts inside a bracket: judge the line alone
-    opened = _open_brackets("\n".join(lines))
+    opened = _open_brackets("\n".join(lines), language)
     if opened is None:
         return text
+
+    def broken(body: str) -> bool:
+        return _open_brackets("".join(opened) + body + closers, language) is None
+
     body = text.rstrip()
-    while body and body[-1] in _PAIRS and _open_brackets("".join(opened) + body + closers) is None:
+    while body and body[-1] in _PAIRS and broken(body):
         body = body[:-1].rstrip()
-    if _open_brackets("".join(opened) + body + closers) is None:
+    if broken(body):
         return text  # the trim does not help: leave it as it was
     return body
 
@@ -135,7 +142,8 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
     """
     if not text.strip():
         return text
-    before = has_error(context.prefix + context.suffix, context.language)
+    language = _language(context)
+    before = has_error(context.prefix + context.suffix, language)
     if before is None:
         return text
     lines = text.split("\n")
@@ -144,7 +152,7 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
         candidate = "\n".join(lines[:k]).rstrip()
         if not candidate.strip() or (k < len(lines) and not lines[k - 1].strip()):
             continue
-        if not has_error(context.prefix + candidate + context.suffix, context.language):
+        if not has_error(context.prefix + candidate + context.suffix, language):
             return candidate
         tries += 1
         if tries >= MAX_SYNTAX_TRIES:
@@ -189,7 +197,8 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
     if options.syntax and text:
         text = syntax_truncate(text, context, keep_parse=options.keep_parse)
     elif options.keep_parse and text:
-        before = has_error(context.prefix + context.suffix, context.language)
-        if before is False and has_error(context.prefix + text + context.suffix, context.language):
+        language = _language(context)
+        before = has_error(context.prefix + context.suffix, language)
+        if before is False and has_error(context.prefix + text + context.suffix, language):
             text = ""
     return trim_lines(text) if text.strip() else ""

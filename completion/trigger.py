@@ -4,7 +4,8 @@
   a language without a grammar is never "inside").
 - Mid-line: only when the rest of the line is blanks or closing brackets (`mid_line_rule`).
 - Multi-line (when `multiline` is on): on a line holding only indentation, or at the end of a
-  block opener (`def f():`, `if x {`) whose body is still empty. Everything else: one line.
+  block opener whose body is still empty: `def f():` in Python, `{` or a `case x:` label in
+  the brace languages, `:` or `{` in plain text. Everything else: one line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from completion.context import Context
+from completion.languages import resolve_language, spec_for
 from completion.syntax import in_comment_or_string
 
 
@@ -39,10 +41,10 @@ CLOSERS = frozenset(")]}")
 _PY_HEADER = re.compile(
     r"^\s*(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b"
 )
-_BRACE_LANGS = frozenset(
-    {"javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java"}
-    | {"c", "cpp", "csharp", "kotlin", "swift", "php", "scala", "dart"}
-)
+# A `case x:` / `default:` label of a C-family `switch` (Go's `select` too) opens a body.
+_CASE_LABEL = re.compile(r"^\s*(case\b.*|default\s*):$")
+# A line that only closes blocks (`}`, `});`, `end`): the body above it is empty.
+_CLOSING_LINE = re.compile(r"^(?:[)\]}][)\]};,]*|end)$")
 
 
 def indent_of(line: str) -> int:
@@ -54,11 +56,12 @@ def indent_of(line: str) -> int:
 def opens_block(line_prefix: str, language: str) -> bool:
     """Whether the text before the cursor ends a block header (`if x:`, `fn f() {`)."""
     code = line_prefix.rstrip()
-    if language == "python":
+    spec = spec_for(language)
+    if spec is None:
+        return code.endswith((":", "{"))  # plain text: either convention
+    if not spec.braces:
         return code.endswith(":") and bool(_PY_HEADER.match(code))
-    if language in _BRACE_LANGS:
-        return code.endswith("{")
-    return code.endswith((":", "{"))  # plain text: either convention
+    return code.endswith("{") or bool(_CASE_LABEL.match(code))
 
 
 def _body_is_empty(context: Context) -> bool:
@@ -66,7 +69,7 @@ def _body_is_empty(context: Context) -> bool:
     here = indent_of(context.line_prefix)
     for line in context.suffix.split("\n")[1:]:
         if line.strip():
-            if line.strip() in ("}", "};", "})", "end"):
+            if _CLOSING_LINE.match(line.strip()):
                 return True
             return indent_of(line) <= here
     return True
@@ -75,17 +78,18 @@ def _body_is_empty(context: Context) -> bool:
 def should_complete(context: Context, options: TriggerOptions | None = None) -> Mode:
     """Decide, from the text and syntax at the cursor, what kind of completion to make."""
     options = options or TriggerOptions()
+    language = resolve_language(context.language, context.path)
     rest = context.line_suffix.strip()
     if options.mid_line_rule and rest and not set(rest) <= CLOSERS | {" ", "\t"}:
         return Mode.NONE
     if not options.in_comments:
         text = context.prefix + context.suffix
-        if in_comment_or_string(text, len(context.prefix), context.language):
+        if in_comment_or_string(text, len(context.prefix), language):
             return Mode.NONE
     if not options.multiline or rest:
         return Mode.SINGLE
     if not context.line_prefix.strip():
         return Mode.MULTI
-    if opens_block(context.line_prefix, context.language) and _body_is_empty(context):
+    if opens_block(context.line_prefix, language) and _body_is_empty(context):
         return Mode.MULTI
     return Mode.SINGLE
