@@ -67,8 +67,8 @@ def in_comment_or_string(text: str, offset: int, language: str | None) -> bool |
     while node is not None:
         if not node.is_named:  # a keyword such as TypeScript's `string` type
             pass
-        elif node.type in _CODE_IN_STRING:
-            return False
+        elif node.type in _CODE_IN_STRING and node.start_byte < byte < node.end_byte:
+            return False  # inside `{...}` of an f-string or template: code
         elif node.type in spec.comment_types:
             if source[node.start_byte : node.start_byte + 2] == b"/*":
                 return bool(node.start_byte < byte < node.end_byte)

@@ -1,0 +1,530 @@
+"""Each language's trigger, post-processing and multi-line stop, on real snippets.
+
+A `|` in a document marks the cursor. Every language has the same questions asked of it;
+an unknown language must answer with the plain-text rules and never raise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from completion.context import Context, extract_context
+from completion.engine import FakeEngine
+from completion.generate import block_stop
+from completion.languages import SPECS, resolve_language
+from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.postprocess import PostOptions, postprocess, syntax_truncate
+from completion.syntax import has_error, in_comment_or_string, parser_for
+from completion.trigger import Mode, TriggerOptions, should_complete
+
+MULTI = TriggerOptions(multiline=True)
+NO_COMMENTS = TriggerOptions(in_comments=False, mid_line_rule=False)
+MID_LINE_OFF = TriggerOptions(mid_line_rule=False)
+
+
+def ctx(doc: str, language: str, path: str | None = None) -> Context:
+    offset = doc.index("|")
+    return extract_context(doc.replace("|", ""), offset, language, path)
+
+
+def mode(doc: str, language: str, options: TriggerOptions) -> Mode:
+    return should_complete(ctx(doc, language), options)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One language's snippets and what each stage must make of them."""
+
+    language: str
+    header: str  # a block opener at the cursor, its body empty
+    statement: str  # the end of a statement: never multi-line
+    mid_line: str  # code right of the cursor
+    comment: str  # inside a comment, at the end of the line
+    string: str  # inside a string
+    code: str  # code that looks like a comment or string to a naive check
+    single: str  # a single-line hole in a file that parses
+    single_ok: str  # a completion that keeps it parsing
+    single_bad: str  # one that breaks it
+    hole: str  # an empty line in a block
+    runaway: str  # a multi-line completion whose last line breaks the file
+    runaway_cut: str  # what syntax truncation keeps
+    open_end: str  # a block opener at the end of the file (no closer anywhere)
+    model: str  # what the model writes there: the block, then more
+    block: str  # the completion: the block with its closer, nothing after
+    closed: str  # the same opener with the closer already below
+    closed_block: str  # the completion there: the body only
+
+
+CASES = [
+    Case(
+        "python",
+        header="def area(r):|\n\n\nprint(area(2))\n",
+        statement="total = 1|\nprint(total)\n",
+        mid_line="total = are|a(1)\n",
+        comment="total = 1  # running sum|\nprint(total)\n",
+        string='name = "ab|c"\n',
+        code='name = f"{tot|al}"\n',
+        single="def area(r):\n    return |\n",
+        single_ok="r * r",
+        single_bad="(r *",
+        hole="def area(r):\n    |\n\n\nprint(area(2))\n",
+        runaway="a = r * r\n    return a\n    b = (",
+        runaway_cut="a = r * r\n    return a",
+        open_end="def area(r):|",
+        model="\n    return 3.14 * r * r\n\n\nprint(area(2))\n",
+        block="\n    return 3.14 * r * r",
+        closed="def area(r):|\n\n\nprint(area(2))\n",
+        closed_block="\n    return 3.14 * r * r",
+    ),
+    Case(
+        "javascript",
+        header="function area(r) {|\n}\n",
+        statement="const total = 1;|\n",
+        mid_line="const total = are|a(1);\n",
+        comment="const total = 1; // running sum|\n",
+        string='const name = "ab|c";\n',
+        code="const name = `a${tot|al}`;\n",
+        single="function area(r) {\n  return |\n}\n",
+        single_ok="r * r;",
+        single_bad="(r *",
+        hole="function area(r) {\n  |\n}\n",
+        runaway="const a = r * r;\n  return a;\n  const b = (",
+        runaway_cut="const a = r * r;\n  return a;",
+        open_end="function area(r) {|",
+        model="\n  return Math.PI * r * r;\n}\n\nconsole.log(area(2));\n",
+        block="\n  return Math.PI * r * r;\n}",
+        closed="function area(r) {|\n}\n",
+        closed_block="\n  return Math.PI * r * r;",
+    ),
+    Case(
+        "typescript",
+        header="function area(r: number): number {|\n}\n",
+        statement="const total: number = 1;|\n",
+        mid_line="const total = are|a(1);\n",
+        comment="const total = 1; /* running| sum */\n",
+        string="const name = `ab|c`;\n",
+        code="let name: stri|ng;\n",  # `string` the type keyword, not a string
+        single="function area(r: number): number {\n  return |\n}\n",
+        single_ok="r * r;",
+        single_bad="(r *",
+        hole="function area(r: number): number {\n  |\n}\n",
+        runaway="const a = r * r;\n  return a;\n  const b = (",
+        runaway_cut="const a = r * r;\n  return a;",
+        open_end="function area(r: number): number {|",
+        model="\n  return Math.PI * r * r;\n}\n\nconsole.log(area(2));\n",
+        block="\n  return Math.PI * r * r;\n}",
+        closed="function area(r: number): number {|\n}\n",
+        closed_block="\n  return Math.PI * r * r;",
+    ),
+    Case(
+        "go",
+        header="package main\n\nfunc area(r float64) float64 {|\n}\n",
+        statement="package main\n\nvar total = 1|\n",
+        mid_line="package main\n\nvar total = are|a(1)\n",
+        comment="package main\n\nvar total = 1 // running sum|\n",
+        string="package main\n\nvar name = `ab|c`\n",
+        code="package main\n\nvar name = `abc`|\n",
+        single="package main\n\nfunc area(r float64) float64 {\n\treturn |\n}\n",
+        single_ok="r * r",
+        single_bad="(r *",
+        hole="package main\n\nfunc area(r float64) float64 {\n\t|\n}\n",
+        runaway="a := r * r\n\treturn a\n\tb := (",
+        runaway_cut="a := r * r\n\treturn a",
+        open_end="package main\n\nfunc area(r float64) float64 {|",
+        model="\n\treturn 3.14 * r * r\n}\n\nfunc main() {\n\tarea(2)\n}\n",
+        block="\n\treturn 3.14 * r * r\n}",
+        closed="package main\n\nfunc area(r float64) float64 {|\n}\n",
+        closed_block="\n\treturn 3.14 * r * r",
+    ),
+    Case(
+        "rust",
+        header="fn first<'a>(s: &'a str) -> &'a str {|\n}\n",
+        statement="fn main() {\n    let total = 1;|\n}\n",
+        mid_line="fn main() {\n    let total = are|a(1);\n}\n",
+        comment="fn main() {\n    let total = 1; // running sum|\n}\n",
+        string='fn main() {\n    let name = "ab|c";\n}\n',
+        code="fn main() {\n    let c = 'a';|\n}\n",
+        single="fn area(r: f64) -> f64 {\n    |\n}\n",
+        single_ok="r * r",
+        single_bad="(r *",
+        hole="fn area(r: f64) -> f64 {\n    |\n}\n",
+        runaway="let a = r * r;\n    a\n    let b = (",
+        runaway_cut="let a = r * r;\n    a",
+        open_end="fn first<'a>(s: &'a str) -> &'a str {|",
+        model="\n    &s[..1]\n}\n\nfn main() {}\n",
+        block="\n    &s[..1]\n}",
+        closed="fn first<'a>(s: &'a str) -> &'a str {|\n}\n",
+        closed_block="\n    &s[..1]",
+    ),
+    Case(
+        "java",
+        header="class Shapes {\n    double area(double r) {|\n    }\n}\n",
+        statement="class Shapes {\n    int total = 1;|\n}\n",
+        mid_line="class Shapes {\n    int total = are|a(1);\n}\n",
+        comment="class Shapes {\n    int total = 1; // running sum|\n}\n",
+        string='class Shapes {\n    String name = "ab|c";\n}\n',
+        code="class Shapes {\n    /* running sum */|\n}\n",
+        single="class Shapes {\n    double area(double r) {\n        |\n    }\n}\n",
+        single_ok="return r * r;",
+        single_bad="return (r *",
+        hole="class Shapes {\n    double area(double r) {\n        |\n    }\n}\n",
+        runaway="double a = r * r;\n        return a;\n        double b = (",
+        runaway_cut="double a = r * r;\n        return a;",
+        open_end="class Shapes {\n    double area(double r) {|",
+        model="\n        return Math.PI * r * r;\n    }\n\n    double square(double s) {\n",
+        block="\n        return Math.PI * r * r;\n    }",
+        closed="class Shapes {\n    double area(double r) {|\n    }\n}\n",
+        closed_block="\n        return Math.PI * r * r;",
+    ),
+    Case(
+        "c",
+        header="double area(double r) {|\n}\n",
+        statement="int total = 1;|\n",
+        mid_line="int total = are|a(1);\n",
+        comment="int total = 1; // running sum|\n",
+        string='const char *name = "ab|c";\n',
+        code="#include <stdio.h>|\n",
+        single="double area(double r) {\n    |\n}\n",
+        single_ok="return r * r;",
+        single_bad="return (r *",
+        hole="double area(double r) {\n    |\n}\n",
+        runaway="double a = r * r;\n    return a;\n    double b = (",
+        runaway_cut="double a = r * r;\n    return a;",
+        open_end="double area(double r) {|",
+        model="\n    return 3.14 * r * r;\n}\n\nint main(void) {\n",
+        block="\n    return 3.14 * r * r;\n}",
+        closed="double area(double r) {|\n}\n",
+        closed_block="\n    return 3.14 * r * r;",
+    ),
+    Case(
+        "cpp",
+        header="namespace geo {\ndouble area(double r) {|\n}\n}\n",
+        statement="int total = 1;|\n",
+        mid_line="int total = are|a(1);\n",
+        comment="int total = 1; /* running| sum */\n",
+        string='auto name = R"(ab|c)";\n',
+        code='auto name = "abc";  /* sum */|\n',
+        single="double area(double r) {\n    |\n}\n",
+        single_ok="return r * r;",
+        single_bad="return (r *",
+        hole="double area(double r) {\n    |\n}\n",
+        runaway="double a = r * r;\n    return a;\n    double b = (",
+        runaway_cut="double a = r * r;\n    return a;",
+        open_end="auto area = [](double r) {|",
+        model="\n    return 3.14 * r * r;\n};\n\nint main() {\n",
+        block="\n    return 3.14 * r * r;\n};",
+        closed="auto area = [](double r) {|\n};\n",
+        closed_block="\n    return 3.14 * r * r;",
+    ),
+]
+BY_ID = [case.language for case in CASES]
+
+
+def test_every_grammar_loads() -> None:
+    assert sorted(SPECS) == sorted(
+        ["python", "javascript", "typescript", "typescriptreact", "go", "rust", "java"]
+        + ["c", "cpp"]
+    )
+    for language in SPECS:
+        assert parser_for(language) is not None, language
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_snippets_parse(case: Case) -> None:
+    """The snippets are real code: each file parses before the completion."""
+    for doc in (case.header, case.statement, case.single, case.hole, case.closed):
+        assert has_error(doc.replace("|", ""), case.language) is False, doc
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_block_opener_is_multi_line(case: Case) -> None:
+    assert mode(case.header, case.language, MULTI) is Mode.MULTI
+    assert mode(case.header, case.language, TriggerOptions()) is Mode.SINGLE
+    assert mode(case.hole, case.language, MULTI) is Mode.MULTI
+    assert mode(case.statement, case.language, MULTI) is Mode.SINGLE
+    line = case.header[: case.header.index("|")].split("\n")[-1]
+    deeper = " " * (len(line) - len(line.lstrip()) + 4)
+    body = case.header.replace("|\n", f"|\n{deeper}x = 1\n", 1)  # the body exists
+    assert mode(body, case.language, MULTI) is Mode.SINGLE
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_mid_line_rule(case: Case) -> None:
+    assert mode(case.mid_line, case.language, MULTI) is Mode.NONE
+    assert mode(case.mid_line, case.language, MID_LINE_OFF) is Mode.SINGLE
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_in_comment_or_string_off_by_option(case: Case) -> None:
+    for doc in (case.comment, case.string):
+        assert mode(doc, case.language, NO_COMMENTS) is Mode.NONE, doc
+        assert mode(doc, case.language, MID_LINE_OFF) is Mode.SINGLE, doc  # on by default
+    assert mode(case.code, case.language, NO_COMMENTS) is Mode.SINGLE
+    assert mode(case.statement, case.language, NO_COMMENTS) is Mode.SINGLE
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_keep_parse_of_a_single_line(case: Case) -> None:
+    c = ctx(case.single, case.language)
+    options = PostOptions()
+    assert postprocess(case.single_ok, c, "end_token", options) == case.single_ok
+    assert postprocess(case.single_bad, c, "end_token", options) == ""
+    off = PostOptions(keep_parse=False)
+    assert postprocess(case.single_bad, c, "end_token", off) == case.single_bad
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_syntax_truncate_of_a_runaway_completion(case: Case) -> None:
+    c = ctx(case.hole, case.language)
+    assert syntax_truncate(case.runaway, c, keep_parse=True) == case.runaway_cut
+    multi = PostOptions(multiline=True)
+    assert postprocess(case.runaway, c, "end_token", multi) == case.runaway_cut
+    # without the syntax stage keep-parse can only drop it all
+    no_syntax = PostOptions(multiline=True, syntax=False)
+    assert postprocess(case.runaway, c, "end_token", no_syntax) == ""
+    neither = PostOptions(multiline=True, syntax=False, keep_parse=False)
+    assert postprocess(case.runaway, c, "end_token", neither) == case.runaway
+    broken = case.runaway.split("\n")[-1].strip()  # only the line that breaks the file
+    assert syntax_truncate(broken, c, keep_parse=True) == ""
+    assert syntax_truncate(broken, c, keep_parse=False) == broken
+
+
+def _complete(doc: str, language: str, model: str, path: str | None = None) -> tuple[str, str]:
+    engine = FakeEngine(default=model)
+    offset = doc.index("|")
+    request = CompletionRequest(doc.replace("|", ""), offset, language, path)
+    result = complete(engine, request, CompletionOptions(multiline=True))
+    return result.text, result.stop_reason
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
+    text, reason = _complete(case.open_end, case.language, case.model)
+    assert (text, reason) == (case.block, "stop_rule")
+    whole = case.open_end.replace("|", "") + text
+    if case.language != "java":  # the class is still open there
+        assert has_error(whole, case.language) is False
+    assert _complete(case.closed, case.language, case.model) == (case.closed_block, "stop_rule")
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_block_stop_with_the_language_lexemes(case: Case) -> None:
+    c = ctx(case.open_end, case.language)
+    rule = block_stop(c.line_prefix, c.suffix, language=case.language)
+    at = rule(case.model)
+    got = case.model if at is None else case.model[:at]
+    assert got.rstrip("\n") == case.block
+
+
+def test_brace_block_end_rules() -> None:
+    go = "go"
+
+    def cut(text: str, line_prefix: str, suffix: str = "") -> str:
+        at = block_stop(line_prefix, suffix, language=go)(text)
+        return text if at is None else text[:at]
+
+    # `} else {` goes on; the closer of the else ends it
+    assert cut("\n\ta()\n} else {\n\tb()\n}\nc()\n", "if x {") == "\n\ta()\n} else {\n\tb()\n}"
+    # opened on the cursor's line by `} else {` itself
+    assert cut("\n\tb()\n}\nc()\n", "} else {") == "\n\tb()\n}"
+    assert cut("\n\tb()\n}\nc()\n", "} else {", "\n}\n") == "\n\tb()"
+    # a closer inside a string is no closer
+    assert cut('\n\ts := "}"\n\treturn s\n}\nx\n', "func f() string {") == (
+        '\n\ts := "}"\n\treturn s\n}'
+    )
+    # an empty line in a block whose closer is missing: the closer ends it
+    assert cut("return 1\n}\n\nfunc main() {\n", "\t") == "return 1\n}"
+    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\nfunc h() {\n}\n") == "return 1\n}"
+    # the block goes on below, or the suffix closes it: cut before the closer
+    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\n\tfoo()\n}\n") == "return 1"
+    assert cut("return 1\n}\n", "\t", "\n}\n") == "return 1"
+    # a closer still on its way is waited for: `}` may become `} else {`
+    assert block_stop("if x {", "", language=go)("\n\ta()\n}") is None
+    # brackets of a call around the block close too: `});`
+    js = block_stop("run(function () {", "", language="javascript")
+    model = "\n  go();\n});\nmore();\n"
+    at = js(model)
+    assert at is not None and model[:at] == "\n  go();\n});"
+
+
+@pytest.mark.parametrize(
+    ("doc", "language", "expected"),
+    [
+        ("switch (x) {\ncase 1:|\ncase 2:\n    break;\n}\n", "c", Mode.MULTI),
+        ("switch x {\ncase 1:|\n}\n", "go", Mode.MULTI),
+        ("switch (x) {\n    default:|\n}\n", "java", Mode.MULTI),
+        ("label:|\n", "c", Mode.SINGLE),
+        ("if x:|\n", "javascript", Mode.SINGLE),  # a Python header in a brace language
+        ("if x {|\n", "python", Mode.SINGLE),  # and the other way round
+        ("foo(() => {|\n});\n", "javascript", Mode.MULTI),
+    ],
+)
+def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> None:
+    assert mode(doc, language, MULTI) is expected
+
+
+def test_comment_and_string_edges() -> None:
+    js = "const a = 1; /* note */ const b = 2;\n"
+    assert in_comment_or_string(js, js.index("*/") + 2, "javascript") is False
+    assert in_comment_or_string(js, js.index("*/"), "javascript") is True
+    go = "package main\n\nvar r = 'x'\n"
+    assert in_comment_or_string(go, go.index("'x") + 1, "go") is True
+    assert in_comment_or_string(go, go.index("'x") + 3, "go") is False
+    py = 'x = f"a{b}c"\n'
+    assert in_comment_or_string(py, py.index("b}"), "python") is False
+    assert in_comment_or_string(py, py.index('c"'), "python") is True
+    java = 'class A {\n    String t = """\n        text\n        """;\n}\n'
+    assert in_comment_or_string(java, java.index("text") + 2, "java") is True
+    rust = "fn f() {} /* a */\n// b\n"
+    assert in_comment_or_string(rust, rust.index("a */"), "rust") is True
+    assert in_comment_or_string(rust, rust.index("// b") + 4, "rust") is True
+    assert in_comment_or_string(rust, rust.index("fn f") + 4, "rust") is False
+
+
+@pytest.mark.parametrize(
+    ("language", "path", "expected"),
+    [
+        ("python", None, "python"),
+        ("javascriptreact", None, "javascript"),
+        ("typescriptreact", None, "typescriptreact"),
+        ("TypeScript", None, "typescript"),
+        ("golang", None, "go"),
+        ("c++", None, "cpp"),
+        ("plaintext", "/src/main.go", "go"),
+        ("", "/src/lib.rs", "rust"),
+        ("plaintext", "/src/App.tsx", "typescriptreact"),
+        ("plaintext", "/src/vec.HPP", "cpp"),
+        ("plaintext", "/src/notes.txt", ""),
+        ("plaintext", None, ""),
+        ("cobol", "/src/main.go", ""),  # a language id the client knows wins
+        ("", None, ""),
+    ],
+)
+def test_language_ids_aliases_and_extensions(
+    language: str, path: str | None, expected: str
+) -> None:
+    assert resolve_language(language, path) == expected
+
+
+def test_language_from_the_path_when_the_id_is_plaintext() -> None:
+    doc = "package main\n\nfunc area(r float64) float64 {\n\treturn |\n}\n"
+    c = ctx(doc, "plaintext", "/src/area.go")
+    assert postprocess("(r *", c, "end_token", PostOptions()) == ""
+    assert postprocess("(r *", ctx(doc, "plaintext"), "end_token", PostOptions()) == "(r *"
+    comment = "package main\n\nvar total = 1 // running sum|\n"
+    assert should_complete(ctx(comment, "plaintext", "/src/a.go"), NO_COMMENTS) is Mode.NONE
+    text, _ = _complete(
+        "package main\n\nfunc area(r float64) float64 {|",
+        "plaintext",
+        "\n\treturn 3.14 * r * r\n}\n\nfunc main() {\n",
+        "/src/area.go",
+    )
+    assert text == "\n\treturn 3.14 * r * r\n}"
+
+
+def test_tsx_and_jsx_parse_with_their_grammar() -> None:
+    tsx = "const App = (): JSX.Element => <div>{1}</div>;\n"
+    assert has_error(tsx, "typescriptreact") is False
+    assert has_error(tsx, "typescript") is True  # `<div>` is a type assertion there
+    assert has_error("const a = <b>{x}</b>;\n", "javascriptreact") is False
+
+
+@pytest.mark.parametrize("language", ["cobol", "", "plaintext", "PYTHON2"])
+def test_unknown_language_gets_plain_text_rules(language: str) -> None:
+    assert resolve_language(language) == ""
+    assert has_error("x = (", language) is None
+    assert in_comment_or_string("# x", 3, language) is None
+    assert mode("begin {|\nend\n", language, MULTI) is Mode.MULTI
+    assert mode("when done:|\n", language, MULTI) is Mode.MULTI
+    assert mode("some te|xt\n", language, MULTI) is Mode.NONE
+    assert mode("* a comment|\n", language, NO_COMMENTS) is Mode.SINGLE
+    c = ctx("x = 1\n|\ny = 2\n", language)
+    assert syntax_truncate("z = (", c, keep_parse=True) == "z = ("
+    assert postprocess("z = (", c, "end_token", PostOptions()) == "z = ("
+    text, reason = _complete("begin {|", language, "\n  step one\n}\nmore\n")
+    assert (text, reason) == ("\n  step one\n}", "stop_rule")
+    text, reason = _complete("notes:\n  |\n", language, "first\n  second\nend\n")
+    assert (text, reason) == ("first\n  second", "stop_rule")
+
+
+# Per-language cost of the pipeline's own stages on a ~300-line file (docs/quality.md).
+FUNCS = {
+    "python": 'def area_{i}(r):\n    # the area\n    s = "r{i}"\n    return 3.14 * r * r\n\n',
+    "javascript": "function area{i}(r) {{\n  // the area\n  const s = `r{i}`;\n"
+    "  return Math.PI * r * r;\n}}\n\n",
+    "typescript": "function area{i}(r: number): number {{\n  // the area\n"
+    "  const s: string = `r{i}`;\n  return Math.PI * r * r;\n}}\n\n",
+    "go": 'func area{i}(r float64) float64 {{\n\t// the area\n\ts := "r{i}"\n'
+    "\t_ = s\n\treturn 3.14 * r * r\n}}\n\n",
+    "rust": 'fn area{i}(r: f64) -> f64 {{\n    // the area\n    let _s = "r{i}";\n'
+    "    3.14 * r * r\n}}\n\n",
+    "java": "    double area{i}(double r) {{\n        // the area\n"
+    '        String s = "r{i}";\n        return Math.PI * r * r;\n    }}\n\n',
+    "c": 'double area{i}(double r) {{\n    /* the area */\n    const char *s = "r{i}";\n'
+    "    return 3.14 * r * r;\n}}\n\n",
+    "cpp": 'double area{i}(double r) {{\n    // the area\n    auto s = "r{i}";\n'
+    "    return 3.14 * r * r;\n}}\n\n",
+    "cobol": "       PROCEDURE DIVISION.\n       AREA-{i}.\n           COMPUTE A = R * R.\n\n",
+}
+HEADS = {"go": "package main\n\n", "java": "class Shapes {\n"}
+TAILS = {"java": "}\n"}
+
+
+def _cost_document(language: str, lines: int = 300) -> tuple[str, int]:
+    """A file of about `lines` lines with the cursor on an empty line in its middle function."""
+    funcs = []
+    i = 0
+    while sum(f.count("\n") for f in funcs) < lines:
+        funcs.append(FUNCS[language].format(i=i))
+        i += 1
+    mid = len(funcs) // 2
+    head = HEADS.get(language, "") + "".join(funcs[:mid])
+    body = funcs[mid]
+    line_end = body.index("\n") + 1  # after the header line
+    indent = body[line_end : line_end + len(body[line_end:]) - len(body[line_end:].lstrip())]
+    text = head + body[:line_end] + indent + "\n" + body[line_end:] + "".join(funcs[mid + 1 :])
+    return text + TAILS.get(language, ""), len(head) + line_end + len(indent)
+
+
+def stage_cost_ms(language: str, repeats: int = 20) -> tuple[float, float]:
+    """Median ms of `should_complete` (comment check on) and multi-line `postprocess`."""
+    text, offset = _cost_document(language)
+    context = extract_context(text, offset, language)
+    trigger = TriggerOptions(multiline=True, in_comments=False)
+    post = PostOptions(multiline=True)
+    raw = "x = r * r\n    y = x + 1\n    z = (\n    w = 2\n"  # a bad last line: several parses
+    t_trigger, t_post = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        should_complete(context, trigger)
+        t1 = time.perf_counter()
+        postprocess(raw, context, "max_tokens", post)
+        t2 = time.perf_counter()
+        t_trigger.append((t1 - t0) * 1000)
+        t_post.append((t2 - t1) * 1000)
+    return sorted(t_trigger)[repeats // 2], sorted(t_post)[repeats // 2]
+
+
+@pytest.mark.parametrize("language", sorted(FUNCS))
+def test_stage_cost_document_and_timing(language: str) -> None:
+    text, offset = _cost_document(language)
+    assert 300 <= text.count("\n") <= 330
+    if language in SPECS:
+        assert has_error(text, language) is False
+    assert text[offset - 1 : offset + 1] == (" \n" if language != "go" else "\t\n")
+    context = extract_context(text, offset, language)
+    assert should_complete(context, TriggerOptions(multiline=True)) is Mode.MULTI
+    trigger_ms, post_ms = stage_cost_ms(language, repeats=3)
+    assert trigger_ms < 1000 and post_ms < 1000  # a sanity bound; figures: docs/quality.md
+
+
+if __name__ == "__main__":  # figures for docs/quality.md: python tests/unit/test_languages.py
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for lang in sorted(FUNCS):
+        t, p = stage_cost_ms(lang, repeats=200)
+        logging.info("%-12s should_complete %.3f ms  postprocess %.3f ms", lang, t, p)
