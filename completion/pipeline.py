@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from completion import crossfile
 from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
 from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
@@ -44,6 +45,12 @@ class CompletionOptions:
     repetition: bool = True  # cut degenerate runs of one line
     syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
+    # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
+    crossfile: bool = True  # windows of other open documents like the lines above the cursor
+    imports: bool = True  # definitions of the names imported from workspace files (Python)
+    crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
+    crossfile_ms: int = 25  # time budget of collecting them
+    path_header: bool = False  # `# Path: pkg/mod.py` above the file's code
 
     def with_env(self) -> CompletionOptions:
         """These options with `OFFPILOT_PIPELINE` applied, e.g. `multiline=1,dedupe=0`.
@@ -63,17 +70,29 @@ class CompletionOptions:
                 changes[key] = value.strip().lower() in ("1", "true", "on", "yes")
             elif names.get(key) == "int" and value.strip().isdigit():
                 changes[key] = int(value)
+            elif names.get(key) == "float":
+                try:
+                    changes[key] = float(value)
+                except ValueError:
+                    pass
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """A document snapshot and a cursor (code-point offset)."""
+    """A document snapshot and a cursor (code-point offset).
+
+    `documents` are other documents the editor holds (most recently used first) and `root`
+    the workspace folder: the sources of cross-file context. `path` should be absolute for
+    imports to resolve.
+    """
 
     text: str
     offset: int
     language: str = "python"
     path: str | None = None
+    documents: tuple[crossfile.Document, ...] = ()
+    root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class CompletionResult:
     prompt_tokens: int = 0
     generated_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    crossfile: tuple[str, ...] = ()  # the cross-file snippets in the prompt (`path:lines`)
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,8 @@ class _Prepared:
     context_ms: float
     prompt_ms: float
     trigger_ms: float = 0.0
+    crossfile_ms: float = 0.0
+    crossfile: tuple[str, ...] = ()
 
 
 def _stop_rule(context: Context, mode: Mode, options: CompletionOptions) -> StopRule:
@@ -129,8 +151,13 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         ),
     )
     t1 = time.monotonic()
+    extra = _crossfile(engine, request, context, options) if mode is not Mode.NONE else None
+    preamble = extra.text if extra else ""
+    if options.path_header and mode is not Mode.NONE:
+        preamble += crossfile.path_header(request.path, context.language, request.root)
+    tx = time.monotonic()
     prompt = build_prompt(
-        context, engine, PromptBudget(options.prefix_tokens, options.suffix_tokens)
+        context, engine, PromptBudget(options.prefix_tokens, options.suffix_tokens), preamble
     )
     t2 = time.monotonic()
     multi = mode is Mode.MULTI
@@ -156,8 +183,37 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         _stop_rule(context, mode, options),
         post,
         (tc - t0) * 1000,
-        (t2 - t1) * 1000,
+        (t2 - tx) * 1000,
         (t1 - tc) * 1000,
+        (tx - t1) * 1000,
+        tuple(s.describe() for s in extra.snippets) if extra else (),
+    )
+
+
+def _crossfile(
+    engine: Engine, request: CompletionRequest, context: Context, options: CompletionOptions
+) -> crossfile.Crossfile | None:
+    """Cross-file blocks for the prompt, or None when switched off or without sources."""
+    windows = options.crossfile and bool(request.documents)
+    imports = options.imports and bool(request.path) and os.path.isabs(request.path or "")
+    if not (windows or imports):
+        return None
+    budget = int(options.crossfile_share * (options.prefix_tokens + options.suffix_tokens))
+    return crossfile.collect(
+        request.text,
+        context.prefix,
+        context.suffix,
+        context.language,
+        request.path,
+        request.documents[: crossfile.MAX_DOCUMENTS] if windows else (),
+        request.root,
+        crossfile.CrossfileOptions(
+            windows=windows,
+            imports=imports,
+            budget_tokens=min(budget, options.prefix_tokens),
+            time_budget_ms=options.crossfile_ms,
+        ),
+        lambda text: len(engine.encode(text)),
     )
 
 
@@ -168,11 +224,17 @@ def _timings(
     return {
         "context": prep.context_ms,
         "trigger": prep.trigger_ms,
+        "crossfile": prep.crossfile_ms,
         "prompt": prep.prompt_ms,
         "first_token": first_token_ms or 0.0,
         "generate": generate_ms,
         "postprocess": post_ms,
-        "total": prep.context_ms + prep.trigger_ms + prep.prompt_ms + generate_ms + post_ms,
+        "total": prep.context_ms
+        + prep.trigger_ms
+        + prep.crossfile_ms
+        + prep.prompt_ms
+        + generate_ms
+        + post_ms,
     }
 
 
@@ -200,7 +262,9 @@ def complete(
     text = postprocess(raw.text, prep.context, raw.stop_reason, prep.post)
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
-    return CompletionResult(text, raw.stop_reason, len(prep.prompt.ids), raw.tokens, timings)
+    return CompletionResult(
+        text, raw.stop_reason, len(prep.prompt.ids), raw.tokens, timings, prep.crossfile
+    )
 
 
 def complete_samples(
@@ -230,6 +294,8 @@ def complete_samples(
         post_ms = (time.monotonic() - t3) * 1000
         timings = _timings(prep, samples.first_token_ms, generate_ms, post_ms)
         results.append(
-            CompletionResult(text, hyp.reason, len(prep.prompt.ids), len(hyp.ids), timings)
+            CompletionResult(
+                text, hyp.reason, len(prep.prompt.ids), len(hyp.ids), timings, prep.crossfile
+            )
         )
     return results

@@ -62,16 +62,23 @@ def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:
     return "".join(_keep_lines(engine, suffix.splitlines(keepends=True), budget, tail=False))
 
 
-def build_prompt(context: Context, engine: Engine, budget: PromptBudget | None = None) -> Prompt:
-    """`<prefix marker>prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
+def build_prompt(
+    context: Context, engine: Engine, budget: PromptBudget | None = None, preamble: str = ""
+) -> Prompt:
+    """`<prefix marker>preamble prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
 
-    The prefix is encoded in two pieces, the lines above the cursor (under the prefix budget,
-    cut at line boundaries) and the cursor's own line, so that the first piece is a stable
-    token prefix while the user types.
+    `preamble` (cross-file blocks, a path header: comments) goes first, so that it is part of
+    the stable head; its tokens come out of the prefix budget. The prefix is encoded in two
+    pieces, the lines above the cursor (under the prefix budget, cut at line boundaries) and
+    the cursor's own line, so that the first piece is a stable token prefix while the user
+    types.
     """
     budget = budget or PromptBudget()
     cut = context.prefix.rfind("\n") + 1
-    above = fit_prefix(engine, context.prefix[:cut], budget.prefix_tokens)
+    prefix_tokens = budget.prefix_tokens
+    if preamble:
+        prefix_tokens = max(0, prefix_tokens - len(engine.encode(preamble)))
+    above = preamble + fit_prefix(engine, context.prefix[:cut], prefix_tokens)
     line = context.prefix[cut:][-MAX_LINE_CHARS:]
     fim = engine.fim
     if fim is None:  # a model without FIM tokens sees the prefix only
