@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens or defaults.max_new_tokens,
         time_budget_s=args.time_budget or defaults.time_budget_s,
         model=model.manifest.name,
+        pipeline=os.environ.get("OFFPILOT_PIPELINE", "").strip(),
     )
     suite_name = Path(args.suite).stem if Path(args.suite).exists() else args.suite
     out = Path(args.out or f"eval-runs/{suite_name}")

@@ -131,6 +131,11 @@ def _py_files(project: Path) -> Iterator[Path]:
             yield path
 
 
+def source_files(project: Path) -> list[Path]:
+    """The project's Python files that are not tests (absolute paths)."""
+    return [p for p in _py_files(project) if not _is_test(p.relative_to(project))]
+
+
 def _is_test(path: Path) -> bool:
     name = path.name
     parts = set(path.parts)

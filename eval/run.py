@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from completion import crossfile
+from completion.crossfile import Document
 from completion.engine import Engine
 from completion.pipeline import (
     CompletionOptions,
@@ -30,13 +32,22 @@ from completion.pipeline import (
     complete,
     complete_samples,
 )
-from eval import data, execution, metrics
+from eval import data, execution, make_tasks, metrics
 
 SAMPLES = "samples.jsonl"
 SUMMARY = "summary.json"
 SETTINGS = "settings.json"
 REPORT = "report.md"
-STAGES = ("context", "prompt", "tokenize", "first_token", "decode", "postprocess", "total")
+STAGES = (
+    "context",
+    "crossfile",
+    "prompt",
+    "tokenize",
+    "first_token",
+    "decode",
+    "postprocess",
+    "total",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class RunSettings:
     max_new_tokens: int = CompletionOptions.max_new_tokens
     time_budget_s: float = CompletionOptions.time_budget_s
     model: str = ""
+    pipeline: str = ""  # OFFPILOT_PIPELINE of the run (stage switches, docs/quality.md)
 
     def options(self) -> CompletionOptions:
         """The pipeline options (the editor's defaults unless overridden)."""
@@ -152,10 +164,53 @@ def _check_settings(out: Path, settings: RunSettings) -> None:
 
 
 def request_for(task: data.Task) -> CompletionRequest:
-    """The editor request for a task: the whole file, cursor at the hole (`data.document`)."""
-    name = task.path or (task.task_id.replace("/", "_") + ".py")
+    """The editor request for a task: the whole file, cursor at the hole (`data.document`).
+
+    A project task is a file of a workspace: its absolute path, the project as the workspace
+    root and the project's other modules as the editor's other open documents
+    (`project_documents`). A HumanEval task is a lone file named after its function.
+    """
     text, offset = data.document(task)
+    if task.project and task.path:
+        path = str(Path(task.project, task.path).resolve())
+        documents = project_documents(Path(task.project), path, text)
+        return CompletionRequest(text, offset, "python", path, documents, task.project)
+    name = f"{task.entry_point}.py" if task.entry_point else task.task_id.replace("/", "_")
     return CompletionRequest(text, offset, "python", name)
+
+
+def project_documents(project: Path, current: str, text: str) -> tuple[Document, ...]:
+    """What an editor working on `current` plausibly has open, at most `MAX_DOCUMENTS`.
+
+    The project's source modules that `current` imports, then the others of its directory,
+    then the rest, nearest first; tests left out.
+    """
+    here = Path(current)
+    imported: set[Path] = set()
+    for imp in crossfile.parse_imports(text):
+        modules = [imp.module]
+        if imp.name and imp.name != "*":  # `from pkg import mod` may name a module
+            modules.append(f"{imp.module}.{imp.name}".strip("."))
+        for module in modules:
+            found = crossfile.resolve_module(module, imp.level, current, str(project))
+            if found is not None:
+                imported.add(found)
+    candidates = [
+        p.resolve() for p in make_tasks.source_files(project) if p.resolve() != here.resolve()
+    ]
+
+    def rank(p: Path) -> tuple[int, int, str]:
+        same_dir = p.parent == here.parent
+        depth = len(p.relative_to(project.resolve()).parts)
+        return (0 if p in imported else 1 if same_dir else 2, depth, str(p))
+
+    docs = []
+    for p in sorted(candidates, key=rank)[: crossfile.MAX_DOCUMENTS]:
+        try:
+            docs.append(Document(str(p), p.read_text(encoding="utf-8"), "python"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return tuple(docs)
 
 
 def generate_for(
@@ -173,6 +228,7 @@ def _stage_times(result: CompletionResult, tokenize_ms: float) -> dict[str, floa
     first = t.get("first_token", 0.0)
     return {
         "context": t.get("context", 0.0),
+        "crossfile": t.get("crossfile", 0.0),
         "prompt": t.get("prompt", 0.0),
         "tokenize": tokenize_ms,
         "first_token": first,
@@ -264,6 +320,7 @@ def run(
                         },
                         "tokens_in": res.prompt_tokens,
                         "tokens_out": res.generated_tokens,
+                        "crossfile": list(res.crossfile),
                         "shared_prompt_pass": len(results) > 1,
                         "cold": cold and i == 0,
                     }
