@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from completion.context import Context
 from completion.languages import resolve_language, strip_lexemes
-from completion.syntax import has_error
+from completion.syntax import Insertion
 
 
 def clean_single_line(text: str, context: Context) -> str:
@@ -142,8 +142,8 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
     """
     if not text.strip():
         return text
-    language = _language(context)
-    before = has_error(context.prefix + context.suffix, language)
+    check = Insertion(context.prefix, context.suffix, _language(context))
+    before = check.before
     if before is None:
         return text
     lines = text.split("\n")
@@ -152,7 +152,7 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
         candidate = "\n".join(lines[:k]).rstrip()
         if not candidate.strip() or (k < len(lines) and not lines[k - 1].strip()):
             continue
-        if not has_error(context.prefix + candidate + context.suffix, language):
+        if not check.has_error(candidate):
             return candidate
         tries += 1
         if tries >= MAX_SYNTAX_TRIES:
@@ -197,8 +197,7 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
     if options.syntax and text:
         text = syntax_truncate(text, context, keep_parse=options.keep_parse)
     elif options.keep_parse and text:
-        language = _language(context)
-        before = has_error(context.prefix + context.suffix, language)
-        if before is False and has_error(context.prefix + text + context.suffix, language):
+        check = Insertion(context.prefix, context.suffix, _language(context))
+        if check.before is False and check.has_error(text):
             text = ""
     return trim_lines(text) if text.strip() else ""
