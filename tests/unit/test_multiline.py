@@ -140,3 +140,11 @@ def test_block_stop_goes_on_when_the_suffix_is_two_levels_deeper() -> None:
     suffix = "\n            m = e\n    return m\n"
     text = "    for e in l:\n        if e > m:\n            m = e\n"
     assert cut(text, suffix=suffix) == "    for e in l:\n        if e > m:"
+
+
+def test_block_stop_keeps_a_closer_the_suffix_lacks() -> None:
+    # a bracket opened above the cursor and closed nowhere below: its closer ends the block
+    assert cut("    2,\n]\nprint(x)\n", suffix="") == "    2,\n]"
+    assert cut("    2,\n]\nprint(x)\n", suffix="\n]\n") == "    2,"  # the suffix closes it
+    assert cut("    2,\n]\nprint(x)\n", suffix="\n    3,\n]\n") == "    2,"  # it goes on below
+    assert cut("    2,\n] + [\n    3,\n]\n", suffix="") == "    2,"  # reopened: left to the user
