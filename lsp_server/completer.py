@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from completion.crossfile import Document
 from completion.engine import Engine
 from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
@@ -33,6 +34,8 @@ class Snapshot:
     offset: int
     language: str
     path: str | None = None
+    documents: tuple[Document, ...] = ()  # other open documents, most recent first
+    root: str | None = None  # the workspace folder holding the document
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Outcome:
     source: str  # model | cache | reused | superseded | disabled | error | cancelled
     timings_ms: dict[str, float] = field(default_factory=dict)
     stop_reason: str = ""
+    crossfile: tuple[str, ...] = ()  # the other files' snippets in the prompt
 
 
 @dataclass
@@ -61,6 +65,8 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
         suffix_tokens=config.suffix_tokens,
         prompt_cache=config.prompt_cache,
         multiline=config.multiline,
+        crossfile=config.crossfile,
+        imports=config.crossfile,
     )
 
 
@@ -124,7 +130,9 @@ class Completer:
             previous.cancel.set()  # a newer request for this document supersedes it
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        request = CompletionRequest(snap.text, snap.offset, snap.language, snap.path)
+        request = CompletionRequest(
+            snap.text, snap.offset, snap.language, snap.path, snap.documents, snap.root
+        )
         task = loop.run_in_executor(None, self._run, engine, request, cancel)
         flight = _InFlight(key, cancel, task)
         self._in_flight[snap.uri] = flight
@@ -140,7 +148,9 @@ class Completer:
             return Outcome("", "cancelled", result.timings_ms)
         if self.config.cache:
             self.cache.put(key, result.text)
-        return Outcome(result.text, "model", result.timings_ms, result.stop_reason)
+        return Outcome(
+            result.text, "model", result.timings_ms, result.stop_reason, result.crossfile
+        )
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""

@@ -19,6 +19,8 @@ _ALIASES = {
     "multiline": "multiline",
     "timeBudgetMs": "time_budget_ms",
     "promptCache": "prompt_cache",
+    "crossFile": "crossfile",
+    "crossfile": "crossfile",
 }
 
 
@@ -37,6 +39,7 @@ class ServerConfig:
     threads: int = 0  # 0: all cores
     cache: bool = True  # completion cache, type-through and in-flight reuse
     prompt_cache: bool = False  # reuse the model state of the lines above the cursor (memory!)
+    crossfile: bool = True  # context from other open documents and imported workspace files
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""

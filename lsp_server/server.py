@@ -14,10 +14,12 @@ import atexit
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
 
+from completion.crossfile import MAX_DOCUMENTS, Document
 from completion.engine import Engine, EngineOptions, load_engine
 from completion.model_store import ModelError, locate
 from completion.positions import offset_at
@@ -91,6 +95,7 @@ class OffpilotServer(LanguageServer):
         self.request_ids = itertools.count(1)
         self.state = "loading"
         self._loaded_with: tuple[str | None, int] | None = None
+        self.recent: OrderedDict[str, None] = OrderedDict()  # document uris, most recent last
 
     # -- model -----------------------------------------------------------------------------
     def start_loading(self) -> None:
@@ -172,6 +177,34 @@ class OffpilotServer(LanguageServer):
         if self.state in ("ready", "busy"):
             self.send_status("busy" if busy else "ready")
 
+    # -- documents -------------------------------------------------------------------------
+    def touch(self, uri: str) -> None:
+        """Note a document as the most recently used."""
+        self.recent[uri] = None
+        self.recent.move_to_end(uri)
+        while len(self.recent) > 4 * MAX_DOCUMENTS:
+            self.recent.popitem(last=False)
+
+    def other_documents(self, uri: str) -> tuple[Document, ...]:
+        """The other open documents, most recently used first (for cross-file context)."""
+        if not self.config.crossfile:
+            return ()
+        docs: list[Document] = []
+        for other in reversed(self.recent):
+            doc = self.workspace.text_documents.get(other)
+            if other == uri or doc is None:
+                continue
+            docs.append(Document(doc.path, doc.source, doc.language_id or "plaintext"))
+            if len(docs) >= MAX_DOCUMENTS:
+                break
+        return tuple(docs)
+
+    def root_of(self, path: str | None) -> str | None:
+        """The workspace folder that holds `path` (the innermost), else the root path."""
+        folders = [to_fs_path(f.uri) for f in self.workspace.folders.values()]
+        inside = [f for f in folders if f and path and path.startswith(f.rstrip(os.sep) + os.sep)]
+        return max(inside, key=len) if inside else self.workspace.root_path
+
     # -- configuration ---------------------------------------------------------------------
     def apply_config(self, raw: Any) -> None:
         """Take new settings; bad values warn and keep their defaults."""
@@ -221,8 +254,17 @@ def create_server(
         if ls._loaded_with is not None:
             ls.start_loading()
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: OffpilotServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.touch(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: OffpilotServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.touch(params.text_document.uri)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: OffpilotServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.recent.pop(params.text_document.uri, None)
         ls.completer.forget(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -295,7 +337,16 @@ async def handle_inline_completion(
     pos = (text, params.position.line, params.position.character, encoding)
     # a huge document's line scan would hold up the event loop: do it in a worker
     offset = await asyncio.to_thread(offset_at, *pos) if len(text) > 1 << 20 else offset_at(*pos)
-    snap = Snapshot(uri, text, offset, doc.language_id or "plaintext", doc.path)
+    ls.touch(uri)
+    snap = Snapshot(
+        uri,
+        text,
+        offset,
+        doc.language_id or "plaintext",
+        doc.path,
+        ls.other_documents(uri),
+        ls.root_of(doc.path),
+    )
     convert_ms = (time.monotonic() - t0) * 1000
     try:
         outcome = await ls.completer.complete(snap, ls.engine_future)
@@ -309,10 +360,11 @@ async def handle_inline_completion(
         return empty
     stages = " ".join(f"{k}={v:.0f}ms" for k, v in outcome.timings_ms.items())
     log.info(
-        "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s -> %r",
+        "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s%s -> %r",
         rid, uri, params.position.line, params.position.character, outcome.source,
-        outcome.stop_reason, convert_ms,
-        stages, outcome.text,
+        outcome.stop_reason, convert_ms, stages,
+        f" crossfile=[{', '.join(outcome.crossfile)}]" if outcome.crossfile else "",
+        outcome.text,
     )  # fmt: skip
     if not outcome.text:
         return empty
