@@ -60,6 +60,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     mk.add_argument(
         "--no-verify", action="store_true", help="skip checking that each reference passes"
     )
+    mk.add_argument(
+        "--kinds",
+        default="line,block,body",
+        help="hole kinds, a comma list of line, block, body (default: all)",
+    )
+    mk.add_argument(
+        "--cross-file",
+        action="store_true",
+        help="only holes that use a name imported from another module of the project",
+    )
     mk.set_defaults(func=_cmd_make_tasks)
     return ev
 
@@ -124,6 +134,8 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         workers=args.workers,
         log=lambda m: print(m, file=sys.stderr),  # noqa: T201
+        kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+        cross_file=args.cross_file,
     )
     print(f"{len(tasks)} tasks written to {args.out}", file=sys.stderr)  # noqa: T201
     return 0 if tasks else 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -248,13 +249,43 @@ def _is_docstring(node: Any) -> bool:
     )
 
 
+def imported_names(project: Path, rel: str, text: str) -> set[str]:
+    """The names a project file binds by importing them from the project's other modules.
+
+    `from .mod import a as b` gives `b`, `import pkg.mod as m` and `from pkg import mod` give
+    `m` and `mod` (their attributes come from that module); standard-library and third-party
+    imports resolve to no project file and give nothing.
+    """
+    from completion import crossfile
+
+    current = str((project / rel).resolve())
+    names: set[str] = set()
+    for imp in crossfile.parse_imports(text):
+        if imp.name == "*":
+            continue
+        if crossfile.resolve_module(imp.module, imp.level, current, str(project)) is not None:
+            names.add(imp.alias.split(".")[0])
+    return names
+
+
+def uses_imported(middle: str, names: set[str]) -> list[str]:
+    """The imported names the code `middle` uses (sorted)."""
+    return sorted(set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", middle)) & names)
+
+
 def build_tasks(
     project: Path,
     calls: dict[tuple[str, int], list[str]],
     rng: random.Random,
     tests: list[str],
+    kinds: tuple[str, ...] = ("line", "block", "body"),
+    cross_file: bool = False,
 ) -> list[data.Task]:
-    """Every candidate task: up to one hole of each kind per exercised function."""
+    """Every candidate task: up to one hole of each kind per exercised function.
+
+    `cross_file` keeps only holes whose reference uses a name imported from another module of
+    the project (the task records them as `imported_names`).
+    """
     by_file: dict[str, dict[int, list[str]]] = {}
     for (rel, line), ids in calls.items():
         if not _is_test(Path(rel)) and not rel.startswith(".."):
@@ -264,6 +295,7 @@ def build_tasks(
     for rel in sorted(by_file):
         text = (project / rel).read_text(encoding="utf-8")
         lines = text.splitlines(keepends=True)
+        imported = imported_names(project, rel, text)
         rows = by_file[rel]
         per_fn: dict[int, list[Hole]] = {}
         for hole in holes(text.encode("utf-8"), set(rows), parser):
@@ -275,14 +307,21 @@ def build_tasks(
             if not ids:
                 continue
             chosen_tests = _pick_tests(ids, rng)
-            for kind in ("line", "block", "body"):
+            for kind in kinds:
                 options = [h for h in cands if h.kind == kind]
+                if cross_file:
+                    options = [
+                        h
+                        for h in options
+                        if uses_imported("".join(lines[h.start : h.end]), imported)
+                    ]
                 if not options:
                     continue
                 hole = rng.choice(options)
                 prompt = "".join(lines[: hole.start])
                 middle = "".join(lines[hole.start : hole.end])
                 suffix = "".join(lines[hole.end :])
+                used = uses_imported(middle, imported)
                 tasks.append(
                     data.Task(
                         task_id=f"{project.name}/{rel}:{hole.function}:{kind}:L{hole.start + 1}",
@@ -296,6 +335,7 @@ def build_tasks(
                         kind=kind,
                         project=str(project.resolve()),
                         path=rel,
+                        extra={"imported_names": used} if used else {},
                     )
                 )
     return tasks
@@ -333,8 +373,14 @@ def make_tasks(
     timeout_s: float = 300.0,
     workers: int | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    kinds: tuple[str, ...] = ("line", "block", "body"),
+    cross_file: bool = False,
 ) -> list[data.Task]:
-    """Build, verify and write the tasks of a project; returns what was written."""
+    """Build, verify and write the tasks of a project; returns what was written.
+
+    `kinds` limits the hole kinds; `cross_file` keeps only holes that use a name imported
+    from another module of the project (see `build_tasks`).
+    """
     project = project.resolve()
     tests = [str(tests_dir)] if tests_dir else find_tests(project)
     if not tests:
@@ -342,7 +388,7 @@ def make_tasks(
     log(f"tracing {project.name}: pytest {' '.join(tests)}")
     calls = trace(project, tests, timeout_s)
     rng = random.Random(seed)
-    candidates = build_tasks(project, calls, rng, tests)
+    candidates = build_tasks(project, calls, rng, tests, kinds, cross_file)
     rng.shuffle(candidates)
     log(
         f"{len(candidates)} candidate holes in {len({t.entry_point for t in candidates})} functions"

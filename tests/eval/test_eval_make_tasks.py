@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import textwrap
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from eval import data
 from eval.execution import PASSED, Limits, run_program
-from eval.make_tasks import find_tests, holes, make_tasks
+from eval.make_tasks import build_tasks, find_tests, holes, imported_names, make_tasks
 
 SOURCE = '''\
 """A tiny library."""
@@ -127,3 +128,41 @@ def test_untested_project_is_refused(tmp_path: Path) -> None:
     (tmp_path / "p" / "mod.py").write_text(textwrap.dedent("def f():\n    return 1\n"))
     with pytest.raises(FileNotFoundError):
         make_tasks(tmp_path / "p", tmp_path / "t.jsonl")
+
+
+HELPERS = "def double(x):\n    return x * 2\n\n\nLIMIT = 3\n"
+USER = """\
+from .helpers import double
+from . import helpers as h
+import os
+
+
+def twice(items):
+    out = []
+    for item in items:
+        out.append(double(item))
+    return out
+
+
+def capped(x):
+    y = x + 1
+    return min(y, h.LIMIT)
+"""
+
+
+def test_cross_file_keeps_holes_that_use_project_imports(tmp_path: Path) -> None:
+    root = tmp_path / "xlib"
+    (root / "xlib").mkdir(parents=True)
+    (root / "xlib" / "__init__.py").write_text("")
+    (root / "xlib" / "helpers.py").write_text(HELPERS)
+    (root / "xlib" / "user.py").write_text(USER)
+    assert imported_names(root, "xlib/user.py", USER) == {"double", "h"}  # not `os`
+    calls = {("xlib/user.py", 6): ["t::a"], ("xlib/user.py", 13): ["t::b"]}
+    rng = random.Random(0)
+    every = build_tasks(root, calls, rng, ["tests"], ("line",))
+    crossing = build_tasks(root, calls, rng, ["tests"], ("line",), cross_file=True)
+    assert len(every) == 2 and len(crossing) == 2
+    middles = {t.entry_point: t.canonical_solution.strip() for t in crossing}
+    assert middles == {"twice": "out.append(double(item))", "capped": "return min(y, h.LIMIT)"}
+    assert {tuple(t.extra["imported_names"]) for t in crossing} == {("double",), ("h",)}
+    assert all(t.kind == "line" for t in every)

@@ -244,3 +244,39 @@ def test_progress_bar_shows_count_and_eta() -> None:
     assert "4/10" in line and "1/2 passed" in line
     assert "ETA 00:1" in line  # about 12 s left
     assert stream.getvalue().count("\n") >= 1
+
+
+def test_project_request_carries_the_workspace(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    for rel, text in {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from .z_helpers import helper\n\n\ndef f():\n    return helper()\n",
+        "pkg/z_helpers.py": "def helper():\n    return 1\n",
+        "pkg/b.py": "B = 2\n",
+        "other/c.py": "C = 3\n",
+        "tests/test_a.py": "def test_f():\n    pass\n",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    text = (root / "pkg/a.py").read_text()
+    cut = text.index("    return")
+    task = data.Task(
+        "proj/a:f:line:L5",
+        text[:cut],
+        text[cut + len("    return helper()\n") :],
+        "    return helper()\n",
+        "",
+        "f",
+        "line",
+        str(root),
+        "pkg/a.py",
+    )
+    req = request_for(task)
+    assert req.path == str((root / "pkg/a.py").resolve()) and req.root == str(root)
+    names = [Path(d.path).relative_to(root.resolve()).as_posix() for d in req.documents]
+    assert names[0] == "pkg/z_helpers.py"  # what the file imports comes first
+    assert "pkg/a.py" not in names and "tests/test_a.py" not in names
+    assert names.index("pkg/b.py") < names.index("other/c.py")  # then its own directory
+    # a HumanEval task is a lone file named after its function
+    lone = request_for(data.Task.from_json(TASKS[0]))
+    assert lone.path == f"{TASKS[0]['entry_point']}.py" and lone.documents == ()
