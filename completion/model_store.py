@@ -54,6 +54,8 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     license_note: str = ""
     quantization: str = "int8"
+    # {"tokens": list name, "rows": kept, "of": full size} when the output layer was pruned
+    output_vocabulary: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict."""
@@ -69,6 +71,7 @@ class Manifest:
             "source": self.source,
             "license_note": self.license_note,
             "quantization": self.quantization,
+            "output_vocabulary": self.output_vocabulary,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class Manifest:
             source=dict(data.get("source", {})),
             license_note=str(data.get("license_note", "")),
             quantization=str(data.get("quantization", "int8")),
+            output_vocabulary=dict(data.get("output_vocabulary") or {}),
         )
 
 

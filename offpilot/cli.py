@@ -20,7 +20,9 @@ def _cmd_model_install(args: argparse.Namespace) -> int:
     if args.from_hf:
         result = model_install.install_from_hf(args.from_hf, args.name, args.cache_dir)
     else:
-        result = model_install.install_known(args.name or DEFAULT_MODEL, args.cache_dir)
+        result = model_install.install_known(
+            args.name or DEFAULT_MODEL, args.cache_dir, full_vocabulary=args.full_vocabulary
+        )
     model = result.model
     verb = "installed" if result.built else "already installed and verified"
     size_mb = model.size_bytes / 1e6
@@ -97,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--from-hf", metavar="PATH_OR_ID", help="convert a Hugging Face checkpoint")
     inst.add_argument(
         "--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)"
+    )
+    inst.add_argument(
+        "--full-vocabulary",
+        action="store_true",
+        help="keep every output token (default: only tokens that occur in code; faster)",
     )
     inst.set_defaults(func=_cmd_model_install)
     lst = msub.add_parser("list", help="show installed models")

@@ -54,3 +54,15 @@ def test_complete_cli(real_model: InstalledModel, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "math.pi" in out.stdout and "r" in out.stdout
+
+
+def test_default_install_prunes_the_output_vocabulary(real_model: InstalledModel) -> None:
+    """`offpilot model install` keeps only code tokens as outputs, and the engine maps ids back."""
+    from completion.engine import CT2Engine, EngineOptions, GenerationParams
+
+    info = real_model.manifest.output_vocabulary
+    assert info["tokens"] == "qwen2-code-tokens" and 90_000 < info["rows"] < info["of"] == 151_936
+    engine = CT2Engine(real_model, EngineOptions(warmup=False))
+    prompt = engine.encode("# 日本語のコメント\ndef is_palindrome(s):\n    return s ==")
+    ids = list(engine.stream(prompt, GenerationParams(max_new_tokens=8, time_budget_s=None)))
+    assert engine.decode(ids).lstrip().startswith("s[::-1]")
