@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import random
+import re
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -309,6 +311,39 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
 
 
 NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
+_STAGE = re.compile(r"(\w+)=([\d.]+)ms")
+
+
+def stage_breakdown(server_log: str) -> dict[str, Any]:
+    """p50/p90 per stage over the requests the model answered, from the server's INFO log.
+
+    `prompt_pass` is the time to the first token (the prompt pass plus one step), `decode`
+    the rest of generation, `pipeline` everything else inside the completion pipeline
+    (context, trigger, prompt building, post-processing); the user's wait beyond the
+    pipeline's `total` is debounce, queueing and the LSP round trip.
+    """
+    rows: list[dict[str, float]] = []
+    for line in server_log.splitlines():
+        if "source=model" not in line:
+            continue
+        ms = {k: float(v) for k, v in _STAGE.findall(line)}
+        if {"first_token", "generate", "total"} <= ms.keys() and ms["first_token"] > 0:
+            rows.append(
+                {
+                    "prompt_pass": ms["first_token"],
+                    "decode": ms["generate"] - ms["first_token"],
+                    "pipeline": ms["total"] - ms["generate"],
+                    "total": ms["total"],
+                }
+            )
+    breakdown: dict[str, Any] = {"requests": len(rows)}
+    for stage in ("prompt_pass", "decode", "pipeline", "total"):
+        values = [r[stage] for r in rows]
+        breakdown[stage] = {
+            "p50": round(percentile(values, 50), 1),
+            "p90": round(percentile(values, 90), 1),
+        }
+    return breakdown
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -322,9 +357,9 @@ def run_replay(args: argparse.Namespace) -> int:
         (Path(p).name, Path(p).read_text(encoding="utf-8")) for p in args.files
     ] or default_corpus()
     config = json.loads(args.server_config) if args.server_config else {}
-    server_args = ["--log-level", args.server_log_level]
-    if args.model:
-        server_args += ["--model", args.model]
+    level = args.server_log_level.upper()
+    level = level if level == "DEBUG" else "INFO"  # the stage breakdown reads INFO lines
+    model_args = ["--model", args.model] if args.model else []
 
     def one(server_config: dict[str, Any]) -> tuple[dict[str, Any], ReplayReport]:
         opts = ReplayOptions(
@@ -334,8 +369,12 @@ def run_replay(args: argparse.Namespace) -> int:
             seed=args.seed,
             server_config=server_config,
         )
-        report = asyncio.run(replay(files, opts, server_args))
-        return summarize(report), report
+        with tempfile.TemporaryDirectory(prefix="offpilot-replay-") as tmp:
+            log_file = Path(tmp) / "server.log"
+            server_args = ["--log-level", level, "--log-file", str(log_file), *model_args]
+            report = asyncio.run(replay(files, opts, server_args))
+            server_log = log_file.read_text(encoding="utf-8", errors="replace")
+        return summarize(report) | {"stages_ms": stage_breakdown(server_log)}, report
 
     result: dict[str, Any] = {}
     raw: dict[str, Any] = {}

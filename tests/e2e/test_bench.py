@@ -24,6 +24,9 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert summary["rss_mb"]["max"] > 0
     assert sum(summary["server_requests"].values()) >= summary["pause_requests"]
     assert json.loads(out_file.read_text())["raw"]["levers"]["pause_latencies_ms"]
+    stages = summary["stages_ms"]  # read from the server's own log
+    assert stages["requests"] >= 1
+    assert stages["prompt_pass"]["p50"] > 0 and stages["total"]["p50"] >= stages["decode"]["p50"]
 
 
 def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
@@ -43,3 +46,25 @@ def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
     ):
         assert key in figures
     assert figures["cache_hit_ms"]["p50"] < figures["repeat_completion_ms"]["p50"] + 1000
+
+
+def test_stage_breakdown_reads_model_answers_only() -> None:
+    from offpilot.replay import stage_breakdown
+
+    log = "\n".join(
+        [
+            "req 1: file:///a.py:1:4 source=model stop=end_token convert=0.1ms context=1ms "
+            "trigger=0ms prompt=4ms first_token=300ms generate=500ms postprocess=2ms "
+            "total=507ms -> 'x'",
+            "req 2: file:///a.py:1:5 source=cache stop=None convert=0.1ms total=1ms -> 'y'",
+            "req 3: file:///a.py:2:0 source=model stop=end_token convert=0.1ms context=1ms "
+            "trigger=0ms prompt=3ms first_token=200ms generate=260ms postprocess=1ms "
+            "total=265ms -> 'z'",
+        ]
+    )
+    stages = stage_breakdown(log)
+    assert stages["requests"] == 2
+    # nearest-rank percentiles of two values: both are the larger one
+    assert stages["prompt_pass"] == {"p50": 300.0, "p90": 300.0}
+    assert stages["decode"] == {"p50": 200.0, "p90": 200.0}
+    assert stages["pipeline"] == {"p50": 7.0, "p90": 7.0}
