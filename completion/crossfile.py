@@ -20,6 +20,7 @@ a grammar gets windows only, never an error. Parsed files are cached by (path, m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import threading
@@ -40,6 +41,8 @@ MAX_FILE_CHARS = 500_000
 # A function or class this short goes in whole; a class summary is cut at MAX_CLASS_LINES.
 MAX_DEFINITION_LINES = 12
 MAX_CLASS_LINES = 30
+MIN_WINDOW_LINES = 4  # a window cut shorter than this is left out
+MAX_SIGNATURE_CHARS = 120  # a compact signature longer than this keeps its first parameters
 # A file not parsed yet is parsed now only when this guess of tree-sitter's speed says it fits
 # the time left; otherwise in a background thread, for the next request.
 PARSE_CHARS_PER_MS = 3000
@@ -341,9 +344,14 @@ def import_lines(text: str) -> str:
 
 def parse_imports(text: str) -> list[Import]:
     """The imports of Python source `text` (tree-sitter over its import lines)."""
-    tree = syntax.parse(import_lines(text), "python")
+    return list(_parse_import_lines(import_lines(text)))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_import_lines(lines: str) -> tuple[Import, ...]:
+    tree = syntax.parse(lines, "python")
     if tree is None:
-        return []
+        return ()
     found: list[Import] = []
     for node in tree.root_node.children:
         if node.type == "import_statement":
@@ -364,7 +372,7 @@ def parse_imports(text: str) -> list[Import]:
                 name, alias = _aliased(item)
                 if name:
                     found.append(Import(module, level, name, alias or name))
-    return found
+    return tuple(found)
 
 
 def _text(node: Any) -> str:
@@ -386,58 +394,71 @@ def _module_of(node: Any) -> tuple[int, str]:
     return 0, _text(node)
 
 
-def _inside(path: Path, root: Path | None) -> bool:
-    if root is None:
-        return True
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
+def _inside(path: str, root: str | None) -> bool:
+    return root is None or path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _search_bases(current: Path | None, root: Path | None) -> list[Path]:
+def _search_bases(current: str | None, root: str | None) -> list[str]:
     """Where an absolute import may start: the root, root/src, the current file's ancestors.
 
     Ancestors stop at the root, or after 8 levels without one.
     """
-    bases: list[Path] = []
+    bases: list[str] = []
     if root is not None:
-        bases += [root, root / "src"]
+        bases += [root, os.path.join(root, "src")]
     if current is not None:
-        for i, parent in enumerate(current.parents):
-            if (root is not None and not _inside(parent, root)) or i >= 8:
+        parent = os.path.dirname(current)
+        for _ in range(8):
+            if not _inside(parent, root):
                 break
             bases.append(parent)
+            if os.path.dirname(parent) == parent:
+                break
+            parent = os.path.dirname(parent)
     return list(dict.fromkeys(bases))
+
+
+_RESOLVED = _Lru(1024)
+RESOLVE_TTL_S = 5.0  # a new file is seen by imports within this time
 
 
 def resolve_module(module: str, level: int, current: str | None, root: str | None) -> Path | None:
     """The workspace file of a module (`pkg/mod.py` or `pkg/mod/__init__.py`), or None.
 
     Relative imports start from the current file's package; absolute ones from the root, its
-    `src/` and the current file's ancestors. Nothing outside the root is returned.
+    `src/` and the current file's ancestors. Nothing outside the root is returned. Answers
+    are cached for a few seconds (the file system is asked once per keystroke burst).
     """
-    here = Path(current).resolve() if current else None
-    top = Path(root).resolve() if root else None
+    here = os.path.abspath(current) if current else None
+    top = os.path.abspath(root) if root else None
+    key = (module, level, os.path.dirname(here) if here else None, top)
+    now = time.monotonic()
+    cached = _RESOLVED.get(key)
+    if cached is not None and now - cached[0] < RESOLVE_TTL_S:
+        found = cached[1]
+    else:
+        found = _resolve(module, level, here, top)
+        _RESOLVED.put(key, (now, found))
+    return None if found is None or found == here else Path(found)
+
+
+def _resolve(module: str, level: int, here: str | None, top: str | None) -> str | None:
     parts = [p for p in module.split(".") if p]
     if level:
         if here is None:
             return None
-        base = here.parent
+        base = os.path.dirname(here)
         for _ in range(level - 1):
-            base = base.parent
+            base = os.path.dirname(base)
         bases = [base]
     else:
         if not parts:
             return None
         bases = _search_bases(here, top)
     for base in bases:
-        stem = base.joinpath(*parts) if parts else base
-        for candidate in (stem.with_suffix(".py") if parts else None, stem / "__init__.py"):
-            if candidate is None or candidate == here:
-                continue
-            if _inside(candidate, top) and candidate.is_file():
+        stem = os.path.join(base, *parts)
+        for candidate in (stem + ".py" if parts else None, os.path.join(stem, "__init__.py")):
+            if candidate is not None and _inside(candidate, top) and os.path.isfile(candidate):
                 return candidate
     return None
 
@@ -618,6 +639,11 @@ def _one_line(rows: tuple[str, ...]) -> str:
     decorators = [r for r in rows if r.lstrip().startswith("@")]
     rest = [r.strip() for r in rows if not r.lstrip().startswith("@")]
     joined = " ".join(rest).replace("( ", "(").replace(", )", ")").replace(",)", ")")
+    if len(joined) > MAX_SIGNATURE_CHARS:  # keep the first parameters and the return type
+        close = joined.rfind(")")
+        cut = joined.rfind(", ", 0, MAX_SIGNATURE_CHARS)
+        if close > 0 and 0 < cut < close:
+            joined = joined[:cut] + ", ..." + joined[close:]
     head = _indent(rows, "") + joined
     return "\n".join([*decorators, head])
 
@@ -662,46 +688,56 @@ def wanted_names(text: str, near: str, imports: list[Import]) -> list[_Wanted]:
     """The imported names `text` uses, the ones used in `near` (the cursor's lines) first.
 
     `from m import a` wants `a` of m; `import m as x` (and `from p import m` where m is a
-    module) wants each `x.attr` used. Unused names rank last; star imports want the file's
-    identifiers used near the cursor.
+    module) wants each `x.attr` used. A name used near the cursor scores 1-2 (the later in
+    `near`, the higher), one used elsewhere in the file 0.5, an unused one 0.1; star imports
+    want the identifiers used near the cursor.
     """
-    near_ids = identifiers(near)
-    near_order = {w: i for i, w in enumerate(_IDENT.findall(near))}  # last use wins
-    file_ids = identifiers(text)
-    span = max(1, len(near_order))
+    last = {m.group(): m.start() for m in _IDENT.finditer(near)}  # the last use wins
+    near_attrs, file_attrs = _dotted(near), _dotted(text)
+    file_ids = set(_IDENT.findall(text))
+    span = max(1, len(near))
     out: dict[tuple[str, int, str], float] = {}
 
-    def add(module: str, level: int, name: str, used_near: bool, pos: int) -> None:
-        score = 1.0 + pos / span if used_near else (0.5 if name in file_ids else 0.1)
+    def add(module: str, level: int, name: str, pos: int | None) -> None:
+        if pos is not None:
+            score = 1.0 + pos / span
+        else:
+            score = 0.5 if name in file_ids else 0.1
         key = (module, level, name)
         out[key] = max(out.get(key, 0.0), score)
 
+    def add_attributes(module: str, level: int, alias: str) -> None:
+        for attr, pos in near_attrs.get(alias, {}).items():
+            add(module, level, attr, pos)
+        for attr in file_attrs.get(alias, {}):
+            add(module, level, attr, None)
+
     for imp in imports:
         if imp.name == "*":
-            for w in near_ids:
-                add(imp.module, imp.level, w, True, near_order.get(w, 0))
+            for word, pos in last.items():
+                if word not in _STOP and len(word) > 1:
+                    add(imp.module, imp.level, word, pos)
         elif imp.name is not None:
-            alias = imp.alias
-            add(imp.module, imp.level, imp.name, alias in near_ids, near_order.get(alias, 0))
+            add(imp.module, imp.level, imp.name, last.get(imp.alias))
             # `from pkg import mod`: maybe a module whose attributes are used
-            for attr, pos, is_near in _attributes(alias, text, near):
-                sub = f"{imp.module}.{imp.name}" if imp.module else imp.name
-                add(sub, imp.level, attr, is_near, pos)
+            sub = f"{imp.module}.{imp.name}" if imp.module else imp.name
+            add_attributes(sub, imp.level, imp.alias)
         else:
-            for attr, pos, is_near in _attributes(imp.alias, text, near):
-                add(imp.module, 0, attr, is_near, pos)
+            add_attributes(imp.module, 0, imp.alias)
     ranked = sorted(out.items(), key=lambda kv: -kv[1])
     return [_Wanted(m, lvl, n, s) for (m, lvl, n), s in ranked]
 
 
-def _attributes(alias: str, text: str, near: str) -> list[tuple[str, int, bool]]:
-    """`alias.attr` uses: (attr, position in `near` or 0, used in `near`)."""
-    pattern = re.compile(r"(?<![\w.])" + re.escape(alias) + r"\.([A-Za-z_]\w*)")
-    near_hits: dict[str, int] = {}
-    for m in pattern.finditer(near):
-        near_hits[m.group(1)] = m.start()
-    found = [(a, pos, True) for a, pos in near_hits.items()]
-    found += [(a, 0, False) for a in dict.fromkeys(pattern.findall(text)) if a not in near_hits]
+_DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def _dotted(text: str) -> dict[str, dict[str, int]]:
+    """Dotted prefixes in `text` (`a`, `a.b` of `a.b.c`) -> the names after them -> last use."""
+    found: dict[str, dict[str, int]] = {}
+    for m in _DOTTED.finditer(text):
+        parts = m.group().split(".")
+        for k in range(1, len(parts)):
+            found.setdefault(".".join(parts[:k]), {})[parts[k]] = m.start()
     return found
 
 
@@ -712,7 +748,8 @@ def imported_definitions(
     root: str | None,
     open_docs: dict[str, str] | None = None,
     deadline: float | None = None,
-    limit: int = 24,
+    limit: int = 12,
+    usage: str = "",
 ) -> tuple[list[Snippet], bool]:
     """Summaries of the workspace definitions `text` imports, most relevant first.
 
@@ -726,7 +763,8 @@ def imported_definitions(
     focus = identifiers(near)
     found: list[Snippet] = []
     seen: set[tuple[str, str]] = set()
-    for want in wanted_names(text, near, parse_imports(text)):
+    # names used within a bounded stretch around the cursor rank "used in the file"
+    for want in wanted_names(usage or text, near, parse_imports(text)):
         if len(found) >= limit:
             break
         if deadline is not None and time.monotonic() > deadline:
@@ -838,7 +876,7 @@ def _fit_window(
         if lo <= hi and total_gain > best:
             best, best_span = total_gain, (lo, hi + 1)
     s, e = best_span
-    while e > s:
+    while e - s >= MIN_WINDOW_LINES:
         cut = Snippet(
             snippet.path,
             snippet.start + s,
@@ -860,13 +898,38 @@ def assemble(
     count: Callable[[str], int],
     prompt_lines: set[str],
     query: set[str],
+    estimate: Callable[[str], int] | None = None,
 ) -> tuple[list[Snippet], int]:
     """The candidates (in priority order) that fit `budget` tokens, without duplicates.
 
     A window too large for what is left is cut to its most relevant part; a definition too
     large takes its compact form, or is skipped. Snippets of one file share one path header.
-    Returns the kept snippets and the token count of their blocks.
+    Selection may use a cheap `estimate` of the token count: the result is counted once with
+    `count`, selected again with the estimate rescaled when it was over, and trimmed from
+    the end if still over. Returns the kept snippets and the token count of their blocks.
     """
+    pick = estimate or count
+    kept = _select(candidates, language, budget, pick, prompt_lines, query)
+    used = count(format_blocks(kept, language)) if kept else 0
+    if estimate is not None and used > budget:
+        scale = used / max(1, estimate(format_blocks(kept, language)))
+        rescaled = lambda text: int(estimate(text) * scale) + 1  # noqa: E731
+        kept = _select(candidates, language, budget, rescaled, prompt_lines, query)
+        used = count(format_blocks(kept, language)) if kept else 0
+    while kept and used > budget:
+        kept.pop()  # token merges across lines made the sum an underestimate
+        used = count(format_blocks(kept, language)) if kept else 0
+    return kept, used
+
+
+def _select(
+    candidates: list[Snippet],
+    language: str,
+    budget: int,
+    count: Callable[[str], int],
+    prompt_lines: set[str],
+    query: set[str],
+) -> list[Snippet]:
     kept: list[Snippet] = []
     used = 0
     for cand in candidates:
@@ -890,9 +953,15 @@ def assemble(
             continue
         kept.append(cand)
         used += cost
-    while kept and (used := count(format_blocks(kept, language))) > budget:
-        kept.pop()  # token merges across lines made the sum an underestimate
-    return kept, (used if kept else 0)
+    return kept
+
+
+def estimate_tokens(text: str) -> int:
+    """A token count guessed from the length (checked with the tokenizer afterwards).
+
+    Code and comments run 3 or more characters a token in code models' vocabularies.
+    """
+    return len(text) // 3 + 1
 
 
 def _header(snippet: Snippet, language: str) -> str:
@@ -944,15 +1013,17 @@ def collect(
     above = prefix[: prefix.rfind("\n") + 1]  # the cursor's own line left out: stable
     near_lines = above.splitlines()[-options.query_lines :]
     query = identifiers("\n".join(near_lines))
-    here = str(Path(path).resolve()) if path else None
-    docs = [d for d in documents if not (here and _same(d.path, here))]
+    here = os.path.abspath(path) if path else None
+    docs = [d for d in documents if not (here and d.path and os.path.abspath(d.path) == here)]
     timed_out = False
     defs: list[Snippet] = []
     if options.imports and language == "python":
-        open_docs = {str(Path(d.path).resolve()): d.text for d in docs if d.path}
+        open_docs = {os.path.abspath(d.path): d.text for d in docs if d.path}
         near = "\n".join(near_lines) + prefix[len(above) :] + suffix[:400]
         defs, timed_out = _guard(
-            lambda: imported_definitions(text, near, path, root, open_docs, deadline)
+            lambda: imported_definitions(
+                text, near, path, root, open_docs, deadline, usage=prefix + suffix
+            )
         )
     wins: list[Snippet] = []
     if options.windows and not timed_out and query:
@@ -969,6 +1040,7 @@ def collect(
         count,
         prompt_lines,
         query,
+        estimate_tokens,
     )
     # the most relevant block goes last, nearest the code: windows, then definitions (by file)
     best: dict[str, float] = {}
@@ -977,13 +1049,6 @@ def collect(
     order = sorted(kept, key=lambda s: (s.source != "window", best[s.path], s.path, s.score))
     body = format_blocks(order, language)
     return Crossfile(body, tuple(order), used, timed_out)
-
-
-def _same(a: str, b: str) -> bool:
-    try:
-        return str(Path(a).resolve()) == b
-    except OSError:
-        return False
 
 
 def _guard(
