@@ -269,16 +269,19 @@ def _usable(text: str) -> bool:
 
 def _document_windows(
     doc: Document, size: int, stride: int
-) -> list[tuple[int, int, frozenset[str]]]:
-    """A document's windows with their identifier sets (cached on the text)."""
+) -> tuple[list[str], list[tuple[int, int, frozenset[str]]]]:
+    """A document's lines and windows with their identifier sets (cached on the text)."""
     key = (doc.path, len(doc.text), hash(doc.text), size, stride)
     found = _WINDOW_CACHE.get(key)
     if found is None:
         lines = doc.text.splitlines()
-        line_ids = [identifiers(line) for line in lines]
-        found = [(s, e, frozenset().union(*line_ids[s:e])) for s, e in windows(lines, size, stride)]
+        spans = [
+            (s, e, frozenset(identifiers("\n".join(lines[s:e]))))
+            for s, e in windows(lines, size, stride)
+        ]
+        found = (lines, spans)
         _WINDOW_CACHE.put(key, found)
-    return found
+    return found  # type: ignore[no-any-return]
 
 
 def best_windows(
@@ -294,7 +297,7 @@ def best_windows(
     Documents of another language count at `other_language_penalty` of their score. Returns
     the snippets and whether the deadline cut the search short.
     """
-    scored: list[tuple[float, Document, int, int]] = []
+    scored: list[tuple[float, Document, int, int, list[str]]] = []
     timed_out = False
     for doc in documents:
         if deadline is not None and time.monotonic() > deadline:
@@ -303,19 +306,20 @@ def best_windows(
         if not _usable(doc.text):
             continue
         factor = 1.0 if doc.language == language else options.other_language_penalty
-        for s, e, ids in _document_windows(doc, options.window_lines, options.window_stride):
+        lines, spans = _document_windows(doc, options.window_lines, options.window_stride)
+        for s, e, ids in spans:
             score = jaccard(query, ids) * factor
             if score >= options.min_score:
-                scored.append((score, doc, s, e))
+                scored.append((score, doc, s, e, lines))
     scored.sort(key=lambda x: -x[0])
     chosen: list[Snippet] = []
-    for score, doc, s, e in scored:
+    for score, doc, s, e, lines in scored:
         if len(chosen) >= options.max_windows:
             break
         shown = display_path(doc.path, root) or doc.path
         if any(c.path == shown and c.start < e and s < c.end for c in chosen):
             continue
-        text = "\n".join(doc.text.splitlines()[s:e])
+        text = "\n".join(lines[s:e])
         chosen.append(Snippet(shown, s, e, text, score, "window"))
     return chosen, timed_out
 
