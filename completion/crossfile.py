@@ -638,6 +638,23 @@ def render(definition: Definition, focus: set[str], compact: bool = False) -> st
     return "\n".join(_render(definition, focus, compact, MAX_CLASS_LINES))
 
 
+def _last_top_level_comma(signature: str, limit: int) -> int:
+    """The last `, ` before `limit` between two parameters (-1 if none).
+
+    Only commas directly inside the outer parentheses count, not those of a subscript or of
+    a default value's brackets.
+    """
+    depth, found = 0, -1
+    for i, ch in enumerate(signature[:limit]):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 1 and signature[i + 1 : i + 2] == " ":
+            found = i
+    return found
+
+
 def _one_line(rows: tuple[str, ...]) -> str:
     """A multi-line signature on one line (decorators kept on their own lines)."""
     decorators = [r for r in rows if r.lstrip().startswith("@")]
@@ -645,7 +662,7 @@ def _one_line(rows: tuple[str, ...]) -> str:
     joined = " ".join(rest).replace("( ", "(").replace(", )", ")").replace(",)", ")")
     if len(joined) > MAX_SIGNATURE_CHARS:  # keep the first parameters and the return type
         close = joined.rfind(")")
-        cut = joined.rfind(", ", 0, MAX_SIGNATURE_CHARS)
+        cut = _last_top_level_comma(joined, MAX_SIGNATURE_CHARS)
         if close > 0 and 0 < cut < close:
             joined = joined[:cut] + ", ..." + joined[close:]
     head = _indent(rows, "") + joined

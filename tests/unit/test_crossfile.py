@@ -346,3 +346,13 @@ def test_env_override_reads_floats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OFFPILOT_PIPELINE", "crossfile_share=0.5,path_header=1,crossfile=0")
     options = CompletionOptions().with_env()
     assert options.crossfile_share == 0.5 and options.path_header and not options.crossfile
+
+
+def test_long_signatures_are_cut_between_parameters() -> None:
+    rows = (
+        "def style(text: t.Any, fg: int | tuple[int, int, int] | str | None = None, "
+        "bg: int | tuple[int, int, int] | str | None = None, bold: bool | None = None) -> str:",
+    )
+    line = cf._one_line(rows)
+    assert line.startswith("def style(text: t.Any, fg: int | tuple[int, int, int] | str | None")
+    assert line.endswith(", ...) -> str:") and "tuple[int, int, ..." not in line
