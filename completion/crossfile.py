@@ -993,6 +993,14 @@ def _body(text: str, language: str) -> str:
     return "".join(comment(line.rstrip(), language) + "\n" for line in text.splitlines())
 
 
+def by_file(snippets: Iterable[Snippet]) -> list[tuple[str, str]]:
+    """(path, code) per file in first-seen order; a file's snippets joined by a `...` line."""
+    files: dict[str, list[str]] = {}
+    for snip in snippets:
+        files.setdefault(snip.path, []).append(snip.text)
+    return [(path, "\n...\n".join(texts)) for path, texts in files.items()]
+
+
 def format_blocks(snippets: list[Snippet], language: str) -> str:
     """Snippets as comment blocks, in order.
 

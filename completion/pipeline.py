@@ -16,7 +16,7 @@ from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
 from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
 from completion.postprocess import PostOptions, postprocess
-from completion.prompt import Prompt, PromptBudget, build_prompt
+from completion.prompt import Prompt, PromptBudget, RepoFiles, build_prompt, repo_tokens
 from completion.trigger import Mode, TriggerOptions, should_complete
 
 
@@ -51,6 +51,9 @@ class CompletionOptions:
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
     crossfile_ms: int = 25  # time budget of collecting them
     path_header: bool = False  # `# Path: pkg/mod.py` above the file's code
+    # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
+    # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
+    crossfile_format: str = "comment"
 
     def with_env(self) -> CompletionOptions:
         """These options with `OFFPILOT_PIPELINE` applied, e.g. `multiline=1,dedupe=0`.
@@ -70,6 +73,8 @@ class CompletionOptions:
                 changes[key] = value.strip().lower() in ("1", "true", "on", "yes")
             elif names.get(key) == "int" and value.strip().isdigit():
                 changes[key] = int(value)
+            elif names.get(key) == "str":
+                changes[key] = value.strip()
             elif names.get(key) == "float":
                 try:
                     changes[key] = float(value)
@@ -152,12 +157,24 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     )
     t1 = time.monotonic()
     extra = _crossfile(engine, request, context, options) if mode is not Mode.NONE else None
-    preamble = extra.text if extra else ""
-    if options.path_header and mode is not Mode.NONE:
-        preamble += crossfile.path_header(request.path, context.language, request.root)
+    preamble, repo = "", None
+    if options.crossfile_format == "repo" and repo_tokens(engine) and mode is not Mode.NONE:
+        repo = RepoFiles(
+            tuple(crossfile.by_file(extra.snippets)) if extra else (),
+            crossfile.display_path(request.path, request.root) or "",
+            os.path.basename((request.root or "").rstrip(os.sep)),
+        )
+    else:
+        preamble = extra.text if extra else ""
+        if options.path_header and mode is not Mode.NONE:
+            preamble += crossfile.path_header(request.path, context.language, request.root)
     tx = time.monotonic()
     prompt = build_prompt(
-        context, engine, PromptBudget(options.prefix_tokens, options.suffix_tokens), preamble
+        context,
+        engine,
+        PromptBudget(options.prefix_tokens, options.suffix_tokens),
+        preamble,
+        repo,
     )
     t2 = time.monotonic()
     multi = mode is Mode.MULTI

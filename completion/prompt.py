@@ -19,6 +19,29 @@ class PromptBudget:
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
 MAX_LINE_CHARS = 400
 
+# Repository-level marker tokens of code models trained on whole repositories:
+# Qwen2.5-Coder `<|repo_name|>name<|file_sep|>path\ncode...<|file_sep|>path\n<|fim_prefix|>`,
+# StarCoder2 the same with `<repo_name>` / `<file_sep>`.
+REPO_TOKENS = (("<|repo_name|>", "<|file_sep|>"), ("<repo_name>", "<file_sep>"))
+
+
+@dataclass(frozen=True)
+class RepoFiles:
+    """Other files' code and the current file's path, for a repository-level prompt."""
+
+    files: tuple[tuple[str, str], ...]  # (path, code)
+    path: str
+    name: str = ""  # the repository's name (the workspace folder's)
+
+
+def repo_tokens(engine: Engine) -> tuple[int | None, int] | None:
+    """The (repo name, file separator) token ids of the model, or None when it lacks them."""
+    for repo, sep in REPO_TOKENS:
+        sep_id = engine.token_id(sep)
+        if sep_id is not None:
+            return engine.token_id(repo), sep_id
+    return None
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -62,20 +85,40 @@ def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:
     return "".join(_keep_lines(engine, suffix.splitlines(keepends=True), budget, tail=False))
 
 
+def _repo_lead(engine: Engine, repo: RepoFiles | None) -> list[int]:
+    """`<repo_name>name`, `<file_sep>path` + code per file, `<file_sep>current path` (ids)."""
+    tokens = repo_tokens(engine) if repo is not None and engine.fim is not None else None
+    if repo is None or tokens is None:
+        return []
+    name_id, sep_id = tokens
+    lead: list[int] = []
+    if name_id is not None and repo.name:
+        lead += [name_id, *engine.encode(repo.name + "\n")]
+    for path, code in repo.files:
+        lead += [sep_id, *engine.encode(f"{path}\n{code.rstrip()}\n")]
+    return [*lead, sep_id, *engine.encode(repo.path + "\n")]
+
+
 def build_prompt(
-    context: Context, engine: Engine, budget: PromptBudget | None = None, preamble: str = ""
+    context: Context,
+    engine: Engine,
+    budget: PromptBudget | None = None,
+    preamble: str = "",
+    repo: RepoFiles | None = None,
 ) -> Prompt:
     """`<prefix marker>preamble prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
 
     `preamble` (cross-file blocks, a path header: comments) goes first, so that it is part of
-    the stable head; its tokens come out of the prefix budget. The prefix is encoded in two
-    pieces, the lines above the cursor (under the prefix budget, cut at line boundaries) and
-    the cursor's own line, so that the first piece is a stable token prefix while the user
-    types.
+    the stable head; its tokens come out of the prefix budget. `repo` puts other files before
+    the prefix marker in the model's repository-level format instead, when its vocabulary has
+    the tokens (else it is ignored). The prefix is encoded in two pieces, the lines above the
+    cursor (under the prefix budget, cut at line boundaries) and the cursor's own line, so
+    that the first piece is a stable token prefix while the user types.
     """
     budget = budget or PromptBudget()
     cut = context.prefix.rfind("\n") + 1
-    prefix_tokens = budget.prefix_tokens
+    lead = _repo_lead(engine, repo)
+    prefix_tokens = max(0, budget.prefix_tokens - len(lead))
     if preamble:
         prefix_tokens = max(0, prefix_tokens - len(engine.encode(preamble)))
     above = preamble + fit_prefix(engine, context.prefix[:cut], prefix_tokens)
@@ -89,6 +132,6 @@ def build_prompt(
     missing = [t for t, i in marker.items() if i is None]
     if missing:
         raise ValueError(f"the model's vocabulary lacks the FIM tokens {missing}")
-    head = [int(marker[fim.prefix] or 0), *engine.encode(above)]
+    head = [*lead, int(marker[fim.prefix] or 0), *engine.encode(above)]
     tail = [*engine.encode(line), int(marker[fim.suffix] or 0), *engine.encode(suffix)]
     return Prompt([*head, *tail, int(marker[fim.middle] or 0)], above + line, suffix, len(head))

@@ -356,3 +356,32 @@ def test_long_signatures_are_cut_between_parameters() -> None:
     line = cf._one_line(rows)
     assert line.startswith("def style(text: t.Any, fg: int | tuple[int, int, int] | str | None")
     assert line.endswith(", ...) -> str:") and "tuple[int, int, ..." not in line
+
+
+class RepoEngine(FakeEngine):
+    """A fake model whose vocabulary has repository-level tokens."""
+
+    SPECIAL = {"<|repo_name|>": "\ue010", "<|file_sep|>": "\ue011"}
+
+    def token_id(self, token: str) -> int | None:
+        if token in self.SPECIAL:
+            return ord(self.SPECIAL[token])
+        return super().token_id(token)
+
+
+def test_repo_format_puts_files_before_the_prefix_marker(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    views = str(root / "src/pkg/sub/views.py")
+    text = "from ..util import slugify\n\n\ndef name_of(r):\n    return "
+    request = CompletionRequest(text, len(text), "python", views, (), str(root))
+    engine = RepoEngine(default="x")
+    complete(engine, request, CompletionOptions(crossfile_format="repo"))
+    prompt = engine.prompts[-1]
+    lead, _, rest = prompt.partition("\ue000")
+    assert lead.startswith(f"\ue010{root.name}\n\ue011src/pkg/util.py\ndef slugify(")
+    assert lead.endswith("\ue011src/pkg/sub/views.py\n")
+    assert rest.startswith("from ..util import slugify") and "#" not in rest
+    # a model without those tokens gets the comment blocks
+    plain = FakeEngine(default="x")
+    complete(plain, request, CompletionOptions(crossfile_format="repo"))
+    assert plain.prompts[-1].startswith("\ue000# Compare this snippet from src/pkg/util.py:")
