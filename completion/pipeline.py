@@ -15,6 +15,7 @@ from completion import crossfile
 from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
 from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
+from completion.languages import resolve_language
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import Prompt, PromptBudget, RepoFiles, build_prompt, repo_tokens
 from completion.trigger import Mode, TriggerOptions, should_complete
@@ -38,6 +39,7 @@ class CompletionOptions:
     multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
     # Stage switches (all on by default; off for an ablation, see docs/quality.md).
     trigger: bool = True  # no completion mid-line unless the rest is closing brackets
+    mid_word_only: bool = False  # narrower trigger: no completion only right before a word
     in_comments: bool = True  # complete inside comments and strings
     block_stop: bool = True  # multi-line: stop streaming at the end of the block
     dedupe: bool = True  # drop repeats of the suffix and of the line above
@@ -139,6 +141,7 @@ def _stop_rule(context: Context, mode: Mode, options: CompletionOptions) -> Stop
         context.suffix,
         repeat_suffix=options.dedupe,
         floor=indent_floor(context.prefix, context.suffix),
+        language=resolve_language(context.language, context.path),
     )
 
 
@@ -152,6 +155,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         TriggerOptions(
             multiline=options.multiline,
             mid_line_rule=options.trigger,
+            mid_word_only=options.mid_word_only,
             in_comments=options.in_comments,
         ),
     )

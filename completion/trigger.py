@@ -2,7 +2,9 @@
 
 - Inside a comment or a string: no completion when `in_comments` is off (tree-sitter decides;
   a language without a grammar is never "inside").
-- Mid-line: only when the rest of the line is blanks or closing brackets (`mid_line_rule`).
+- Mid-line: only when the rest of the line is blanks or closing brackets (`mid_line_rule`);
+  with `mid_word_only`, the narrower rule of the benchmark: none only right before a word
+  character (completing inside a word rarely helps), anywhere else one line.
 - Multi-line (when `multiline` is on): on a line holding only indentation, or at the end of a
   block opener whose body is still empty: `def f():` in Python, `{` or a `case x:` label in
   the brace languages, `:` or `{` in plain text. Everything else: one line.
@@ -33,10 +35,12 @@ class TriggerOptions:
 
     multiline: bool = False
     mid_line_rule: bool = True
+    mid_word_only: bool = False
     in_comments: bool = True
 
 
 CLOSERS = frozenset(")]}")
+_WORD_CHAR = re.compile(r"\w")
 # A Python line that opens a block when it ends with ':'.
 _PY_HEADER = re.compile(
     r"^\s*(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b"
@@ -81,7 +85,8 @@ def should_complete(context: Context, options: TriggerOptions | None = None) -> 
     language = resolve_language(context.language, context.path)
     rest = context.line_suffix.strip()
     if options.mid_line_rule and rest and not set(rest) <= CLOSERS | {" ", "\t"}:
-        return Mode.NONE
+        if not options.mid_word_only or _WORD_CHAR.match(context.line_suffix):
+            return Mode.NONE
     if not options.in_comments:
         text = context.prefix + context.suffix
         if in_comment_or_string(text, len(context.prefix), language):

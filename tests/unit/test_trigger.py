@@ -19,6 +19,17 @@ def test_mid_line_only_before_blanks_or_closers() -> None:
     assert mode("x = fo|o(a)\n", options=TriggerOptions(mid_line_rule=False)) is Mode.SINGLE
 
 
+def test_mid_word_only_rule_blocks_only_inside_a_word() -> None:
+    narrow = TriggerOptions(multiline=True, mid_word_only=True)
+    assert mode("x = fo|o(a)\n", options=narrow) is Mode.NONE
+    assert mode("if |x > 0:\n", options=narrow) is Mode.NONE
+    assert mode("print(|x, sep='')\n", options=narrow) is Mode.NONE
+    assert mode("if x |> 0:\n", options=narrow) is Mode.SINGLE
+    assert mode("total = sum(|) + 1\n", options=narrow) is Mode.SINGLE
+    assert mode("for i in range(n|):\n", options=narrow) is Mode.SINGLE
+    assert mode("name = '|'\n", options=narrow) is Mode.SINGLE  # never multi-line mid-line
+
+
 def test_empty_line_and_empty_block_are_multi_line() -> None:
     assert mode("def f(x):\n    |\n") is Mode.MULTI
     assert mode("def f(x):|\n") is Mode.MULTI
