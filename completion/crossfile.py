@@ -502,7 +502,7 @@ def load_module(path: Path, open_docs: dict[str, str] | None = None) -> Module |
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     module = Module()
-    if size <= MAX_FILE_CHARS * 2:
+    if size <= MAX_FILE_CHARS:
         if text is None:
             try:
                 raw = path.read_bytes()
