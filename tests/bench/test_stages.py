@@ -1,0 +1,133 @@
+"""pytest-benchmark microbenchmarks of each pipeline stage (issue 7).
+
+In the normal test run (`--benchmark-disable`) each body runs once, as a test. For figures:
+
+    pytest tests/bench --benchmark-enable --benchmark-columns=median,iqr,rounds
+
+The engine benchmarks use the installed default model (real_model marker). With
+OFFPILOT_FULL_VOCAB_MODEL pointing at a model installed with `--full-vocabulary`, the
+prompt-pass and decode benchmarks also run on it, so the pruning ratio comes from one run.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from completion import crossfile
+from completion.context import Context, extract_context
+from completion.engine import CT2Engine, EngineOptions, GenerationParams
+from completion.model_store import InstalledModel, ModelError, verify
+from completion.pipeline import CompletionRequest, complete
+from completion.postprocess import PostOptions, postprocess
+from completion.prompt import build_prompt
+from completion.trigger import TriggerOptions, should_complete
+
+SOURCE = (resources.files("offpilot") / "data" / "replay" / "colorsys.py.txt").read_text()
+CURSOR = SOURCE.index("\n", SOURCE.index("def hls_to_rgb"))  # after a header, mid-file
+PROMPT_PASS = GenerationParams(max_new_tokens=1, time_budget_s=None)
+DECODE = GenerationParams(max_new_tokens=17, time_budget_s=None)
+
+
+def _context() -> Context:
+    return extract_context(SOURCE, CURSOR, "python", "/w/colorsys.py")
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4
+
+
+def test_context(benchmark: Any) -> None:
+    ctx = benchmark(extract_context, SOURCE, CURSOR, "python", "/w/colorsys.py")
+    assert ctx.prefix == SOURCE[: len(ctx.prefix)] and ctx.prefix
+
+
+def test_trigger(benchmark: Any) -> None:
+    options = TriggerOptions(multiline=True, in_comments=False)  # with the tree-sitter check
+    assert benchmark(should_complete, _context(), options).value in {"single", "multi"}
+
+
+def test_crossfile(benchmark: Any) -> None:
+    """A new file being written next to an open module it resembles: Jaccard windows."""
+    head = SOURCE[:CURSOR]  # the new file holds only the code above the cursor so far
+    ctx = extract_context(head, len(head), "python", "/w/new.py")
+    docs = (crossfile.Document("/w/colorsys.py", SOURCE[CURSOR:] + "\n" + SOURCE[:200]),)
+    opts = crossfile.CrossfileOptions(windows=True, imports=False, budget_tokens=256)
+
+    def run() -> crossfile.Crossfile:
+        return crossfile.collect(
+            head, ctx.prefix, ctx.suffix, "python", "/w/new.py", docs, "/w", opts, _tokens
+        )
+
+    assert benchmark(run).snippets
+
+
+def test_postprocess(benchmark: Any) -> None:
+    ctx = _context()
+    raw = "    return (r, g, b)\n\ndef main():\n    pass\n"
+    options = PostOptions(multiline=True)
+    assert benchmark(postprocess, raw, ctx, "max_tokens", options).startswith("    return")
+
+
+@pytest.fixture(scope="module")
+def engines(real_model: InstalledModel) -> dict[str, CT2Engine]:
+    found = {"default": CT2Engine(real_model, EngineOptions())}
+    full = os.environ.get("OFFPILOT_FULL_VOCAB_MODEL")
+    if full:
+        try:
+            found["full-vocabulary"] = CT2Engine(verify(Path(full)), EngineOptions())
+        except ModelError as exc:
+            pytest.fail(f"OFFPILOT_FULL_VOCAB_MODEL: {exc}")
+    return found
+
+
+MODELS = ["default", "full-vocabulary"]
+
+
+def _engine(engines: dict[str, CT2Engine], name: str) -> CT2Engine:
+    if name not in engines:
+        pytest.skip("set OFFPILOT_FULL_VOCAB_MODEL to compare with a full-vocabulary model")
+    return engines[name]
+
+
+@pytest.mark.real_model
+def test_prompt_build(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
+    prompt = benchmark(build_prompt, _context(), engines["default"])
+    assert 300 < len(prompt.ids) <= 520
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("model", MODELS)
+def test_prompt_pass(benchmark: Any, engines: dict[str, CT2Engine], model: str) -> None:
+    """The prompt pass plus one decode step on a full-budget prompt (~500 tokens)."""
+    engine = _engine(engines, model)
+    ids = build_prompt(_context(), engine).ids
+
+    def run() -> list[int]:
+        return list(engine.stream(ids, PROMPT_PASS))
+
+    assert len(benchmark.pedantic(run, rounds=5, warmup_rounds=1)) <= 1
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("model", MODELS)
+def test_decode_16_tokens(benchmark: Any, engines: dict[str, CT2Engine], model: str) -> None:
+    """A short prompt and 17 tokens: the time is mostly 16 decode steps."""
+    engine = _engine(engines, model)
+    ids = engine.encode("import os\n\n\ndef list_python_files(root):\n    result = []\n    ")
+
+    def run() -> list[int]:
+        return list(engine.stream(ids, DECODE))
+
+    assert len(benchmark.pedantic(run, rounds=5, warmup_rounds=1)) >= 1
+
+
+@pytest.mark.real_model
+def test_complete_end_to_end(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
+    request = CompletionRequest(SOURCE, CURSOR, "python", "/w/colorsys.py")
+    result = benchmark.pedantic(complete, (engines["default"], request), rounds=3)
+    assert result.prompt_tokens > 0
