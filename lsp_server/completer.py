@@ -7,8 +7,10 @@ plain snapshots and returns text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -56,6 +58,33 @@ class _InFlight:
     result: asyncio.Future[CompletionResult]
 
 
+_OPENS_BLOCK = re.compile(r"(?::|\{|\(|\[)\s*(?:#.*|//.*)?$")
+
+
+def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
+    """The document after the user accepts `shown` at the end of a line and presses Enter.
+
+    The editor's auto-indent is guessed: the line's indentation, one level deeper after a
+    line that opens a block or a bracket. None when the cursor is not at a line's end or the
+    suggestion spans lines.
+    """
+    text, offset = snap.text, snap.offset
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    if text[offset:end].strip() or "\n" in shown:
+        return None
+    line = text[text.rfind("\n", 0, offset) + 1 : offset] + shown
+    if not line.strip():
+        return None
+    indent = line[: len(line) - len(line.lstrip())]
+    if _OPENS_BLOCK.search(line):
+        indent += "\t" if indent.startswith("\t") else "    "
+    inserted = shown + "\n" + indent
+    return dataclasses.replace(
+        snap, text=text[:offset] + inserted + text[offset:], offset=offset + len(inserted)
+    )
+
+
 def completion_options(config: ServerConfig) -> CompletionOptions:
     """Pipeline options from the user's settings."""
     return CompletionOptions(
@@ -82,6 +111,7 @@ class Completer:
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
         self.sources: Counter[str] = Counter()  # how requests were answered
+        self._prefetches: set[asyncio.Future[None]] = set()
 
     def _run(
         self, engine: Engine, request: CompletionRequest, cancel: threading.Event
@@ -103,9 +133,32 @@ class Completer:
             self.sources["cancelled"] += 1
             raise
         self.sources[outcome.source] += 1
+        if outcome.source in ("model", "cache", "reused") and self.config.prefetch:
+            ahead = next_line_snapshot(snap, outcome.text)
+            if ahead is not None and self.config.cache:
+                task = asyncio.ensure_future(self._prefetch(ahead, engine_future))
+                self._prefetches.add(task)
+                task.add_done_callback(self._prefetches.discard)
         return outcome
 
-    async def _complete(self, snap: Snapshot, engine_future: Future[Engine]) -> Outcome:
+    async def _prefetch(self, snap: Snapshot, engine_future: Future[Engine]) -> None:
+        """Compute and cache the completion at `snap` before anyone asks for it.
+
+        It runs like a request without debounce: a real request at the same cursor reuses it
+        while it runs, and one anywhere else in the document supersedes it.
+        """
+        if self.cache.get(CursorKey.at(snap.uri, snap.text, snap.offset)) is not None:
+            return
+        try:
+            outcome = await self._complete(snap, engine_future, speculative=True)
+        except Exception:  # a speculative request must never disturb the real ones
+            log.exception("prefetch failed")
+            return
+        self.sources["prefetch_" + outcome.source] += 1
+
+    async def _complete(
+        self, snap: Snapshot, engine_future: Future[Engine], speculative: bool = False
+    ) -> Outcome:
         if not self.config.language_enabled(snap.language):
             return Outcome("", "disabled")
         if "\x00" in snap.text[max(0, snap.offset - 4096) : snap.offset + 4096]:
@@ -116,17 +169,20 @@ class Completer:
         if cached is not None:
             return Outcome(cached, "cache", {"total": (time.monotonic() - t0) * 1000})
 
-        seq = next(self._seq)
-        self._latest[snap.uri] = seq
-        reused = await self._reuse_in_flight(key) if self.config.cache else None
-        if reused is not None:
-            return reused
-        if self.config.debounce_ms:
-            await asyncio.sleep(self.config.debounce_ms / 1000)
-            if self._latest.get(snap.uri) != seq:
-                return Outcome("", "superseded")
+        if not speculative:  # a prefetch supersedes nothing and is not debounced
+            seq = next(self._seq)
+            self._latest[snap.uri] = seq
+            reused = await self._reuse_in_flight(key) if self.config.cache else None
+            if reused is not None:
+                return reused
+            if self.config.debounce_ms:
+                await asyncio.sleep(self.config.debounce_ms / 1000)
+                if self._latest.get(snap.uri) != seq:
+                    return Outcome("", "superseded")
         engine = await asyncio.wrap_future(engine_future)
         if previous := self._in_flight.get(snap.uri):
+            if speculative:  # a real request is running: it has priority
+                return Outcome("", "skipped")
             previous.cancel.set()  # a newer request for this document supersedes it
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
@@ -168,7 +224,8 @@ class Completer:
             return None
         self.cache.put(flight.key, result.text)
         rest = result.text[len(typed) :]
-        return Outcome(rest, "reused", result.timings_ms) if rest else None
+        # at the very cursor it was made for (a prefetch), even an empty answer is the answer
+        return Outcome(rest, "reused", result.timings_ms) if rest or not typed else None
 
     def cancel_all(self) -> None:
         """Stop every generation in flight."""

@@ -21,6 +21,7 @@ _ALIASES = {
     "promptCache": "prompt_cache",
     "crossFile": "crossfile",
     "crossfile": "crossfile",
+    "prefetch": "prefetch",
 }
 
 
@@ -40,6 +41,8 @@ class ServerConfig:
     cache: bool = True  # completion cache, type-through and in-flight reuse
     prompt_cache: bool = False  # reuse the model state of the lines above the cursor (memory!)
     crossfile: bool = True  # context from other open documents and imported workspace files
+    # after a suggestion at the end of a line, compute the next line's while the user reads it
+    prefetch: bool = True
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""

@@ -83,3 +83,58 @@ async def test_disabled_language_and_binary_text() -> None:
     assert (await completer.complete(snap(), ready(engine))).source == "disabled"
     completer = Completer(ServerConfig())
     assert (await completer.complete(snap("a\x00b", 1), ready(engine))).source == "binary"
+
+
+def test_next_line_snapshot_guesses_the_editor_after_accept_and_enter() -> None:
+    from lsp_server.completer import next_line_snapshot
+
+    ahead = next_line_snapshot(snap(), "a + b")
+    assert ahead is not None
+    assert ahead.text == "def add(a, b):\n    return a + b\n    \n"
+    assert ahead.offset == len("def add(a, b):\n    return a + b\n    ")
+    header = "def add(a, b):\n"
+    deeper = next_line_snapshot(snap(header, len(header) - 1), "")
+    assert deeper is not None and deeper.text == "def add(a, b):\n    \n"
+    assert next_line_snapshot(snap(), "a +\nb") is None  # a multi-line suggestion
+    assert next_line_snapshot(snap(TEXT, CURSOR - 3), "") is None  # mid-line
+    assert next_line_snapshot(snap("\n", 0), "") is None  # an empty line
+
+
+async def test_prefetch_answers_the_next_line_without_waiting() -> None:
+    engine = FakeEngine(script={"return a + b\n    ": "print(1)\n"}, default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0))
+    first = await completer.complete(snap(), ready(engine))
+    assert first.text == "a + b"
+    await asyncio.sleep(0.1)  # the user reads the suggestion; the prefetch runs meanwhile
+    accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
+    nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
+    assert (nxt.text, nxt.source) == ("print(1)", "cache")
+    assert completer.sources["prefetch_model"] >= 1
+
+
+async def test_prefetch_in_flight_is_reused_or_superseded() -> None:
+    engine = FakeEngine(script={"return a + b\n    ": "print(1)\n"}, default="a + b\n")
+    engine.step_delay_s = 0.02
+    completer = Completer(ServerConfig(debounce_ms=0))
+    await completer.complete(snap(), ready(engine))
+    await asyncio.sleep(0.01)  # the prefetch starts
+    accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
+    # asked while the prefetch is still generating: its answer is awaited
+    nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
+    assert (nxt.text, nxt.source) == ("print(1)", "reused")
+    # the user typed something else while a prefetch ran: it is cancelled, the request served
+    await asyncio.sleep(0.01)  # the prefetch after that answer starts
+    assert completer._prefetches
+    elsewhere = TEXT[:CURSOR] + "a - b" + TEXT[CURSOR:]
+    answer = await completer.complete(snap(elsewhere, CURSOR + 5), ready(engine))
+    assert answer.source == "model"
+    await asyncio.sleep(0.05)
+    assert completer.sources["prefetch_cancelled"] >= 1
+
+
+async def test_prefetch_can_be_switched_off() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    await completer.complete(snap(), ready(engine))
+    await asyncio.sleep(0.1)
+    assert len(engine.prompts) == 1 and not completer._prefetches
