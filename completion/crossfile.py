@@ -48,6 +48,7 @@ MAX_SIGNATURE_CHARS = 120  # a compact signature longer than this keeps its firs
 PARSE_CHARS_PER_MS = 3000
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*")  # not an attribute (after a dot)
 # Words that say nothing about what code is about (keywords and the commonest builtins).
 _STOP = frozenset(
     """
@@ -724,9 +725,10 @@ def wanted_names(text: str, near: str, imports: list[Import]) -> list[_Wanted]:
     `near`, the higher), one used elsewhere in the file 0.5, an unused one 0.1; star imports
     want the identifiers used near the cursor.
     """
-    last = {m.group(): m.start() for m in _IDENT.finditer(near)}  # the last use wins
+    # bare names only: `ctx.command` is not a use of an imported `command`
+    last = {m.group(): m.start() for m in _BARE.finditer(near)}  # the last use wins
     near_attrs, file_attrs = _dotted(near), _dotted(text)
-    file_ids = set(_IDENT.findall(text))
+    file_ids = set(_BARE.findall(text))
     span = max(1, len(near))
     out: dict[tuple[str, int, str], float] = {}
 

@@ -39,7 +39,7 @@ class CompletionOptions:
     multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
     # Stage switches (all on by default; off for an ablation, see docs/quality.md).
     trigger: bool = True  # no completion mid-line unless the rest is closing brackets
-    mid_word_only: bool = False  # narrower trigger: no completion only right before a word
+    mid_word_only: bool = True  # narrower trigger: no completion only right before a word
     in_comments: bool = True  # complete inside comments and strings
     block_stop: bool = True  # multi-line: stop streaming at the end of the block
     dedupe: bool = True  # drop repeats of the suffix and of the line above
@@ -51,6 +51,7 @@ class CompletionOptions:
     crossfile: bool = True  # windows of other open documents like the lines above the cursor
     imports: bool = True  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
+    crossfile_extra: bool = False  # their tokens come on top of the prefix's (longer prompt)
     crossfile_ms: int = 25  # time budget of collecting them
     path_header: bool = False  # `# Path: pkg/mod.py` above the file's code
     # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
@@ -176,7 +177,11 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     prompt = build_prompt(
         context,
         engine,
-        PromptBudget(options.prefix_tokens, options.suffix_tokens),
+        PromptBudget(
+            options.prefix_tokens,
+            options.suffix_tokens,
+            _crossfile_budget(options) if options.crossfile_extra else 0,
+        ),
         preamble,
         repo,
     )
@@ -211,6 +216,12 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     )
 
 
+def _crossfile_budget(options: CompletionOptions) -> int:
+    """Tokens cross-file context may take: a share of the context budget, at most the prefix's."""
+    total = options.prefix_tokens + options.suffix_tokens
+    return min(int(options.crossfile_share * total), options.prefix_tokens)
+
+
 def _crossfile(
     engine: Engine, request: CompletionRequest, context: Context, options: CompletionOptions
 ) -> crossfile.Crossfile | None:
@@ -219,7 +230,7 @@ def _crossfile(
     imports = options.imports and bool(request.path) and os.path.isabs(request.path or "")
     if not (windows or imports):
         return None
-    budget = int(options.crossfile_share * (options.prefix_tokens + options.suffix_tokens))
+    budget = _crossfile_budget(options)
     return crossfile.collect(
         request.text,
         context.prefix,
@@ -231,7 +242,7 @@ def _crossfile(
         crossfile.CrossfileOptions(
             windows=windows,
             imports=imports,
-            budget_tokens=min(budget, options.prefix_tokens),
+            budget_tokens=budget,
             time_budget_ms=options.crossfile_ms,
         ),
         lambda text: len(engine.encode(text)),

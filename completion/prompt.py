@@ -14,6 +14,9 @@ class PromptBudget:
 
     prefix_tokens: int = 384
     suffix_tokens: int = 128
+    # tokens the preamble (cross-file context, a header) may use beyond the prefix budget;
+    # what it uses beyond these comes out of the prefix budget
+    extra_tokens: int = 0
 
 
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
@@ -109,7 +112,8 @@ def build_prompt(
     """`<prefix marker>preamble prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
 
     `preamble` (cross-file blocks, a path header: comments) goes first, so that it is part of
-    the stable head; its tokens come out of the prefix budget. `repo` puts other files before
+    the stable head; its tokens (beyond `budget.extra_tokens`) come out of the prefix
+    budget. `repo` puts other files before
     the prefix marker in the model's repository-level format instead, when its vocabulary has
     the tokens (else it is ignored). The prefix is encoded in two pieces, the lines above the
     cursor (under the prefix budget, cut at line boundaries) and the cursor's own line, so
@@ -118,9 +122,8 @@ def build_prompt(
     budget = budget or PromptBudget()
     cut = context.prefix.rfind("\n") + 1
     lead = _repo_lead(engine, repo)
-    prefix_tokens = max(0, budget.prefix_tokens - len(lead))
-    if preamble:
-        prefix_tokens = max(0, prefix_tokens - len(engine.encode(preamble)))
+    extra = len(lead) + (len(engine.encode(preamble)) if preamble else 0)
+    prefix_tokens = max(0, budget.prefix_tokens - max(0, extra - budget.extra_tokens))
     above = preamble + fit_prefix(engine, context.prefix[:cut], prefix_tokens)
     line = context.prefix[cut:][-MAX_LINE_CHARS:]
     fim = engine.fim

@@ -385,3 +385,21 @@ def test_repo_format_puts_files_before_the_prefix_marker(tmp_path: Path) -> None
     plain = FakeEngine(default="x")
     complete(plain, request, CompletionOptions(crossfile_format="repo"))
     assert plain.prompts[-1].startswith("\ue000# Compare this snippet from src/pkg/util.py:")
+
+
+def test_crossfile_extra_keeps_the_prefix_budget(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    views = str(root / "src/pkg/sub/views.py")
+    text = "from ..util import slugify\n" + "".join(f"v{i} = {i}\n" for i in range(200)) + "x = "
+    request = CompletionRequest(text, len(text), "python", views, (), str(root))
+    kept = {}
+    for extra in (False, True):
+        engine = FakeEngine(default="1")
+        options = CompletionOptions(prefix_tokens=400, suffix_tokens=200, crossfile_extra=extra)
+        complete(engine, request, options)
+        prompt = engine.prompts[-1]
+        lines = prompt[1 : prompt.index("\ue001")].splitlines(keepends=True)
+        first_code = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+        assert "def slugify" in "".join(lines[:first_code])
+        kept[extra] = len("".join(lines[first_code:]))
+    assert kept[False] < kept[True] <= 400 + len("x = ")
