@@ -38,8 +38,10 @@ class CompletionOptions:
     multiline: bool = False  # multi-line completions where the trigger stage allows them
     multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
     # Stage switches (all on by default; off for an ablation, see docs/quality.md).
-    trigger: bool = True  # no completion mid-line unless the rest is closing brackets
-    mid_word_only: bool = True  # narrower trigger: no completion only right before a word
+    trigger: bool = True  # the mid-line rule: no completion mid-line unless the rest is closers
+    # ... narrowed: none only right before a word character. random-span-light pass@1: 0.134
+    # with the strict rule, 0.159 narrowed (it skips 11 holes instead of 30 of 164)
+    mid_word_only: bool = True
     in_comments: bool = True  # complete inside comments and strings
     block_stop: bool = True  # multi-line: stop streaming at the end of the block
     dedupe: bool = True  # drop repeats of the suffix and of the line above
