@@ -47,7 +47,7 @@ async def test_prompt_carries_open_documents_and_imported_definitions(
     log = tmp_path / "server.log"
     client = await start_server(
         "--model", str(tiny_model.path), "--log-file", str(log),
-        init_options={"contextTokens": 2048, "cache": False},
+        init_options={"contextTokens": 2048, "cache": False, "crossFile": True},
     )  # fmt: skip
     try:
         open_doc(client, helpers.as_uri(), HELPERS)

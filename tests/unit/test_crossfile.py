@@ -13,6 +13,9 @@ from completion.crossfile import CrossfileOptions, Document, Snippet
 from completion.engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 
+# cross-file context switched on, whatever the defaults
+ON = {"crossfile": True, "imports": True}
+
 
 def chars(text: str) -> int:
     """A token counter: one token per character (like FakeEngine)."""
@@ -314,7 +317,7 @@ def test_pipeline_puts_blocks_first_and_reports_them(tmp_path: Path) -> None:
     engine = FakeEngine(default="slugify(r)")
     other = Document(str(root / "notes.py"), RELATED)
     request = CompletionRequest(text, len(text), "python", views, (other,), str(root))
-    result = complete(engine, request, CompletionOptions(path_header=True))
+    result = complete(engine, request, CompletionOptions(path_header=True, **ON))
     prompt = engine.prompts[-1]
     assert prompt.startswith("\ue000# Compare this snippet from src/pkg/util.py:\n# def slugify(")
     assert "# Path: src/pkg/sub/views.py\nfrom ..util import slugify" in prompt
@@ -333,7 +336,7 @@ def test_blocks_take_their_tokens_from_the_prefix_budget(tmp_path: Path) -> None
     text = "from ..util import slugify\n" + "".join(f"v{i} = {i}\n" for i in range(200)) + "x = "
     engine = FakeEngine(default="1")
     request = CompletionRequest(text, len(text), "python", views, (), str(root))
-    options = CompletionOptions(prefix_tokens=400, suffix_tokens=200)
+    options = CompletionOptions(prefix_tokens=400, suffix_tokens=200, **ON)
     complete(engine, request, options)
     prompt = engine.prompts[-1]
     assert "slugify" in prompt.split("\n")[1]  # a block came in
@@ -375,7 +378,7 @@ def test_repo_format_puts_files_before_the_prefix_marker(tmp_path: Path) -> None
     text = "from ..util import slugify\n\n\ndef name_of(r):\n    return "
     request = CompletionRequest(text, len(text), "python", views, (), str(root))
     engine = RepoEngine(default="x")
-    complete(engine, request, CompletionOptions(crossfile_format="repo"))
+    complete(engine, request, CompletionOptions(crossfile_format="repo", **ON))
     prompt = engine.prompts[-1]
     lead, _, rest = prompt.partition("\ue000")
     assert lead.startswith(f"\ue010{root.name}\n\ue011src/pkg/util.py\ndef slugify(")
@@ -383,7 +386,7 @@ def test_repo_format_puts_files_before_the_prefix_marker(tmp_path: Path) -> None
     assert rest.startswith("from ..util import slugify") and "#" not in rest
     # a model without those tokens gets the comment blocks
     plain = FakeEngine(default="x")
-    complete(plain, request, CompletionOptions(crossfile_format="repo"))
+    complete(plain, request, CompletionOptions(crossfile_format="repo", **ON))
     assert plain.prompts[-1].startswith("\ue000# Compare this snippet from src/pkg/util.py:")
 
 
@@ -395,7 +398,9 @@ def test_crossfile_extra_keeps_the_prefix_budget(tmp_path: Path) -> None:
     kept = {}
     for extra in (False, True):
         engine = FakeEngine(default="1")
-        options = CompletionOptions(prefix_tokens=400, suffix_tokens=200, crossfile_extra=extra)
+        options = CompletionOptions(
+            prefix_tokens=400, suffix_tokens=200, crossfile_extra=extra, **ON
+        )
         complete(engine, request, options)
         prompt = engine.prompts[-1]
         lines = prompt[1 : prompt.index("\ue001")].splitlines(keepends=True)
