@@ -50,12 +50,14 @@ class CompletionOptions:
     syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
     # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
-    crossfile: bool = True  # windows of other open documents like the lines above the cursor
-    imports: bool = True  # definitions of the names imported from workspace files (Python)
+    # Off by default: on click tasks that use imported names it did not help the 0.5B or the
+    # 1.5B model (docs/quality.md, "Cross-file context"); the server's crossFile turns it on.
+    crossfile: bool = False  # windows of other open documents like the lines above the cursor
+    imports: bool = False  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
     crossfile_extra: bool = False  # their tokens come on top of the prefix's (longer prompt)
     crossfile_ms: int = 25  # time budget of collecting them
-    path_header: bool = False  # `# Path: pkg/mod.py` above the file's code
+    path_header: bool = False  # `# Path: pkg/mod.py` above the file's code (did not help)
     # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
     # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
     crossfile_format: str = "comment"

@@ -40,7 +40,7 @@ class ServerConfig:
     threads: int = 0  # 0: all cores
     cache: bool = True  # completion cache, type-through and in-flight reuse
     prompt_cache: bool = False  # reuse the model state of the lines above the cursor (memory!)
-    crossfile: bool = True  # context from other open documents and imported workspace files
+    crossfile: bool = False  # context from other open documents and imported workspace files
     # after a suggestion at the end of a line, compute the next line's while the user reads it
     prefetch: bool = True
 
