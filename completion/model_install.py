@@ -272,18 +272,23 @@ def _prune_copy(
 
 def _pruner(family: Family, log: Log) -> Callable[[Path], dict[str, Any]] | None:
     """The output-vocabulary pruning step for `family`, if a code-token list ships for it."""
-    if code_tokens(family.name) is None:
-        return None
+    tokens = code_tokens(family.name)
+    return None if tokens is None else _prune_step(tokens, f"{family.name}-code-tokens", log)
+
+
+def _prune_step(
+    tokens: frozenset[str], list_name: str, log: Log
+) -> Callable[[Path], dict[str, Any]]:
+    """A step that prunes a converted model's outputs to `tokens`; returns the manifest entry."""
 
     def prune(ct2_dir: Path) -> dict[str, Any]:
-        tokens = code_tokens(family.name) or frozenset()
         full = len(json.loads((ct2_dir / "vocabulary.json").read_text(encoding="utf-8")))
         try:
             kept = prune_output_vocabulary(ct2_dir, tokens)
         except PruneError as exc:
             raise ModelError(f"cannot prune the output vocabulary: {exc}") from exc
-        log(f"output vocabulary pruned to {kept} of {full} tokens (those that occur in code)")
-        return {"tokens": f"{family.name}-code-tokens", "rows": kept, "of": full}
+        log(f"output vocabulary pruned to {kept} of {full} tokens ({list_name})")
+        return {"tokens": list_name, "rows": kept, "of": full}
 
     return prune
 
@@ -370,17 +375,9 @@ def install_from_hf(
     With `keep_tokens`, the output vocabulary is pruned to them (plus bytes and specials).
     """
     name = name or default_name(source)
-
-    def prune(ct2_dir: Path) -> dict[str, Any]:
-        full = len(json.loads((ct2_dir / "vocabulary.json").read_text(encoding="utf-8")))
-        kept = prune_output_vocabulary(ct2_dir, keep_tokens or ())
-        return {"tokens": "custom", "rows": kept, "of": full}
-
+    prune = None if keep_tokens is None else _prune_step(keep_tokens, "custom", log)
     return _install(
-        cache_root(cache_dir) / name,
-        log,
-        lambda w: _build_hf(source, name, w, log),
-        prune if keep_tokens is not None else None,
+        cache_root(cache_dir) / name, log, lambda w: _build_hf(source, name, w, log), prune
     )
 
 

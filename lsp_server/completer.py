@@ -133,9 +133,10 @@ class Completer:
             self.sources["cancelled"] += 1
             raise
         self.sources[outcome.source] += 1
-        if outcome.source in ("model", "cache", "reused") and self.config.prefetch:
+        wanted = self.config.prefetch and self.config.cache  # a prefetch lands in the cache
+        if wanted and outcome.source in ("model", "cache", "reused"):
             ahead = next_line_snapshot(snap, outcome.text)
-            if ahead is not None and self.config.cache:
+            if ahead is not None:
                 task = asyncio.ensure_future(self._prefetch(ahead, engine_future))
                 self._prefetches.add(task)
                 task.add_done_callback(self._prefetches.discard)
