@@ -117,6 +117,8 @@ class CompletionResult:
     generated_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     crossfile: tuple[str, ...] = ()  # the cross-file snippets in the prompt (`path:lines`)
+    raw: str = ""  # the model's output as the stop rule left it, before post-processing
+    mode: str = ""  # the trigger's decision: none, single or multi
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,9 @@ def complete(
     options = (options or CompletionOptions()).with_env()
     prep = _prepare(engine, request, options)
     if prep.mode is Mode.NONE:
-        return CompletionResult("", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0))
+        return CompletionResult(
+            "", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0), mode=prep.mode.value
+        )
     t2 = time.monotonic()
     raw = generate(
         engine,
@@ -299,7 +303,14 @@ def complete(
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
     return CompletionResult(
-        text, raw.stop_reason, len(prep.prompt.ids), raw.tokens, timings, prep.crossfile
+        text,
+        raw.stop_reason,
+        len(prep.prompt.ids),
+        raw.tokens,
+        timings,
+        prep.crossfile,
+        raw.text,
+        prep.mode.value,
     )
 
 
@@ -319,7 +330,10 @@ def complete_samples(
     options = (options or CompletionOptions()).with_env()
     prep = _prepare(engine, request, options)
     if prep.mode is Mode.NONE:
-        return [CompletionResult("", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0))] * n
+        none = CompletionResult(
+            "", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0), mode=prep.mode.value
+        )
+        return [none] * n
     t2 = time.monotonic()
     samples = engine.sample(prep.prompt.ids, prep.params, n, prep.stop_rule, cancel)
     generate_ms = (time.monotonic() - t2) * 1000
@@ -331,7 +345,14 @@ def complete_samples(
         timings = _timings(prep, samples.first_token_ms, generate_ms, post_ms)
         results.append(
             CompletionResult(
-                text, hyp.reason, len(prep.prompt.ids), len(hyp.ids), timings, prep.crossfile
+                text,
+                hyp.reason,
+                len(prep.prompt.ids),
+                len(hyp.ids),
+                timings,
+                prep.crossfile,
+                hyp.text,
+                prep.mode.value,
             )
         )
     return results

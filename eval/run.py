@@ -313,6 +313,8 @@ def run(
                         "sample": have[task.task_id] + i,
                         "kind": task.kind,
                         "completion": res.text,
+                        "raw": res.raw,
+                        "mode": res.mode,
                         "stop_reason": res.stop_reason,
                         "latency_ms": round(res.timings_ms.get("total", 0.0), 2),
                         "timings_ms": {

@@ -79,6 +79,8 @@ def test_run_with_fake_engine(tmp_path: Path) -> None:
         assert r["tokens_in"] > 0
     by_id = {r["task_id"]: r for r in records}
     assert by_id["toy/0"]["completion"] == "    return a + b + 0"
+    # the raw output is kept for re-post-processing (`offpilot eval repost`)
+    assert by_id["toy/0"]["raw"] == "    return a + b + 0" and by_id["toy/0"]["mode"] == "single"
     assert by_id["toy/4"]["result"] == "timeout"
     assert by_id["toy/5"]["reason"].startswith("AssertionError")
     assert json.loads((out / "summary.json").read_text())["suite"] == suite
