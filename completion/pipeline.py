@@ -47,6 +47,7 @@ class CompletionOptions:
     dedupe: bool = True  # drop repeats of the suffix and of the line above
     balance: bool = True  # balance closing brackets against the rest of the line
     repetition: bool = True  # cut degenerate runs of one line
+    reindent: bool = True  # Python: a block's first line goes deeper than its header
     syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
     # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
@@ -68,12 +69,13 @@ class CompletionOptions:
         A benchmark knob: `offpilot eval` builds its options from its own flags, so an
         ablation switches a stage through the environment. Unknown or bad entries are ignored.
         """
-        spec = os.environ.get("OFFPILOT_PIPELINE", "").strip()
-        if not spec:
-            return self
+        return self.with_spec(os.environ.get("OFFPILOT_PIPELINE", ""))
+
+    def with_spec(self, spec: str) -> CompletionOptions:
+        """These options with a comma list of `name=value` applied (see `with_env`)."""
         names = {f.name: f.type for f in dataclasses.fields(self)}
         changes: dict[str, object] = {}
-        for item in spec.split(","):
+        for item in spec.strip().split(","):
             key, _, value = item.partition("=")
             key = key.strip()
             if names.get(key) == "bool":
@@ -88,6 +90,23 @@ class CompletionOptions:
                 except ValueError:
                     pass
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def post(self, multiline: bool) -> PostOptions:
+        """The post-processing switches for a single- or multi-line completion."""
+        return PostOptions(
+            multiline=multiline,
+            dedupe=self.dedupe,
+            balance=self.balance,
+            repetition=self.repetition,
+            reindent=self.reindent,
+            syntax=self.syntax,
+            keep_parse=self.keep_parse,
+        )
+
+
+# The options that only post-processing reads: `offpilot eval repost` can switch them on a
+# finished run's raw output without generating again.
+POST_STAGES = ("dedupe", "balance", "repetition", "reindent", "syntax", "keep_parse")
 
 
 @dataclass(frozen=True)
@@ -199,14 +218,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         temperature=options.temperature,
         seed=options.seed,
     )
-    post = PostOptions(
-        multiline=multi,
-        dedupe=options.dedupe,
-        balance=options.balance,
-        repetition=options.repetition,
-        syntax=options.syntax,
-        keep_parse=options.keep_parse,
-    )
+    post = options.post(multi)
     return _Prepared(
         context,
         mode,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 from completion.context import Context
 from completion.languages import resolve_language, strip_lexemes
-from completion.syntax import Insertion
+from completion.syntax import Insertion, in_comment_or_string
 
 
 def clean_single_line(text: str, context: Context) -> str:
@@ -109,6 +111,51 @@ def balance_brackets(text: str, context: Context) -> str:
     return body
 
 
+# A Python line that opens a block: a compound statement's header ending in `:`.
+_PY_OPENER = re.compile(
+    r"^[ ]*(?:async[ ]+)?(?:if|elif|else|for|while|try|except|finally|with|def|class|match|case)"
+    r"\b.*:[ ]*(?:#.*)?$"
+)
+
+
+def indent_unit(code: str, default: int = 4) -> int:
+    """The file's indentation step: the most common increase from one code line to the next."""
+    steps: Counter[int] = Counter()
+    last = None
+    for line in code.split("\n")[-200:]:
+        if not line.strip() or "\t" in line[: len(line) - len(line.lstrip())]:
+            continue
+        width = len(line) - len(line.lstrip())
+        if last is not None and width > last:
+            steps[width - last] += 1
+        last = width
+    return steps.most_common(1)[0][0] if steps else default
+
+
+def indent_under_opener(text: str, context: Context) -> str:
+    """Python: the first line of a block's body goes one level deeper than its header.
+
+    The model sometimes writes the line under `if x:` at the header's depth, an
+    IndentationError; the completion then moves right, later lines by the same amount.
+    """
+    if _language(context) != "python" or context.line_prefix.strip() or not text.strip():
+        return text
+    above = next((s for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
+    if not _PY_OPENER.match(above):
+        return text
+    lines = text.split("\n")
+    first = context.line_prefix + lines[0]
+    have = len(first) - len(first.lstrip(" "))
+    opener = len(above) - len(above.lstrip(" "))
+    if have > opener or first[have : have + 1] == "\t":
+        return text
+    offset = len(context.prefix)
+    if in_comment_or_string(context.prefix + context.suffix, offset, "python"):
+        return text  # e.g. a docstring line that happens to read like a header
+    pad = " " * (opener + indent_unit(context.prefix) - have)
+    return "\n".join(pad + line if line.strip() or i == 0 else line for i, line in enumerate(lines))
+
+
 def drop_repetition(text: str, max_repeats: int = 3) -> str:
     """Cut a degenerate run: the same line `max_repeats` times or more keeps one copy."""
     lines = text.split("\n")
@@ -168,6 +215,7 @@ class PostOptions:
     dedupe: bool = True  # drop repeats of the suffix and of the line above
     balance: bool = True  # balance closing brackets against the rest of the line
     repetition: bool = True  # cut degenerate runs of one line
+    reindent: bool = True  # Python: a block's first line goes deeper than its header
     syntax: bool = True  # tree-sitter: end at a whole syntactic unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
 
@@ -178,6 +226,8 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
         text = clean_single_line(text, context)
         if not text:
             return ""
+        if options.reindent:
+            text = indent_under_opener(text, context)
         if options.dedupe:
             text = drop_line_above_repeat(text, context)
         if options.balance and text:
@@ -189,6 +239,8 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
     text = trim_lines(text)
     if options.repetition:
         text = drop_repetition(text)
+    if options.reindent:
+        text = indent_under_opener(text, context)
     if options.dedupe:
         text = drop_suffix_repeat(text, context)
         text = drop_line_above_repeat(text, context)

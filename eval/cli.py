@@ -47,6 +47,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
     run.set_defaults(func=_cmd_run)
 
+    rp = esub.add_parser(
+        "repost",
+        help="post-process a finished run's raw model output with stages switched; test again",
+    )
+    rp.add_argument("source", help="directory of a finished `eval run`")
+    rp.add_argument(
+        "--set",
+        dest="spec",
+        required=True,
+        help="post-processing switches, e.g. dedupe=0,balance=0 (dedupe, balance, repetition, "
+        "reindent, syntax, keep_parse)",
+    )
+    rp.add_argument("--out", required=True, help="output directory of the new run")
+    rp.add_argument("--workers", type=int, default=None, help="parallel test runs (cores)")
+    rp.set_defaults(func=_cmd_repost)
+
     mk = esub.add_parser(
         "make-tasks", help="blank code that a project's own tests exercise; write tasks JSONL"
     )
@@ -115,6 +131,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "latency_ms": {q: round(lat.get(q, 0.0), 1) for q in ("p50", "p90", "p99")},
                 "wall_s": summary["wall_s"],
                 "out": str(out),
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_repost(args: argparse.Namespace) -> int:
+    from eval.repost import RepostError, repost
+    from eval.run import SettingsMismatchError
+
+    try:
+        workers = args.workers or os.cpu_count() or 1
+        summary = repost(Path(args.source), Path(args.out), args.spec, workers=workers)
+    except (RepostError, SettingsMismatchError, FileNotFoundError) as exc:
+        print(f"offpilot eval repost: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    brief = {k: v for k, v in summary.items() if k.startswith("pass@")}
+    print(  # noqa: T201
+        json.dumps(
+            {
+                "suite": summary["suite"],
+                "tasks": summary["tasks"],
+                **brief,
+                "changed": summary["changed"],
+                "pipeline": summary["settings"]["pipeline"],
+                "out": args.out,
             }
         )
     )

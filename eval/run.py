@@ -18,7 +18,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -64,6 +64,7 @@ class RunSettings:
     time_budget_s: float = CompletionOptions.time_budget_s
     model: str = ""
     pipeline: str = ""  # OFFPILOT_PIPELINE of the run (stage switches, docs/quality.md)
+    reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
 
     def options(self) -> CompletionOptions:
         """The pipeline options (the editor's defaults unless overridden)."""
@@ -153,7 +154,8 @@ def _check_settings(out: Path, settings: RunSettings) -> None:
     path = out / SETTINGS
     mine = asdict(settings)
     if path.exists():
-        theirs = json.loads(path.read_text(encoding="utf-8"))
+        defaults = {f.name: f.default for f in fields(RunSettings)}
+        theirs = {**defaults, **json.loads(path.read_text(encoding="utf-8"))}
         if theirs != mine:
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
             raise SettingsMismatchError(
@@ -223,6 +225,21 @@ def generate_for(
     return complete_samples(engine, request, options, n)
 
 
+def judge(task: data.Task, completion: str, timeout_s: float) -> dict[str, Any]:
+    """Run the task's test on the filled-in program: the outcome fields of a sample record."""
+    outcome = execution.run_program(
+        data.program(task, completion),
+        execution.Limits(timeout_s=timeout_s),
+        data.setup_for(task, completion),
+    )
+    return {
+        "passed": outcome.result == execution.PASSED,
+        "result": outcome.result,
+        "reason": outcome.reason,
+        "exec_ms": round(outcome.ms, 1),
+    }
+
+
 def _stage_times(result: CompletionResult, tokenize_ms: float) -> dict[str, float]:
     t = result.timings_ms
     first = t.get("first_token", 0.0)
@@ -280,16 +297,8 @@ def run(
             pending: set[Future[None]] = set()
 
             def execute(record: dict[str, Any], task: data.Task) -> None:
-                limits = execution.Limits(timeout_s=settings.timeout_s)
-                completion = record["completion"]
-                outcome = execution.run_program(
-                    data.program(task, completion), limits, data.setup_for(task, completion)
-                )
                 record.update(
-                    passed=outcome.result == execution.PASSED,
-                    result=outcome.result,
-                    reason=outcome.reason,
-                    exec_ms=round(outcome.ms, 1),
+                    judge(task, record["completion"], settings.timeout_s),
                     session=session,
                     elapsed_s=round(time.monotonic() - started, 3),
                 )
