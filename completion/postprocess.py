@@ -48,6 +48,15 @@ def drop_line_above_repeat(text: str, context: Context) -> str:
     return text
 
 
+def drop_next_line_repeat(text: str, context: Context) -> str:
+    """Drop a one-line completion that only repeats the next code line below the cursor."""
+    if context.line_suffix.strip() or "\n" in text.strip():
+        return text
+    below = next((s.strip() for s in context.suffix.split("\n")[1:] if s.strip()), "")
+    first = (context.line_prefix + text).strip()
+    return "" if below and first == below else text
+
+
 def drop_suffix_repeat(text: str, context: Context) -> str:
     """Drop trailing lines of a multi-line completion that repeat the lines after the cursor."""
     lines = text.split("\n")
@@ -229,7 +238,7 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
         if options.reindent:
             text = indent_under_opener(text, context)
         if options.dedupe:
-            text = drop_line_above_repeat(text, context)
+            text = drop_next_line_repeat(drop_line_above_repeat(text, context), context)
         if options.balance and text:
             text = balance_brackets(text, context)
         if options.keep_parse and text:

@@ -10,6 +10,7 @@ from completion.postprocess import (
     PostOptions,
     balance_brackets,
     drop_line_above_repeat,
+    drop_next_line_repeat,
     drop_repetition,
     drop_suffix_repeat,
     postprocess,
@@ -56,6 +57,16 @@ def test_drop_suffix_and_line_above_repeats() -> None:
     assert drop_suffix_repeat("    y += 1\n    return y", c) == "    y += 1"
     assert drop_line_above_repeat("    y = x\n    z = 1", c) == "    z = 1"
     assert drop_line_above_repeat("    z = 1", c) == "    z = 1"
+
+
+def test_a_single_line_that_repeats_the_next_line_is_dropped() -> None:
+    c = ctx("def f(x):\n    y = x\n|\n\n    return y\n")
+    assert drop_next_line_repeat("    return y", c) == ""
+    assert drop_next_line_repeat("    y += 1", c) == "    y += 1"
+    assert postprocess("    return y", c, "stop_rule", PostOptions()) == ""
+    assert postprocess("    return y", c, "stop_rule", PostOptions(dedupe=False)) == "    return y"
+    mid = ctx("def f(x):\n    y = |x\n    return y\n")  # text right of the cursor: no rule
+    assert drop_next_line_repeat("return y", mid) == "return y"
 
 
 def test_balance_brackets_against_the_rest_of_the_line() -> None:
