@@ -139,8 +139,10 @@ def block_stop(
     before it when the suffix closes the block itself; a line that starts by closing the
     block around the cursor is cut, unless nothing in the suffix closes that block (end of
     file, or only code no deeper than the closer follows): then it ends the completion.
-    `} else {` goes on. A line is judged as soon as its first non-blank character arrives
-    (a closing line once it is whole), so a stop costs no more tokens than needed.
+    `} else {` goes on. In Python a closing bracket ends a literal, not a block: the
+    completion goes on after it, at the closer's indentation. A line is judged as soon as
+    its first non-blank character arrives (a closing line once it is whole), so a stop
+    costs no more tokens than needed.
     """
     code_below = [s for s in suffix.split("\n")[1:] if s.strip()][:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
@@ -149,6 +151,7 @@ def block_stop(
     below_indent = _indent(code_below[0]) if code_below else -1
     first_below = code_below[0].strip() if code_below else None
     opened = _unclosed(line_prefix, language)  # brackets the cursor's line leaves open
+    indented = language == "python"  # blocks by indentation only: brackets are literals
 
     def suffix_closes(line: str) -> bool:
         """The suffix goes on inside the block, or closes it itself."""
@@ -173,6 +176,7 @@ def block_stop(
             return starts[i] + len(lines[i]) - lead
 
         base: int | None = None
+        low = floor
         blanks = 0
         run = 1
         depth = 0
@@ -205,18 +209,23 @@ def block_stop(
                     return None
                 if repeat or suffix_closes(line) or depth > above - leading:
                     return before(i)
+                if indented:  # `}` of a dict written over several lines: statements follow
+                    base = _indent(line)
+                    low = min(low, base)
+                    blanks = 0
+                    continue
                 return after(i)  # the file ends the block nowhere else
             if base is None:  # the first line with code, judged once it is whole
                 if i == len(lines) - 1:
                     return None
                 opener = code.endswith((":", "{"))
-                if repeat or (not opener and _indent(line) < floor):
+                if repeat or (not opener and _indent(line) < low):
                     return before(i) if i > 0 else 0
                 base = _indent(line)
                 if opener and base < below_indent <= base + 4:
                     return after(i)  # its body is already below
                 continue
-            if _indent(line) < max(floor, base):
+            if _indent(line) < max(low, base):
                 return before(i)
             if blanks >= 2 or repeat:
                 return before(i)

@@ -47,6 +47,19 @@ def test_block_stop_at_repeat_of_suffix_and_floor() -> None:
     assert indent_floor("def f():\n", "\n    return a\n") == 1
 
 
+def test_python_literal_closer_does_not_end_the_completion() -> None:
+    """`}` closing a dict opened above the cursor: Python statements may follow it."""
+    text = "        'b': 2,\n    }\n    return d\n\ndef g():\n"
+    rule = block_stop("", "\n", floor=8, language="python")
+    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }\n    return d"
+    # the brace languages: the closer ends the completion when nothing below closes the block
+    rule = block_stop("", "\n", floor=8, language="javascript")
+    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }"
+    # the suffix holds more of the literal: cut before the closer, as before
+    rule = block_stop("", "\n        'c': 3,\n    }\n", floor=8, language="python")
+    assert text[: rule(text)].rstrip() == "        'b': 2,"
+
+
 def test_block_stop_on_degenerate_repetition_and_blank_lines() -> None:
     assert cut("    a = 1\n    a = 1\n    a = 1\n    a = 1") == "    a = 1"
     assert cut("    a = 1\n\n\n    b = 2") == "    a = 1\n\n"
