@@ -6,6 +6,8 @@ from completion.generate import RULE, generate, single_line_stop
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import clean_single_line
 from completion.prompt import PromptBudget, build_prompt, fit_prefix, fit_suffix
+from completion.syntax import in_comment_or_string
+from completion.trigger import Mode, TriggerOptions, should_complete
 
 SOURCE = "def add(a, b):\n    return \n\nprint(add(1, 2))\n"
 CURSOR = SOURCE.index("return ") + len("return ")
@@ -24,6 +26,20 @@ def test_context_clamps_offset_and_windows_huge_text() -> None:
     ctx = extract_context(huge, len(huge) + 50)
     assert ctx.suffix == ""
     assert len(ctx.prefix) <= 24_000 and ctx.prefix.startswith("x = 1")
+
+
+def test_a_windowed_side_of_a_huge_file_starts_at_a_statement() -> None:
+    """The window edge avoids the middle of a docstring, so the syntax stages see code."""
+    doc = "    Some words of the docstring.\n" * 30
+    text = "".join(
+        f'def f{i}(x):\n    """Doc.\n\n{doc}    """\n    return x\n\n' for i in range(200)
+    )
+    offset = text.index("    return x", len(text) // 2) + len("    return x")
+    ctx = extract_context(text, offset)
+    assert ctx.prefix.startswith("def f") and len(ctx.prefix) <= 24_000
+    assert ctx.suffix.endswith("return x\n") and len(ctx.suffix) <= 8_000
+    assert in_comment_or_string(ctx.prefix + ctx.suffix, len(ctx.prefix), "python") is False
+    assert should_complete(ctx, TriggerOptions(in_comments=False)) is Mode.SINGLE
 
 
 def test_prompt_is_psm_with_markers() -> None:
