@@ -140,7 +140,9 @@ def block_stop(
     block around the cursor is cut, unless nothing in the suffix closes that block (end of
     file, or only code no deeper than the closer follows): then it ends the completion.
     `} else {` goes on. In Python a closing bracket ends a literal, not a block: the
-    completion goes on after it, at the closer's indentation. A line is judged as soon as
+    completion goes on after it, at the closer's indentation; and with nothing below the
+    cursor (the end of the file) it may finish the enclosing function after the inner block
+    ends (only code at column 0 ends it). A line is judged as soon as
     its first non-blank character arrives (a closing line once it is whole), so a stop
     costs no more tokens than needed.
     """
@@ -152,6 +154,9 @@ def block_stop(
     first_below = code_below[0].strip() if code_below else None
     opened = _unclosed(line_prefix, language)  # brackets the cursor's line leaves open
     indented = language == "python"  # blocks by indentation only: brackets are literals
+    # Nothing below the cursor (the end of the file): a Python completion may finish the
+    # enclosing function after the inner block ends, but not start top-level code.
+    last = indented and not code_below and not suffix.split("\n")[0].strip()
 
     def suffix_closes(line: str) -> bool:
         """The suffix goes on inside the block, or closes it itself."""
@@ -225,7 +230,7 @@ def block_stop(
                 if opener and base < below_indent <= base + 4:
                     return after(i)  # its body is already below
                 continue
-            if _indent(line) < max(low, base):
+            if _indent(line) < (max(low, min(base, 1)) if last else max(low, base)):
                 return before(i)
             if blanks >= 2 or repeat:
                 return before(i)
