@@ -157,7 +157,8 @@ class _Prepared:
     crossfile: tuple[str, ...] = ()
 
 
-def _stop_rule(context: Context, mode: Mode, options: CompletionOptions) -> StopRule:
+def stop_rule_for(context: Context, mode: Mode, options: CompletionOptions) -> StopRule:
+    """The streaming stop rule of a completion of `mode` (line end, or the block's end)."""
     if mode is not Mode.MULTI:
         return single_line_stop
     if not options.block_stop:
@@ -224,7 +225,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         mode,
         prompt,
         params,
-        _stop_rule(context, mode, options),
+        stop_rule_for(context, mode, options),
         post,
         (tc - t0) * 1000,
         (t2 - tx) * 1000,

@@ -7,6 +7,10 @@ generation: this re-applies `postprocess` with the changed switches and re-runs 
 of the completions that changed (an unchanged completion keeps its outcome). An ablation of
 one stage then costs seconds of tests instead of a model run, and differs from the base run
 in that stage only (same model output, no run-to-run noise from the time budget).
+
+The streaming block stop can be switched on too, from a run made with `block_stop=0`: its
+raw output is uncut, and greedy decoding with the stop rule would have produced a prefix of
+it, so cutting it where the rule fires gives what the run with the rule would have shown.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion.context import extract_context
-from completion.pipeline import POST_STAGES, CompletionOptions
+from completion.generate import RULE, StopRule
+from completion.pipeline import POST_STAGES, CompletionOptions, stop_rule_for
 from completion.postprocess import postprocess
+from completion.trigger import Mode
 from eval import data
 from eval.report import write_report
 from eval.run import (
@@ -49,15 +55,25 @@ def parse_spec(spec: str) -> dict[str, str]:
             continue
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in POST_STAGES:
+        if not sep or name not in (*POST_STAGES, "block_stop"):
             raise RepostError(
                 f"cannot repost {item.strip()!r}: only post-processing switches can change "
-                f"without generating again ({', '.join(POST_STAGES)}, as name=0 or name=1)"
+                f"without generating again ({', '.join(POST_STAGES)}, as name=0 or name=1; "
+                "block_stop=1 from a run made with block_stop=0)"
             )
         items[name] = value.strip()
     if not items:
         raise RepostError("nothing to switch: give --set NAME=0|1[,...]")
     return items
+
+
+def cut_where_rule_fires(text: str, rule: StopRule, reason: str) -> tuple[str, str]:
+    """`text` as streaming with `rule` would have ended it, and the stop reason."""
+    for end in range(1, len(text) + 1):
+        cut = rule(text[:end])
+        if cut is not None:
+            return text[:cut], RULE
+    return text, reason
 
 
 def load_settings(source: Path) -> RunSettings:
@@ -93,11 +109,15 @@ def repost(
         )
     pipeline = ",".join(p for p in (base.pipeline, spec.strip()) if p)
     settings = dataclasses.replace(base, pipeline=pipeline, reposted_from=str(source))
-    options = (
-        CompletionOptions(max_new_tokens=base.max_new_tokens, time_budget_s=base.time_budget_s)
-        .with_spec(base.pipeline)
-        .with_spec(spec)
-    )
+    source = CompletionOptions(
+        max_new_tokens=base.max_new_tokens, time_budget_s=base.time_budget_s
+    ).with_spec(base.pipeline)
+    options = source.with_spec(spec)
+    restop = options.block_stop and not source.block_stop
+    if "block_stop" in parse_spec(spec) and source.block_stop:
+        raise RepostError(
+            "block_stop can be reposted only from a run made with block_stop=0 (uncut output)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
     tasks = {t.task_id: t for t in data.load_suite(base.suite)}
@@ -112,9 +132,13 @@ def repost(
         if record["mode"] in ("single", "multi"):
             request = request_for(task)
             context = extract_context(request.text, request.offset, request.language, request.path)
+            raw, reason = record["raw"], record["stop_reason"]
+            if restop and record["mode"] == "multi":
+                rule = stop_rule_for(context, Mode.MULTI, options)
+                raw, reason = cut_where_rule_fires(raw, rule, reason)
             t0 = time.monotonic()
             post = options.post(record["mode"] == "multi")
-            text = postprocess(record["raw"], context, record["stop_reason"], post)
+            text = postprocess(raw, context, reason, post)
             post_ms = (time.monotonic() - t0) * 1000
             timings = dict(record.get("timings_ms", {}))
             shift = post_ms - float(timings.get("postprocess", 0.0))
@@ -123,6 +147,7 @@ def repost(
                 timings["total"] = round(float(timings["total"]) + shift, 2)
             new.update(
                 completion=text,
+                stop_reason=reason,
                 timings_ms=timings,
                 latency_ms=round(float(record.get("latency_ms", 0.0)) + shift, 2),
             )

@@ -124,3 +124,23 @@ def test_cli_reports_pass_at_1_and_refuses_bad_switches(base: Path, tmp_path: Pa
         check=False,
     )
     assert bad.returncode == 2 and "only post-processing switches" in bad.stderr
+
+
+def test_block_stop_cuts_the_uncut_output_of_a_run_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model writes past the function (then `assert False`); the block stop cuts it."""
+    suite = tmp_path / "tasks.jsonl"
+    data.write_jsonl(suite, [TASKS[2]])
+    engine = FakeEngine(default="    return a * 2\n\n\nprint(h(3))\nassert False\n")
+    spec = "multiline=1,block_stop=0"
+    monkeypatch.setenv("OFFPILOT_PIPELINE", spec)
+    settings = RunSettings(suite=str(suite), timeout_s=5.0, model="fake", pipeline=spec)
+    assert run(settings, tmp_path / "uncut", lambda: engine)["pass@1"] == 0.0
+    monkeypatch.delenv("OFFPILOT_PIPELINE")
+    summary = repost(tmp_path / "uncut", tmp_path / "cut", "block_stop=1")
+    assert summary["pass@1"] == 1.0
+    (record,) = read_samples(tmp_path / "cut")
+    assert record["completion"] == "    return a * 2" and record["stop_reason"] == "stop_rule"
+    with pytest.raises(RepostError, match="only from a run made with block_stop=0"):
+        repost(tmp_path / "cut", tmp_path / "again", "block_stop=1")
