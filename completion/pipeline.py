@@ -59,6 +59,8 @@ class CompletionOptions:
     crossfile_extra: bool = False  # their tokens come on top of the prefix's (longer prompt)
     crossfile_ms: int = 25  # time budget of collecting them
     path_header: bool = False  # `# Path: pkg/mod.py` above the file's code (did not help)
+    # On an empty line the suffix starts at the next line (the model writes the line break)
+    join_empty_line: bool = False
     # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
     # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
     crossfile_format: str = "comment"
@@ -210,6 +212,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         ),
         preamble,
         repo,
+        options.join_empty_line,
     )
     t2 = time.monotonic()
     multi = mode is Mode.MULTI

@@ -108,6 +108,7 @@ def build_prompt(
     budget: PromptBudget | None = None,
     preamble: str = "",
     repo: RepoFiles | None = None,
+    join_empty_line: bool = False,
 ) -> Prompt:
     """`<prefix marker>preamble prefix<suffix marker>suffix<middle marker>` as ids (PSM order).
 
@@ -117,7 +118,9 @@ def build_prompt(
     the prefix marker in the model's repository-level format instead, when its vocabulary has
     the tokens (else it is ignored). The prefix is encoded in two pieces, the lines above the
     cursor (under the prefix budget, cut at line boundaries) and the cursor's own line, so
-    that the first piece is a stable token prefix while the user types.
+    that the first piece is a stable token prefix while the user types. With
+    `join_empty_line`, on a line that holds nothing but the cursor (and indentation) the
+    suffix starts at the next line: the model writes the line and its line break.
     """
     budget = budget or PromptBudget()
     cut = context.prefix.rfind("\n") + 1
@@ -130,7 +133,10 @@ def build_prompt(
     if fim is None:  # a model without FIM tokens sees the prefix only
         head = engine.encode(above)
         return Prompt(head + engine.encode(line), above + line, "", len(head))
-    suffix = fit_suffix(engine, context.suffix, budget.suffix_tokens)
+    rest = context.suffix
+    if join_empty_line and not context.line_suffix.strip() and not context.prefix[cut:].strip():
+        rest = rest[rest.find("\n") + 1 :] if "\n" in rest else ""
+    suffix = fit_suffix(engine, rest, budget.suffix_tokens)
     marker = {t: engine.token_id(t) for t in (fim.prefix, fim.suffix, fim.middle)}
     missing = [t for t, i in marker.items() if i is None]
     if missing:
