@@ -109,12 +109,12 @@ def repost(
         )
     pipeline = ",".join(p for p in (base.pipeline, spec.strip()) if p)
     settings = dataclasses.replace(base, pipeline=pipeline, reposted_from=str(source))
-    source = CompletionOptions(
+    made_with = CompletionOptions(
         max_new_tokens=base.max_new_tokens, time_budget_s=base.time_budget_s
     ).with_spec(base.pipeline)
-    options = source.with_spec(spec)
-    restop = options.block_stop and not source.block_stop
-    if "block_stop" in parse_spec(spec) and source.block_stop:
+    options = made_with.with_spec(spec)
+    restop = options.block_stop and not made_with.block_stop
+    if "block_stop" in parse_spec(spec) and made_with.block_stop:
         raise RepostError(
             "block_stop can be reposted only from a run made with block_stop=0 (uncut output)"
         )
