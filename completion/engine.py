@@ -103,6 +103,10 @@ class _HypothesisTracker:
             self.reason[i] = StopReason.CANCELLED
         elif token in self._stop_ids:
             self.reason[i] = StopReason.END_TOKEN
+            text = self.text[i]  # the last line is whole now: judged once more as such
+            cut = self._stop_rule(text + "\n") if self._stop_rule is not None else None
+            if cut is not None and cut < len(text):
+                self.text[i], self.reason[i] = text[:cut], "stop_rule"
         else:
             self.ids[i].append(token)
             self.text[i] = self._decode(self.ids[i])

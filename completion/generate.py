@@ -49,6 +49,8 @@ def generate(
             if cut is not None:
                 text, reason = text[:cut], RULE
                 break
+        else:
+            text, reason = final_cut(text, stop_rule)
     finally:
         stream.close()
     first = stream.first_token_s
@@ -59,6 +61,12 @@ def generate(
         first_token_ms=None if first is None else first * 1000,
         ms=(time.monotonic() - started) * 1000,
     )
+
+
+def final_cut(text: str, stop_rule: StopRule) -> tuple[str, str | None]:
+    """At the end of the stream the last line is whole: judge it once more as such."""
+    cut = stop_rule(text + "\n")
+    return (text[:cut], RULE) if cut is not None and cut < len(text) else (text, None)
 
 
 def single_line_stop(text: str) -> int | None:
@@ -197,7 +205,7 @@ def block_stop(
                 if 0 < i < len(lines) - 1:
                     blanks += 1
                 continue
-            repeat = repeat_suffix and (code in seen or code == first_below)
+            repeat = repeat_suffix and whole and (code in seen or code == first_below)
             if leading and opened and above - leading < opened:
                 # closes the block the cursor's line opened (`}`, `} else {`, `});`)
                 if not whole:

@@ -47,6 +47,25 @@ def test_block_stop_at_repeat_of_suffix_and_floor() -> None:
     assert indent_floor("def f():\n", "\n    return a\n") == 1
 
 
+def test_a_line_still_streaming_is_no_repeat_of_the_suffix() -> None:
+    """`out += "_"` below: a streamed line that has only reached those characters goes on."""
+    suffix = '\n    out += "_"\n    return out\n'
+    rule = block_stop("", suffix)
+    text = '    if n:\n        out += "_" * n\n'
+    ends = [rule(text[:end]) for end in range(1, len(text) + 1)]
+    assert all(at is None for at in ends)
+    assert rule('    if n:\n        out += "_"\n') == len("    if n:")
+
+
+def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
+    doc = "def f(ans, odds):\n    \n    return ans\n"
+    engine = FakeEngine(default="ans.extend(odds)\n    return ans")
+    request = CompletionRequest(doc, doc.index("    \n") + 4)
+    result = complete(engine, request, CompletionOptions(multiline=True))
+    assert result.text == "ans.extend(odds)"
+    assert result.stop_reason == "stop_rule"
+
+
 def test_python_literal_closer_does_not_end_the_completion() -> None:
     """`}` closing a dict opened above the cursor: Python statements may follow it."""
     text = "        'b': 2,\n    }\n    return d\n\ndef g():\n"
@@ -161,7 +180,7 @@ def test_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
     suffix = "\n        ans.append(x)\n    return ans\n"
-    assert cut("    ans.extend(odds)\n    return ans", suffix=suffix) == "    ans.extend(odds)"
+    assert cut("    ans.extend(odds)\n    return ans\n", suffix=suffix) == "    ans.extend(odds)"
     assert cut("    for x in y:\n        ans.append(x)\n", suffix=suffix) == "    for x in y:"
 
 
