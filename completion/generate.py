@@ -134,11 +134,13 @@ def block_stop(
     The completion continues `line_prefix`; its first line with code sets the block's
     indentation. Generation is cut before the first line that
     - is indented less than that (the block ended) or than `floor`, or follows two blank
-      lines;
+      lines; in Python with code below, a line may dedent as far as the code below (the
+      completion closes the inner blocks it is in);
     - repeats one of the next `SUFFIX_LINES` lines with code of `suffix` (the model is
       rewriting what follows), when `repeat_suffix` is on;
     - follows a first line that opens a block whose body (one level deeper) the suffix
-      already holds;
+      already holds (not in Python, where the completion may go on: the body below is
+      often the body of a later header);
     - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
       is cut to one copy).
     Brackets are counted too (strings and comments of `language` aside; `""`: plain-text
@@ -165,6 +167,14 @@ def block_stop(
     # Nothing below the cursor (the end of the file): a Python completion may finish the
     # enclosing function after the inner block ends, but not start top-level code.
     last = indented and not code_below and not suffix.split("\n")[0].strip()
+
+    def dedent_bound(base: int, low: int) -> int:
+        """The least indentation of a line after the first: less ends the completion."""
+        if last:
+            return max(low, min(base, 1))
+        if indented and code_below:  # the hole may close inner blocks down to the code below
+            return max(low, min(base, below_indent))
+        return max(low, base)
 
     def suffix_closes(line: str) -> bool:
         """The suffix goes on inside the block, or closes it itself."""
@@ -235,10 +245,11 @@ def block_stop(
                 if repeat or (not opener and _indent(line) < low):
                     return before(i) if i > 0 else 0
                 base = _indent(line)
-                if opener and base < below_indent <= base + 4:
+                low = min(low, base)  # a header let through the floor: its siblings too
+                if opener and base < below_indent <= base + 4 and not indented:
                     return after(i)  # its body is already below
                 continue
-            if _indent(line) < (max(low, min(base, 1)) if last else max(low, base)):
+            if _indent(line) < dedent_bound(base, low):
                 return before(i)
             if blanks >= 2 or repeat:
                 return before(i)

@@ -81,12 +81,14 @@ def test_python_literal_closer_does_not_end_the_completion() -> None:
 
 def test_python_at_the_end_of_the_file_the_function_may_be_finished() -> None:
     """Nothing below: after the inner block, the function's own lines go on; new top-level
-    code does not. With code below, the block's end stays the end."""
+    code does not. With code below, it may close inner blocks down to the code below."""
     text = "            y += i\n        z = y\n    return z\n\n\ndef check(c):\n"
     rule = block_stop("", "\n", floor=0, language="python")
     assert text[: rule(text)].rstrip() == "            y += i\n        z = y\n    return z"
     rule = block_stop("", "\n    return w\n", floor=4, language="python")
-    assert text[: rule(text)].rstrip() == "            y += i"
+    assert text[: rule(text)].rstrip() == "            y += i\n        z = y\n    return z"
+    rule = block_stop("", "\n        w = 1\n", floor=8, language="python")
+    assert text[: rule(text)].rstrip() == "            y += i\n        z = y"
     rule = block_stop("", "\n", floor=0, language="javascript")
     assert text[: rule(text)].rstrip() == "            y += i"
 
@@ -182,6 +184,18 @@ def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
     suffix = "\n        ans.append(x)\n    return ans\n"
     assert cut("    ans.extend(odds)\n    return ans\n", suffix=suffix) == "    ans.extend(odds)"
     assert cut("    for x in y:\n        ans.append(x)\n", suffix=suffix) == "    for x in y:"
+
+
+def test_python_a_header_may_go_on_into_its_body() -> None:
+    """`elif` + its body, then the header whose body is below: no stop after the first line."""
+    suffix = '\n            grade = "E"\n    return grade\n'
+    text = '        elif g > 3:\n            grade = "A"\n        else:\n            grade = "E"\n'
+    rule = block_stop("", suffix, floor=9, language="python")
+    assert (
+        text[: rule(text)].rstrip() == '        elif g > 3:\n            grade = "A"\n        else:'
+    )
+    rule = block_stop("", suffix, floor=9, language="javascript")
+    assert text[: rule(text)].rstrip() == "        elif g > 3:"
 
 
 def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:
