@@ -48,6 +48,7 @@ class CompletionOptions:
     balance: bool = True  # balance closing brackets against the rest of the line
     repetition: bool = True  # cut degenerate runs of one line
     reindent: bool = True  # Python: a block's first line goes deeper than its header
+    indent_fit: bool = True  # Python: a statement does not end right above deeper code
     syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
     # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
@@ -101,6 +102,7 @@ class CompletionOptions:
             balance=self.balance,
             repetition=self.repetition,
             reindent=self.reindent,
+            indent_fit=self.indent_fit,
             syntax=self.syntax,
             keep_parse=self.keep_parse,
         )
@@ -108,7 +110,15 @@ class CompletionOptions:
 
 # The options that only post-processing reads: `offpilot eval repost` can switch them on a
 # finished run's raw output without generating again.
-POST_STAGES = ("dedupe", "balance", "repetition", "reindent", "syntax", "keep_parse")
+POST_STAGES = (
+    "dedupe",
+    "balance",
+    "repetition",
+    "reindent",
+    "syntax",
+    "keep_parse",
+    "indent_fit",
+)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from completion.context import Context
 from completion.languages import resolve_language, strip_lexemes
-from completion.syntax import Insertion, in_comment_or_string
+from completion.syntax import Insertion, in_brackets, in_comment_or_string
 
 
 def clean_single_line(text: str, context: Context) -> str:
@@ -165,6 +165,40 @@ def indent_under_opener(text: str, context: Context) -> str:
     return "\n".join(pad + line if line.strip() or i == 0 else line for i, line in enumerate(lines))
 
 
+def _fits_above(line: str, depth_below: int) -> bool:
+    """Whether a Python line may stand right above a code line `depth_below` deep."""
+    code = line.split("#", 1)[0].rstrip() if "#" in line else line.rstrip()
+    if len(line) - len(line.lstrip(" ")) >= depth_below:
+        return True
+    return code.endswith((":", "\\")) or bool(_open_brackets(code, "python"))
+
+
+def fit_block_below(text: str, context: Context) -> str:
+    """Python: end the completion on a line that the code below can follow.
+
+    Right above a deeper line only a block header fits (a plain statement there is an
+    IndentationError: unexpected indent). The completion is cut back to its last line that
+    fits; when none does, nothing is returned. Inside brackets, strings and comments the
+    indentation is free, and the check is skipped.
+    """
+    if _language(context) != "python" or context.line_suffix.strip() or not text.strip():
+        return text
+    below = next((s for s in context.suffix.split("\n")[1:] if s.strip()), None)
+    if below is None or below.lstrip().startswith(("#", ")", "]", "}")):
+        return text
+    depth_below = len(below) - len(below.lstrip(" "))
+    lines = (context.line_prefix + text).split("\n")
+    if all(_fits_above(line, depth_below) for line in lines[-1:]):
+        return text
+    whole, offset = context.prefix + context.suffix, len(context.prefix)
+    if in_comment_or_string(whole, offset, "python") or in_brackets(whole, offset, "python"):
+        return text
+    for k in range(len(lines) - 1, 0, -1):
+        if lines[k - 1].strip() and _fits_above(lines[k - 1], depth_below):
+            return "\n".join(lines[:k])[len(context.line_prefix) :]
+    return ""
+
+
 def drop_repetition(text: str, max_repeats: int = 3) -> str:
     """Cut a degenerate run: the same line `max_repeats` times or more keeps one copy."""
     lines = text.split("\n")
@@ -227,6 +261,7 @@ class PostOptions:
     reindent: bool = True  # Python: a block's first line goes deeper than its header
     syntax: bool = True  # tree-sitter: end at a whole syntactic unit
     keep_parse: bool = True  # never return a completion that breaks a file that parsed
+    indent_fit: bool = True  # Python: a statement does not end right above deeper code
 
 
 def postprocess(text: str, context: Context, stop_reason: str, options: PostOptions) -> str:
@@ -243,6 +278,8 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
             text = balance_brackets(text, context)
         if options.keep_parse and text:
             text = syntax_truncate(text, context, keep_parse=True)
+        if options.indent_fit and text:
+            text = fit_block_below(text, context)
         return text
     text = drop_cut_line(text, stop_reason)
     text = trim_lines(text)
@@ -261,4 +298,6 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
         check = Insertion(context.prefix, context.suffix, _language(context))
         if check.before is False and check.has_error(text):
             text = ""
+    if options.indent_fit and text.strip():
+        text = fit_block_below(trim_lines(text), context)
     return trim_lines(text) if text.strip() else ""

@@ -96,6 +96,25 @@ def in_comment_or_string(text: str, offset: int, language: str | None) -> bool |
     return False
 
 
+def in_brackets(text: str, offset: int, language: str | None) -> bool | None:
+    """Whether code-point `offset` lies inside a bracketed construct (None: no grammar)."""
+    tree = parse(text, language)
+    if tree is None:
+        return None
+    byte = len(text[:offset].encode("utf-8"))
+    node = tree.root_node.descendant_for_byte_range(byte, byte)
+    while node is not None:
+        first = node.child(0) if node.child_count else None
+        if (
+            first is not None
+            and first.type in ("(", "[", "{")
+            and node.start_byte < byte < node.end_byte
+        ):
+            return True
+        node = node.parent
+    return False
+
+
 def _end_point(row: int, column: int, text: bytes) -> Any:
     """Where `text` ends when it starts at (row, column), as tree-sitter counts (bytes)."""
     import tree_sitter
