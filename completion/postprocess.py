@@ -165,36 +165,44 @@ def indent_under_opener(text: str, context: Context) -> str:
     return "\n".join(pad + line if line.strip() or i == 0 else line for i, line in enumerate(lines))
 
 
-def _fits_above(line: str, depth_below: int) -> bool:
-    """Whether a Python line may stand right above a code line `depth_below` deep."""
+def _fits_above(line: str, depth_below: int, *, whole_block: bool) -> bool:
+    """Whether a Python line may stand right above a code line `depth_below` deep.
+
+    A plain statement may not stand above deeper code; with `whole_block`, a block header
+    needs deeper code below it (its body).
+    """
     code = line.split("#", 1)[0].rstrip() if "#" in line else line.rstrip()
-    if len(line) - len(line.lstrip(" ")) >= depth_below:
+    if code.endswith("\\") or _open_brackets(code, "python"):
         return True
-    return code.endswith((":", "\\")) or bool(_open_brackets(code, "python"))
+    depth = len(line) - len(line.lstrip(" "))
+    if code.endswith(":"):
+        return depth_below > depth or not whole_block
+    return depth >= depth_below
 
 
-def fit_block_below(text: str, context: Context) -> str:
+def fit_block_below(text: str, context: Context, *, whole_block: bool = False) -> str:
     """Python: end the completion on a line that the code below can follow.
 
     Right above a deeper line only a block header fits (a plain statement there is an
-    IndentationError: unexpected indent). The completion is cut back to its last line that
-    fits; when none does, nothing is returned. Inside brackets, strings and comments the
-    indentation is free, and the check is skipped.
+    IndentationError: unexpected indent); with `whole_block` (a multi-line completion) a
+    header must also have its body, in the completion or below it. The completion is cut
+    back to its last line that fits; when none does, nothing is returned. Inside brackets,
+    strings and comments the indentation is free, and the check is skipped.
     """
     if _language(context) != "python" or context.line_suffix.strip() or not text.strip():
         return text
-    below = next((s for s in context.suffix.split("\n")[1:] if s.strip()), None)
-    if below is None or below.lstrip().startswith(("#", ")", "]", "}")):
+    below = next((s for s in context.suffix.split("\n")[1:] if s.strip()), "")
+    if below.lstrip().startswith(("#", ")", "]", "}")):
         return text
-    depth_below = len(below) - len(below.lstrip(" "))
+    depth_below = len(below) - len(below.lstrip(" "))  # the end of the file: 0
     lines = (context.line_prefix + text).split("\n")
-    if all(_fits_above(line, depth_below) for line in lines[-1:]):
+    if _fits_above(lines[-1], depth_below, whole_block=whole_block):
         return text
     whole, offset = context.prefix + context.suffix, len(context.prefix)
     if in_comment_or_string(whole, offset, "python") or in_brackets(whole, offset, "python"):
         return text
     for k in range(len(lines) - 1, 0, -1):
-        if lines[k - 1].strip() and _fits_above(lines[k - 1], depth_below):
+        if lines[k - 1].strip() and _fits_above(lines[k - 1], depth_below, whole_block=whole_block):
             return "\n".join(lines[:k])[len(context.line_prefix) :]
     return ""
 
@@ -299,5 +307,5 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
         if check.before is False and check.has_error(text):
             text = ""
     if options.indent_fit and text.strip():
-        text = fit_block_below(trim_lines(text), context)
+        text = fit_block_below(trim_lines(text), context, whole_block=True)
     return trim_lines(text) if text.strip() else ""

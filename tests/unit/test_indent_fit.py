@@ -42,7 +42,18 @@ def test_multi_line_is_cut_back_to_its_last_header() -> None:
     got = run("    if not s:\n        n = 1\n    n += 2", multiline=True)
     assert got == "    if not s:\n        n = 1"  # `n = 1` is as deep as the code below
     got = run("    for c in s:\n        if c:\n    n += 2", multiline=True)
-    assert got == "    for c in s:\n        if c:"
+    assert got == "    for c in s:"  # `if c:` would have no body: the code below is its sibling
+
+
+def test_a_multi_line_completion_does_not_end_on_a_header_without_its_body() -> None:
+    doc = "def f(s):\n    n = 0\n\n    return n\n"
+    offset = doc.index("0\n\n") + 2
+    assert run("    n = len(s)\n    if n > 2:", doc, offset, multiline=True) == "    n = len(s)"
+    assert run("    if n > 2:", doc, offset, multiline=True) == ""
+    assert run("    if n > 2:", doc, offset) == "    if n > 2:"  # single-line: the body comes next
+    end = "def f(s):\n    n = 0\n"
+    got = run("    for c in s:\n        n += 1\n    if n:", end, len(end), multiline=True)
+    assert got == "    for c in s:\n        n += 1"  # at the end of the file too
     assert run("    n = 1\n    n += 2", multiline=True) == ""
 
 
