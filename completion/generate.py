@@ -134,8 +134,7 @@ def block_stop(
     The completion continues `line_prefix`; its first line with code sets the block's
     indentation. Generation is cut before the first line that
     - is indented less than that (the block ended) or than `floor`, or follows two blank
-      lines; in Python with code below, a line may dedent as far as the code below (the
-      completion closes the inner blocks it is in);
+      lines;
     - repeats one of the next `SUFFIX_LINES` lines with code of `suffix` (the model is
       rewriting what follows), when `repeat_suffix` is on;
     - follows a first line that opens a block whose body (one level deeper) the suffix
@@ -172,8 +171,6 @@ def block_stop(
         """The least indentation of a line after the first: less ends the completion."""
         if last:
             return max(low, min(base, 1))
-        if indented and code_below:  # the hole may close inner blocks down to the code below
-            return max(low, min(base, below_indent))
         return max(low, base)
 
     def suffix_closes(line: str) -> bool:
