@@ -48,6 +48,14 @@ class StopReason:
 
 
 TextStopRule = Callable[[str], int | None]
+
+
+def final_cut(text: str, stop_rule: TextStopRule) -> int | None:
+    """Where `stop_rule` cuts `text` once the stream has ended and its last line is whole."""
+    cut = stop_rule(text + "\n")
+    return cut if cut is not None and cut < len(text) else None
+
+
 """Given the text of one hypothesis so far, the index to cut it at, or None to go on."""
 
 
@@ -103,10 +111,9 @@ class _HypothesisTracker:
             self.reason[i] = StopReason.CANCELLED
         elif token in self._stop_ids:
             self.reason[i] = StopReason.END_TOKEN
-            text = self.text[i]  # the last line is whole now: judged once more as such
-            cut = self._stop_rule(text + "\n") if self._stop_rule is not None else None
-            if cut is not None and cut < len(text):
-                self.text[i], self.reason[i] = text[:cut], "stop_rule"
+            cut = final_cut(self.text[i], self._stop_rule) if self._stop_rule else None
+            if cut is not None:
+                self.text[i], self.reason[i] = self.text[i][:cut], "stop_rule"
         else:
             self.ids[i].append(token)
             self.text[i] = self._decode(self.ids[i])

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from completion.engine import Engine, GenerationParams
+from completion.engine import Engine, GenerationParams, final_cut
 from completion.languages import strip_lexemes
 
 StopRule = Callable[[str], int | None]
@@ -50,7 +50,9 @@ def generate(
                 text, reason = text[:cut], RULE
                 break
         else:
-            text, reason = final_cut(text, stop_rule)
+            cut = final_cut(text, stop_rule)
+            if cut is not None:
+                text, reason = text[:cut], RULE
     finally:
         stream.close()
     first = stream.first_token_s
@@ -61,12 +63,6 @@ def generate(
         first_token_ms=None if first is None else first * 1000,
         ms=(time.monotonic() - started) * 1000,
     )
-
-
-def final_cut(text: str, stop_rule: StopRule) -> tuple[str, str | None]:
-    """At the end of the stream the last line is whole: judge it once more as such."""
-    cut = stop_rule(text + "\n")
-    return (text[:cut], RULE) if cut is not None and cut < len(text) else (text, None)
 
 
 def single_line_stop(text: str) -> int | None:

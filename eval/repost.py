@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion.context import extract_context
-from completion.generate import RULE, StopRule, final_cut
+from completion.engine import final_cut
+from completion.generate import RULE, StopRule
 from completion.pipeline import POST_STAGES, CompletionOptions, stop_rule_for
 from completion.postprocess import postprocess
 from completion.trigger import Mode
@@ -73,8 +74,8 @@ def cut_where_rule_fires(text: str, rule: StopRule, reason: str) -> tuple[str, s
         cut = rule(text[:end])
         if cut is not None:
             return text[:cut], RULE
-    cut_text, final = final_cut(text, rule)
-    return cut_text, final or reason
+    cut = final_cut(text, rule)
+    return (text[:cut], RULE) if cut is not None else (text, reason)
 
 
 def load_settings(source: Path) -> RunSettings:
