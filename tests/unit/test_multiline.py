@@ -5,7 +5,7 @@ import pytest
 from completion.context import extract_context
 from completion.engine import FakeEngine
 from completion.generate import block_stop, indent_floor
-from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from completion.postprocess import (
     PostOptions,
     balance_brackets,
@@ -64,6 +64,8 @@ def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
     result = complete(engine, request, CompletionOptions(multiline=True))
     assert result.text == "ans.extend(odds)"
     assert result.stop_reason == "stop_rule"
+    [sampled] = complete_samples(engine, request, CompletionOptions(multiline=True), 1)
+    assert (sampled.text, sampled.stop_reason) == ("ans.extend(odds)", "stop_rule")  # batch path
 
 
 def test_python_literal_closer_does_not_end_the_completion() -> None:
