@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from completion.model_specs import FimTokens
+from completion.model_specs import FimOrder, FimTokens
 from completion.model_store import InstalledModel, ModelCorruptError
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,13 @@ class StopReason:
 
 
 TextStopRule = Callable[[str], int | None]
+"""Given the text of one hypothesis so far, the index to cut it at, or None to go on."""
 
 
 def final_cut(text: str, stop_rule: TextStopRule) -> int | None:
     """Where `stop_rule` cuts `text` once the stream has ended and its last line is whole."""
     cut = stop_rule(text + "\n")
     return cut if cut is not None and cut < len(text) else None
-
-
-"""Given the text of one hypothesis so far, the index to cut it at, or None to go on."""
 
 
 @dataclass(frozen=True)
@@ -310,7 +308,7 @@ class CT2Engine:
                 intra_threads=threads,
                 inter_threads=1,
             )
-        except (RuntimeError, ValueError, OSError, Exception) as exc:
+        except Exception as exc:  # CTranslate2 raises plain RuntimeError/ValueError and more
             raise ModelCorruptError(f"cannot load the model at {model.path}: {exc}") from exc
         self._to_tokenizer_id = _id_map(model.path / "vocabulary.json", self._tokenizer)
         self._stop_ids = frozenset(
@@ -372,7 +370,8 @@ class CT2Engine:
         """Stream token ids after the prompt; stop tokens, caps, budget and `cancel` end it.
 
         With `static_len`, CTranslate2 caches the model state after `prompt_ids[:static_len]`
-        and reuses it for later prompts with the same head (bounded by `max_cached_prompts`).
+        and reuses it for later prompts with the same head (bounded by
+        `EngineOptions.prompt_cache_tokens`).
         """
         tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
         kwargs: dict[str, Any] = {}
@@ -500,8 +499,9 @@ class FakeEngine:
         default: str = "",
         step_delay_s: float = 0.0,
         prompt_delay_s: float = 0.0,
+        order: FimOrder = FimOrder.SUFFIX_FIRST,
     ) -> None:
-        self.fim = FimTokens("\ue000", "\ue001", "\ue002")
+        self.fim = FimTokens("\ue000", "\ue001", "\ue002", order)  # the default model's order
         self.script = script or {}
         self.default = default
         self.step_delay_s = step_delay_s

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from completion.model_specs import DEFAULT_MODEL, FimTokens
+from completion.model_specs import DEFAULT_MODEL, FimOrder, FimTokens, fim_order
 
 MANIFEST_NAME = "offpilot-manifest.json"
 MANIFEST_VERSION = 1
@@ -65,7 +65,12 @@ class Manifest:
             "family": self.family,
             "fim": None
             if self.fim is None
-            else {"prefix": self.fim.prefix, "suffix": self.fim.suffix, "middle": self.fim.middle},
+            else {
+                "prefix": self.fim.prefix,
+                "suffix": self.fim.suffix,
+                "middle": self.fim.middle,
+                "order": self.fim.order.value,
+            },
             "stop_tokens": list(self.stop_tokens),
             "files": self.files,
             "source": self.source,
@@ -83,7 +88,7 @@ class Manifest:
         return cls(
             name=str(data["name"]),
             family=str(data["family"]),
-            fim=None if fim is None else FimTokens(fim["prefix"], fim["suffix"], fim["middle"]),
+            fim=None if fim is None else _fim_tokens(fim, str(data["family"])),
             stop_tokens=tuple(str(t) for t in data["stop_tokens"]),
             files={str(k): dict(v) for k, v in data["files"].items()},
             source=dict(data.get("source", {})),
@@ -91,6 +96,17 @@ class Manifest:
             quantization=str(data.get("quantization", "int8")),
             output_vocabulary=dict(data.get("output_vocabulary") or {}),
         )
+
+
+def _fim_tokens(fim: dict[str, Any], family: str) -> FimTokens:
+    """The manifest's FIM tokens; a manifest written before orders existed gets its family's."""
+    order = fim.get("order")
+    return FimTokens(
+        fim["prefix"],
+        fim["suffix"],
+        fim["middle"],
+        FimOrder(order) if order is not None else fim_order(family),
+    )
 
 
 @dataclass(frozen=True)

@@ -319,7 +319,8 @@ def test_pipeline_puts_blocks_first_and_reports_them(tmp_path: Path) -> None:
     request = CompletionRequest(text, len(text), "python", views, (other,), str(root))
     result = complete(engine, request, CompletionOptions(path_header=True, **ON))
     prompt = engine.prompts[-1]
-    assert prompt.startswith("\ue000# Compare this snippet from src/pkg/util.py:\n# def slugify(")
+    assert prompt.startswith("\ue000\ue001\ue002# Compare this snippet from src/pkg/util.py:\n")
+    assert "# def slugify(" in prompt
     assert "# Path: src/pkg/sub/views.py\nfrom ..util import slugify" in prompt
     assert any(d.startswith("src/pkg/util.py:1-") and "slugify" in d for d in result.crossfile)
     assert "crossfile" in result.timings_ms
@@ -327,7 +328,8 @@ def test_pipeline_puts_blocks_first_and_reports_them(tmp_path: Path) -> None:
     engine = FakeEngine(default="x")
     off = CompletionOptions(crossfile=False, imports=False, path_header=False)
     result = complete(engine, request, off)
-    assert engine.prompts[-1].startswith("\ue000from ..util") and result.crossfile == ()
+    assert engine.prompts[-1].startswith("\ue000\ue001\ue002from ..util")
+    assert result.crossfile == ()
 
 
 def test_blocks_take_their_tokens_from_the_prefix_budget(tmp_path: Path) -> None:
@@ -383,11 +385,11 @@ def test_repo_format_puts_files_before_the_prefix_marker(tmp_path: Path) -> None
     lead, _, rest = prompt.partition("\ue000")
     assert lead.startswith(f"\ue010{root.name}\n\ue011src/pkg/util.py\ndef slugify(")
     assert lead.endswith("\ue011src/pkg/sub/views.py\n")
-    assert rest.startswith("from ..util import slugify") and "#" not in rest
+    assert rest.startswith("\ue001\ue002from ..util import slugify") and "#" not in rest
     # a model without those tokens gets the comment blocks
     plain = FakeEngine(default="x")
     complete(plain, request, CompletionOptions(crossfile_format="repo", **ON))
-    assert plain.prompts[-1].startswith("\ue000# Compare this snippet from src/pkg/util.py:")
+    assert plain.prompts[-1].startswith("\ue000\ue001\ue002# Compare this snippet from src/pkg/")
 
 
 def test_crossfile_extra_keeps_the_prefix_budget(tmp_path: Path) -> None:
@@ -403,8 +405,9 @@ def test_crossfile_extra_keeps_the_prefix_budget(tmp_path: Path) -> None:
         )
         complete(engine, request, options)
         prompt = engine.prompts[-1]
-        lines = prompt[1 : prompt.index("\ue001")].splitlines(keepends=True)
+        lines = prompt[prompt.index("\ue002") + 1 :].splitlines(keepends=True)
         first_code = next(i for i, line in enumerate(lines) if not line.startswith("#"))
         assert "def slugify" in "".join(lines[:first_code])
         kept[extra] = len("".join(lines[first_code:]))
-    assert kept[False] < kept[True] <= 400 + len("x = ")
+    # the lines above the checkpoint (200) fit the budget; the one since it comes on top
+    assert kept[False] < kept[True] <= 400 + len("v199 = 199\nx = ")

@@ -6,8 +6,8 @@ import pytest
 
 from completion import model_install
 from completion.model_install import assemble, install_from_hf, install_known
-from completion.model_specs import KNOWN_MODELS, QWEN2, GgufPackageModel
-from completion.model_store import ModelError, list_installed, locate
+from completion.model_specs import KNOWN_MODELS, QWEN2, FimOrder, GgufPackageModel
+from completion.model_store import Manifest, ModelError, list_installed, locate
 
 QUIET = {"log": lambda _m: None}
 
@@ -124,3 +124,15 @@ def test_unsupported_family_is_refused(tiny_checkpoint: Path, tmp_path: Path) ->
     with pytest.raises(ModelError):
         install_from_hf(str(other), "o", tmp_path / "cache", **QUIET)
     assert list_installed(tmp_path / "cache") == []
+
+
+def test_manifest_keeps_the_prompt_order_and_an_old_one_gets_its_familys() -> None:
+    manifest = Manifest("m", "qwen2", QWEN2.fim, (), {})
+    data = manifest.to_json()
+    assert data["fim"]["order"] == "suffix-first"
+    assert Manifest.from_json(data).fim == QWEN2.fim
+    del data["fim"]["order"]  # written before prompt orders existed
+    assert Manifest.from_json(data).fim == QWEN2.fim
+    data["family"] = "gpt_bigcode"
+    old = Manifest.from_json(data).fim
+    assert old is not None and old.order is FimOrder.PSM

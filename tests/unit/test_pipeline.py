@@ -3,9 +3,10 @@ import threading
 from completion.context import extract_context
 from completion.engine import FakeEngine, GenerationParams, StopReason
 from completion.generate import RULE, generate, single_line_stop
+from completion.model_specs import QWEN2, FimOrder, fim_order
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import clean_single_line
-from completion.prompt import PromptBudget, build_prompt, fit_prefix, fit_suffix
+from completion.prompt import CHECKPOINT_LINES, PromptBudget, build_prompt, fit_prefix, fit_suffix
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
 
@@ -42,11 +43,23 @@ def test_a_windowed_side_of_a_huge_file_starts_at_a_statement() -> None:
     assert should_complete(ctx, TriggerOptions(in_comments=False)) is Mode.SINGLE
 
 
-def test_prompt_is_psm_with_markers() -> None:
-    engine = FakeEngine()
-    prompt = build_prompt(extract_context(SOURCE, CURSOR), engine)
+def test_prompt_puts_the_suffix_first_and_the_prefix_last() -> None:
+    """The default family's order: the model continues the code above the cursor."""
+    prompt = build_prompt(extract_context(SOURCE, CURSOR), FakeEngine())
+    text = "".join(chr(i) for i in prompt.ids)
+    assert text == f"\ue000\ue001{SOURCE[CURSOR:]}\ue002{SOURCE[:CURSOR]}"
+
+
+def test_prompt_is_psm_for_a_psm_family() -> None:
+    prompt = build_prompt(extract_context(SOURCE, CURSOR), FakeEngine(order=FimOrder.PSM))
     text = "".join(chr(i) for i in prompt.ids)
     assert text == f"\ue000{SOURCE[:CURSOR]}\ue001{SOURCE[CURSOR:]}\ue002"
+
+
+def test_model_families_carry_their_prompt_order() -> None:
+    assert QWEN2.fim is not None and QWEN2.fim.order is FimOrder.SUFFIX_FIRST
+    assert fim_order("qwen2") is FimOrder.SUFFIX_FIRST
+    assert fim_order("gpt_bigcode") is FimOrder.PSM and fim_order("unknown") is FimOrder.PSM
 
 
 def test_join_empty_line_starts_the_suffix_at_the_next_line() -> None:
@@ -54,9 +67,9 @@ def test_join_empty_line_starts_the_suffix_at_the_next_line() -> None:
     doc = "def f(x):\n    \n    return x\n"
     ctx = extract_context(doc, doc.index("    \n") + 4)
     text = "".join(chr(i) for i in build_prompt(ctx, engine, join_empty_line=True).ids)
-    assert text == "\ue000def f(x):\n    \ue001    return x\n\ue002"
+    assert text == "\ue000\ue001    return x\n\ue002def f(x):\n    "
     plain = "".join(chr(i) for i in build_prompt(ctx, engine).ids)
-    assert plain == "\ue000def f(x):\n    \ue001\n    return x\n\ue002"
+    assert plain == "\ue000\ue001\n    return x\n\ue002def f(x):\n    "
     mid = extract_context(doc, doc.index("return") + 3)  # code on the line: unchanged
     assert build_prompt(mid, engine, join_empty_line=True) == build_prompt(mid, engine)
 
@@ -71,7 +84,10 @@ def test_prompt_budget_cuts_at_line_boundaries() -> None:
     # a single line longer than the budget keeps the part nearest the cursor
     assert fit_prefix(engine, "z" * 500 + "END", 10).endswith("END")
     prompt = build_prompt(extract_context(prefix, len(prefix)), engine, PromptBudget(40, 10))
-    assert len(prompt.ids) <= 40 + 10 + 3
+    # the head's lines fit the budget; the lines since the checkpoint (96) come on top
+    assert prompt.static_len <= 3 + 10 + 40
+    assert prompt.prefix.endswith("line95\nline96\nline97\nline98\nline99\n    return ")
+    assert len(prompt.ids) - prompt.static_len == len("line96\n") * 4 + len("    return ")
 
 
 def test_single_line_stop_rule() -> None:
@@ -133,25 +149,29 @@ def test_time_budget_stops_generation() -> None:
     assert 1 <= out.tokens < 100
 
 
-def test_prompt_head_is_stable_while_typing_on_a_line() -> None:
+def test_prompt_head_is_stable_while_typing_forward_within_a_chunk() -> None:
+    """The head (suffix window, lines above the checkpoint) moves only every 8 lines."""
     engine = FakeEngine()
-    text = "import os\n\ndef f(x):\n    return x + "
-    prompts = [
-        build_prompt(extract_context(text + typed, len(text + typed)), engine)
-        for typed in ("", "1", "12")
-    ]
-    heads = [p.ids[: p.static_len] for p in prompts]
-    assert heads[0] == heads[1] == heads[2]
-    assert (
-        heads[0][0] == ord("\ue000")
-        and "".join(map(chr, heads[0][1:])) == "import os\n\ndef f(x):\n"
-    )
-    newline = build_prompt(extract_context(text + "1\n    ", len(text) + 6), engine)
-    assert newline.ids[: newline.static_len] != heads[0]
+    above = "".join(f"x{i} = {i}\n" for i in range(CHECKPOINT_LINES))
+    below = "\n\nprint(x0)\n"
+    typed = ["", "y = 1", "y = 1\nz = ", "y = 1\nz = 2\n" * 3 + "w"]
+    prompts = []
+    for t in typed:
+        text = above + t + below
+        prompts.append(build_prompt(extract_context(text, len(above + t)), engine))
+    heads = ["".join(map(chr, p.ids[: p.static_len])) for p in prompts]
+    assert heads[0] == heads[1] == heads[2] == heads[3]
+    assert heads[0] == f"\ue000\ue001{below}\ue002{above}"
+    for p, t in zip(prompts, typed, strict=True):  # the rest is the lines since the checkpoint
+        assert "".join(map(chr, p.ids[p.static_len :])) == t
+    later = above + "y = 1\n" * CHECKPOINT_LINES + "w"
+    moved = build_prompt(extract_context(later + below, len(later)), engine)
+    assert "".join(map(chr, moved.ids[: moved.static_len])) != heads[0]
 
 
 def test_pipeline_passes_the_static_head_to_the_engine() -> None:
     engine = FakeEngine(default="a + b\n")
     complete(engine, CompletionRequest(SOURCE, CURSOR), CompletionOptions(prompt_cache=True))
     complete(engine, CompletionRequest(SOURCE, CURSOR))
-    assert engine.static_lens == [1 + len("def add(a, b):\n"), 0]
+    # two lines above the cursor's: no checkpoint yet, the head is the markers and the suffix
+    assert engine.static_lens == [3 + len(SOURCE[CURSOR:]), 0]
