@@ -35,7 +35,10 @@ class CompletionOptions:
     # state costs ~170 KB a token in CTranslate2, and freeing it by reloading the generator
     # leaked ~370 MB a reload in a 10-minute soak (`offpilot bench replay --duration 600`).
     prompt_cache: bool = False
-    multiline: bool = False  # multi-line completions where the trigger stage allows them
+    # Multi-line completions where the trigger stage allows them. On: with the suffix-first
+    # prompt it gains on single-line holes too (a header comes with its body), see
+    # docs/quality.md.
+    multiline: bool = True
     multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
     # Stage switches (all on by default; off for an ablation, see docs/quality.md).
     trigger: bool = True  # the mid-line rule: no completion mid-line unless the rest is closers

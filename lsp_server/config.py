@@ -10,6 +10,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from completion.pipeline import CompletionOptions
+
+# The pipeline's defaults, written once there (completion/pipeline.py).
+_PIPELINE = CompletionOptions()
+
 # camelCase names editors send -> field names
 _ALIASES = {
     "maxTokens": "max_tokens",
@@ -32,14 +37,15 @@ class ServerConfig:
     enable: bool = True
     languages: dict[str, bool] = field(default_factory=dict)  # per-language enable
     model: str | None = None
-    max_tokens: int = 48
-    multiline: bool = False
+    max_tokens: int = _PIPELINE.max_new_tokens
+    multiline: bool = _PIPELINE.multiline
     debounce_ms: int = 40
-    context_tokens: int = 512  # prompt budget, split 3:1 between prefix and suffix
-    time_budget_ms: int = 2000
+    # prompt budget, split 3:1 between prefix and suffix
+    context_tokens: int = _PIPELINE.prefix_tokens + _PIPELINE.suffix_tokens
+    time_budget_ms: int = round(_PIPELINE.time_budget_s * 1000)
     threads: int = 0  # 0: all cores
     cache: bool = True  # completion cache, type-through and in-flight reuse
-    prompt_cache: bool = False  # reuse the model state of the lines above the cursor (memory!)
+    prompt_cache: bool = _PIPELINE.prompt_cache  # reuse the model state of the prompt's head
     crossfile: bool = False  # context from other open documents and imported workspace files
     # after a suggestion at the end of a line, compute the next line's while the user reads it
     prefetch: bool = True

@@ -55,7 +55,7 @@ OUTPUTS = {
 def base(tmp_path: Path) -> Path:
     suite = tmp_path / "tasks.jsonl"
     data.write_jsonl(suite, TASKS)
-    engine = FakeEngine(script={k + "\ue001": v for k, v in OUTPUTS.items()})
+    engine = FakeEngine(script=OUTPUTS)
     out = tmp_path / "base"
     summary = run(RunSettings(suite=str(suite), timeout_s=5.0, model="fake"), out, lambda: engine)
     assert summary["pass@1"] == 1.0

@@ -38,8 +38,8 @@ def write_suite(path: Path, tasks: list[dict[str, str]] = TASKS) -> str:
 
 
 def key(task: dict[str, str]) -> str:
-    """A piece of the FIM prompt unique to a task (prefix end, suffix marker)."""
-    return task["prompt"][-12:] + "\ue001"
+    """A piece of the FIM prompt unique to a task: the end of its prefix (the prompt's end)."""
+    return task["prompt"][-12:]
 
 
 def fake(right: int = 4, **kwargs: float) -> FakeEngine:
@@ -80,7 +80,7 @@ def test_run_with_fake_engine(tmp_path: Path) -> None:
     by_id = {r["task_id"]: r for r in records}
     assert by_id["toy/0"]["completion"] == "    return a + b + 0"
     # the raw output is kept for re-post-processing (`offpilot eval repost`)
-    assert by_id["toy/0"]["raw"] == "    return a + b + 0" and by_id["toy/0"]["mode"] == "single"
+    assert by_id["toy/0"]["raw"] == "    return a + b + 0" and by_id["toy/0"]["mode"] == "multi"
     assert by_id["toy/4"]["result"] == "timeout"
     assert by_id["toy/5"]["reason"].startswith("AssertionError")
     assert json.loads((out / "summary.json").read_text())["suite"] == suite
@@ -211,7 +211,8 @@ def test_tiny_model_run(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-
     summary = run(sampled, tmp_path / "sampled", lambda: engine, workers=2)
     assert summary["samples"] == 6 and "pass@3" in summary
     records = read_samples(tmp_path / "sampled")
-    assert all(r["tokens_out"] <= sampled.max_new_tokens for r in records)
+    caps = {"single": sampled.max_new_tokens, "multi": CompletionOptions().multiline_max_new_tokens}
+    assert all(r["tokens_out"] <= caps[r["mode"]] for r in records)
     # greedy with n > 1 decodes once and repeats the one answer
     task = data.load_suite("humaneval-single-line")[0]
     greedy = complete_samples(engine, request_for(task), CompletionOptions(), 3)

@@ -119,9 +119,16 @@ def test_complete_end_to_end_with_fake_engine() -> None:
 
 def test_token_cap_and_end_token() -> None:
     engine = FakeEngine(default="abcdefghij")
-    capped = complete(engine, CompletionRequest("", 0), CompletionOptions(max_new_tokens=3))
+    single = CompletionOptions(multiline=False)
+    # an empty file asks for a block: its own cap
+    assert complete(engine, CompletionRequest("", 0), single).mode == "single"
+    capped = complete(
+        engine, CompletionRequest("", 0), CompletionOptions(max_new_tokens=3, multiline=False)
+    )
     assert (capped.text, capped.stop_reason) == ("abc", StopReason.MAX_TOKENS)
-    ended = complete(engine, CompletionRequest("", 0))
+    multi = CompletionOptions(multiline_max_new_tokens=4)
+    assert complete(engine, CompletionRequest("", 0), multi).text == "abcd"
+    ended = complete(engine, CompletionRequest("", 0), single)
     assert (ended.text, ended.stop_reason) == ("abcdefghij", StopReason.END_TOKEN)
 
 

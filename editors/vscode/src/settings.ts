@@ -23,7 +23,7 @@ export function serverSettings(): ServerSettings {
     languages: c.get<Record<string, boolean>>('languages', { '*': true }),
     debounceMs: c.get<number>('debounceMs', 40),
     maxTokens: c.get<number>('maxTokens', 48),
-    multiLine: c.get<boolean>('multiLine', false),
+    multiLine: c.get<boolean>('multiLine', true),
     timeBudgetMs: c.get<number>('timeBudgetMs', 2000),
   };
   const model = c.get<string | null>('model', null);

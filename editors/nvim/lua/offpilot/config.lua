@@ -16,7 +16,7 @@ M.defaults = {
     enable = true,
     languages = { ['*'] = true },
     maxTokens = 48,
-    multiLine = false,
+    multiLine = true,
     timeBudgetMs = 2000,
     debounceMs = 0, -- the plugin debounces keystrokes itself
   },
