@@ -17,7 +17,15 @@ from completion.engine import Engine, GenerationParams
 from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
 from completion.languages import resolve_language
 from completion.postprocess import PostOptions, postprocess
-from completion.prompt import Prompt, PromptBudget, RepoFiles, build_prompt, repo_tokens
+from completion.prompt import (
+    Prompt,
+    PromptBudget,
+    RepoFiles,
+    build_prompt,
+    healed_rule,
+    repo_tokens,
+    strip_healed,
+)
 from completion.trigger import Mode, TriggerOptions, should_complete
 
 
@@ -241,7 +249,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         mode,
         prompt,
         params,
-        stop_rule_for(context, mode, options),
+        healed_rule(stop_rule_for(context, mode, options), prompt.healed),
         post,
         (tc - t0) * 1000,
         (t2 - tx) * 1000,
@@ -328,7 +336,8 @@ def complete(
         prep.prompt.static_len if options.prompt_cache else 0,
     )
     t3 = time.monotonic()
-    text = postprocess(raw.text, prep.context, raw.stop_reason, prep.post)
+    shown = strip_healed(raw.text, prep.prompt.healed)
+    text = postprocess(shown, prep.context, raw.stop_reason, prep.post)
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
     return CompletionResult(
@@ -338,7 +347,7 @@ def complete(
         raw.tokens,
         timings,
         prep.crossfile,
-        raw.text,
+        shown,
         prep.mode.value,
     )
 
@@ -369,7 +378,8 @@ def complete_samples(
     results = []
     for hyp in samples.hypotheses:
         t3 = time.monotonic()
-        text = postprocess(hyp.text, prep.context, hyp.reason, prep.post)
+        shown = strip_healed(hyp.text, prep.prompt.healed)
+        text = postprocess(shown, prep.context, hyp.reason, prep.post)
         post_ms = (time.monotonic() - t3) * 1000
         timings = _timings(prep, samples.first_token_ms, generate_ms, post_ms)
         results.append(
@@ -380,7 +390,7 @@ def complete_samples(
                 len(hyp.ids),
                 timings,
                 prep.crossfile,
-                hyp.text,
+                shown,
                 prep.mode.value,
             )
         )

@@ -101,7 +101,7 @@ def test_next_line_snapshot_guesses_the_editor_after_accept_and_enter() -> None:
 
 
 async def test_prefetch_answers_the_next_line_without_waiting() -> None:
-    engine = FakeEngine(script={"return a + b\n    ": "print(1)\n"}, default="a + b\n")
+    engine = FakeEngine(script={"return a + b\n": "print(1)\n"}, default="a + b\n")
     completer = Completer(ServerConfig(debounce_ms=0))
     first = await completer.complete(snap(), ready(engine))
     assert first.text == "a + b"
@@ -113,7 +113,7 @@ async def test_prefetch_answers_the_next_line_without_waiting() -> None:
 
 
 async def test_prefetch_in_flight_is_reused_or_superseded() -> None:
-    engine = FakeEngine(script={"return a + b\n    ": "print(1)\n"}, default="a + b\n")
+    engine = FakeEngine(script={"return a + b\n": "print(1)\n"}, default="a + b\n")
     engine.step_delay_s = 0.02
     completer = Completer(ServerConfig(debounce_ms=0))
     await completer.complete(snap(), ready(engine))
