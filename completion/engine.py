@@ -171,6 +171,7 @@ class Stream:
         self._raw = raw
         self.reason: str = StopReason.CALLER
         self.first_token_s: float | None = None
+        self.reused_tokens = 0  # prompt tokens whose model state came from the engine's cache
         self._tokens = self._apply_rules(params, stop_ids, cancel)
         _open_streams.add(self)
 
@@ -375,8 +376,11 @@ class CT2Engine:
         """
         tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
         kwargs: dict[str, Any] = {}
+        reused = 0
         if 0 < static_len <= self.options.prompt_cache_tokens:
-            self._remember_static(tuple(prompt_ids[:static_len]))
+            head = tuple(prompt_ids[:static_len])
+            reused = static_len if head in self._static_heads else 0
+            self._remember_static(head)
             kwargs.update(static_prompt=tokens[:static_len], cache_static_prompt=True)
             tokens = tokens[static_len:]
         kwargs |= {
@@ -398,7 +402,9 @@ class CT2Engine:
         raw = self._generator.generate_tokens(tokens, callback=callback, **kwargs)
         to_id = self._to_tokenizer_id
         ids = (step.token_id if to_id is None else to_id[step.token_id] for step in raw)
-        return Stream(_closing(ids, raw), params, self._stop_ids, cancel)
+        stream = Stream(_closing(ids, raw), params, self._stop_ids, cancel)
+        stream.reused_tokens = reused
+        return stream
 
     def sample(
         self,
@@ -508,6 +514,7 @@ class FakeEngine:
         self.prompt_delay_s = prompt_delay_s
         self.prompts: list[str] = []
         self.static_lens: list[int] = []
+        self.heads: set[tuple[int, ...]] = set()  # cached prompt heads, as CT2Engine keeps them
         self.produced_tokens = 0
         self._eos = 0xE00F
         # For `sample`: a prompt key -> the outputs of hypotheses 0, 1, ... (cycled).
@@ -537,6 +544,10 @@ class FakeEngine:
         self.static_lens.append(static_len)
         self.prompts.append(prompt)
         output = next((v for k, v in self.script.items() if k in prompt), self.default)
+        head = tuple(prompt_ids[:static_len])
+        reused = static_len if static_len and head in self.heads else 0
+        if static_len:
+            self.heads.add(head)
 
         def produce() -> Iterator[int]:
             time.sleep(self.prompt_delay_s)
@@ -546,7 +557,9 @@ class FakeEngine:
                 yield ord(ch)
             yield self._eos
 
-        return Stream(produce(), params, frozenset({self._eos}), cancel)
+        stream = Stream(produce(), params, frozenset({self._eos}), cancel)
+        stream.reused_tokens = reused
+        return stream
 
     def sample(
         self,

@@ -25,6 +25,7 @@ class Generated:
     tokens: int
     first_token_ms: float | None
     ms: float
+    reused_tokens: int = 0  # prompt tokens served from the engine's cached head
 
 
 def generate(
@@ -62,6 +63,7 @@ def generate(
         tokens=len(ids),
         first_token_ms=None if first is None else first * 1000,
         ms=(time.monotonic() - started) * 1000,
+        reused_tokens=stream.reused_tokens,
     )
 
 

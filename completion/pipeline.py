@@ -161,6 +161,7 @@ class CompletionResult:
     crossfile: tuple[str, ...] = ()  # the cross-file snippets in the prompt (`path:lines`)
     raw: str = ""  # the model's output as the stop rule left it, before post-processing
     mode: str = ""  # the trigger's decision: none, single or multi
+    reused_tokens: int = 0  # of `prompt_tokens`, those whose model state the engine had cached
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ def complete(
         prep.crossfile,
         shown,
         prep.mode.value,
+        raw.reused_tokens,
     )
 
 

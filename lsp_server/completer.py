@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from completion.crossfile import Document
-from completion.engine import Engine
+from completion.engine import Engine, StopReason
 from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
@@ -49,6 +49,8 @@ class Outcome:
     timings_ms: dict[str, float] = field(default_factory=dict)
     stop_reason: str = ""
     crossfile: tuple[str, ...] = ()  # the other files' snippets in the prompt
+    prompt_tokens: int = 0  # of a model answer: the prompt's length
+    reused_tokens: int = 0  # of those, the ones whose model state the engine had cached
 
 
 @dataclass
@@ -107,21 +109,32 @@ class Completer:
         self.cache = CompletionCache()
         self.generation_lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
-        self._latest: dict[str, int] = {}
+        self._latest = 0  # the newest request's number: it supersedes all older ones
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
 
     def _run(
-        self, engine: Engine, request: CompletionRequest, cancel: threading.Event
+        self,
+        engine: Engine,
+        request: CompletionRequest,
+        cancel: threading.Event,
+        arrived: float,
     ) -> CompletionResult:
         with self.generation_lock:
             if cancel.is_set():
                 return CompletionResult("", "cancelled")
+            options = completion_options(self.config)
+            # the time budget counts from the request's arrival: debounce and queueing included
+            left = options.time_budget_s - (time.monotonic() - arrived)
+            if left <= 0:
+                return CompletionResult("", StopReason.TIME_BUDGET)
             self._on_busy(True)
             try:
-                return complete(engine, request, completion_options(self.config), cancel)
+                return complete(
+                    engine, request, dataclasses.replace(options, time_budget_s=left), cancel
+                )
             finally:
                 self._on_busy(False)
 
@@ -172,25 +185,27 @@ class Completer:
 
         if not speculative:  # a prefetch supersedes nothing and is not debounced
             seq = next(self._seq)
-            self._latest[snap.uri] = seq
+            self._latest = seq
             reused = await self._reuse_in_flight(key) if self.config.cache else None
             if reused is not None:
                 return reused
             if self.config.debounce_ms:
                 await asyncio.sleep(self.config.debounce_ms / 1000)
-                if self._latest.get(snap.uri) != seq:
+                if self._latest != seq:
                     return Outcome("", "superseded")
         engine = await asyncio.wrap_future(engine_future)
-        if previous := self._in_flight.get(snap.uri):
-            if speculative:  # a real request is running: it has priority
-                return Outcome("", "skipped")
-            previous.cancel.set()  # a newer request for this document supersedes it
+        if self._in_flight and speculative:  # a real request is running: it has priority
+            return Outcome("", "skipped")
+        # A newer request supersedes every older one, in any document: the user is here now.
+        # (One engine serves all documents; an old generation would only make this one wait.)
+        for previous in self._in_flight.values():
+            previous.cancel.set()
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         request = CompletionRequest(
             snap.text, snap.offset, snap.language, snap.path, snap.documents, snap.root
         )
-        task = loop.run_in_executor(None, self._run, engine, request, cancel)
+        task = loop.run_in_executor(None, self._run, engine, request, cancel, t0)
         flight = _InFlight(key, cancel, task)
         self._in_flight[snap.uri] = flight
         try:
@@ -203,10 +218,16 @@ class Completer:
                 del self._in_flight[snap.uri]
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome("", "cancelled", result.timings_ms)
-        if self.config.cache:
-            self.cache.put(key, result.text)
+        if self.config.cache and result.stop_reason != StopReason.TIME_BUDGET:
+            self.cache.put(key, result.text)  # an answer cut by the clock is no answer to keep
         return Outcome(
-            result.text, "model", result.timings_ms, result.stop_reason, result.crossfile
+            result.text,
+            "model",
+            result.timings_ms,
+            result.stop_reason,
+            result.crossfile,
+            result.prompt_tokens,
+            result.reused_tokens,
         )
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
@@ -236,6 +257,5 @@ class Completer:
     def forget(self, uri: str) -> None:
         """A document was closed."""
         self.cache.forget(uri)
-        self._latest.pop(uri, None)
         if flight := self._in_flight.pop(uri, None):
             flight.cancel.set()

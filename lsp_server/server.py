@@ -359,6 +359,8 @@ async def handle_inline_completion(
         log.exception("req %d: completion failed", rid)
         return empty
     stages = " ".join(f"{k}={v:.0f}ms" for k, v in outcome.timings_ms.items())
+    if outcome.source == "model":
+        stages += f" prompt_tokens={outcome.prompt_tokens} reused_tokens={outcome.reused_tokens}"
     log.info(
         "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s%s -> %r",
         rid, uri, params.position.line, params.position.character, outcome.source,

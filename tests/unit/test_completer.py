@@ -138,3 +138,31 @@ async def test_prefetch_can_be_switched_off() -> None:
     await completer.complete(snap(), ready(engine))
     await asyncio.sleep(0.1)
     assert len(engine.prompts) == 1 and not completer._prefetches
+
+
+async def test_a_request_in_another_document_supersedes_the_one_in_flight() -> None:
+    engine = FakeEngine(default="a + b" * 200 + "\n", step_delay_s=0.002)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    old = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.05)
+    other = Snapshot("file:///b.py", TEXT, CURSOR, "python")
+    started = time.monotonic()
+    new = await completer.complete(other, ready(engine))
+    assert (await old).source == "cancelled"
+    assert new.source == "model" and time.monotonic() - started < 1.5
+
+
+async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
+    """A request queued behind a long generation gets only what is left of its budget."""
+    engine = FakeEngine(default="a + b\n", prompt_delay_s=0.3)
+    completer = Completer(ServerConfig(debounce_ms=0, time_budget_ms=200, prefetch=False))
+    completer.generation_lock.acquire()  # another generation holds the engine
+    waiting = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.3)
+    completer.generation_lock.release()
+    late = await waiting
+    assert late.text == "" and late.source == "model" and late.stop_reason == "time_budget"
+    assert engine.prompts == []  # past its budget before it started: the model never ran
+    engine.prompt_delay_s = 0.0
+    again = await completer.complete(snap(), ready(engine))  # not cached: asked again
+    assert (again.text, again.source) == ("a + b", "model")
