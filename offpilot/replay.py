@@ -17,6 +17,7 @@ import random
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -312,6 +313,7 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
 
 NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
 _STAGE = re.compile(r"(\w+)=([\d.]+)ms")
+_TOKENS = re.compile(r"\b(prompt_tokens|reused_tokens)=(\d+)\b")
 
 
 def stage_breakdown(server_log: str) -> dict[str, Any]:
@@ -327,17 +329,32 @@ def stage_breakdown(server_log: str) -> dict[str, Any]:
         if "source=model" not in line:
             continue
         ms = {k: float(v) for k, v in _STAGE.findall(line)}
+        tokens = {k: int(v) for k, v in _TOKENS.findall(line)}
         if {"first_token", "generate", "total"} <= ms.keys() and ms["first_token"] > 0:
+            prompt = tokens.get("prompt_tokens", 0)
+            reused = tokens.get("reused_tokens", 0)
             rows.append(
                 {
                     "prompt_pass": ms["first_token"],
                     "decode": ms["generate"] - ms["first_token"],
                     "pipeline": ms["total"] - ms["generate"],
                     "total": ms["total"],
+                    "prompt_tokens_computed": prompt - reused,
+                    "prompt_tokens_reused": reused,
                 }
             )
     breakdown: dict[str, Any] = {"requests": len(rows)}
-    for stage in ("prompt_pass", "decode", "pipeline", "total"):
+    breakdown["head_reused_share"] = round(
+        sum(r["prompt_tokens_reused"] > 0 for r in rows) / max(1, len(rows)), 3
+    )
+    for stage in (
+        "prompt_pass",
+        "decode",
+        "pipeline",
+        "total",
+        "prompt_tokens_computed",
+        "prompt_tokens_reused",
+    ):
         values = [r[stage] for r in rows]
         breakdown[stage] = {
             "p50": round(percentile(values, 50), 1),
@@ -356,7 +373,6 @@ def run_replay(args: argparse.Namespace) -> int:
     files = [
         (Path(p).name, Path(p).read_text(encoding="utf-8")) for p in args.files
     ] or default_corpus()
-    config = json.loads(args.server_config) if args.server_config else {}
     level = args.server_log_level.upper()
     level = level if level == "DEBUG" else "INFO"  # the stage breakdown reads INFO lines
     model_args = ["--model", args.model] if args.model else []
@@ -378,6 +394,25 @@ def run_replay(args: argparse.Namespace) -> int:
 
     result: dict[str, Any] = {}
     raw: dict[str, Any] = {}
+    with busy_cores(args.load):
+        _both(args, one, result, raw)
+    summary = result if args.compare_naive else result["levers"]
+    if args.load:
+        summary = {"load_cores": args.load, **summary}
+    print(json.dumps(summary, indent=2), flush=True)  # noqa: T201
+    if args.out:
+        Path(args.out).write_text(json.dumps({"summary": summary, "raw": raw}, indent=1))
+    return 0
+
+
+def _both(
+    args: argparse.Namespace,
+    one: Any,
+    result: dict[str, Any],
+    raw: dict[str, Any],
+) -> None:
+    """The naive replay (with --compare-naive), then the one with the given settings."""
+    config = json.loads(args.server_config) if args.server_config else {}
     if args.compare_naive:
         result["naive"], naive_report = one({**config, **NAIVE})
         raw["naive"] = asdict(naive_report)
@@ -390,11 +425,28 @@ def run_replay(args: argparse.Namespace) -> int:
             )
             for q in ("p50", "p90", "p99")
         }
-    summary = result if args.compare_naive else result["levers"]
-    print(json.dumps(summary, indent=2), flush=True)  # noqa: T201
-    if args.out:
-        Path(args.out).write_text(json.dumps({"summary": summary, "raw": raw}, indent=1))
-    return 0
+
+
+def _spin() -> None:
+    """Keep one core busy until killed (the user's compiler, browser, ...)."""
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy_cores(n: int) -> Iterator[None]:
+    """`n` processes that each keep a core busy while the block runs."""
+    import multiprocessing
+
+    procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.join(5)
 
 
 def add_parser(sub: Any) -> None:
@@ -418,6 +470,9 @@ def add_parser(sub: Any) -> None:
         "--compare-naive", action="store_true", help="also replay with every cache off, same typing"
     )
     rp.add_argument("--out", default=None, help="write summary and raw figures here (JSON)")
+    rp.add_argument(
+        "--load", type=int, default=0, help="keep N cores busy with other work during the run"
+    )
     rp.set_defaults(func=run_replay)
 
     from offpilot.probe import add_parser as add_probe_parser

@@ -14,7 +14,8 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     out_file = tmp_path / "replay.json"
     proc = subprocess.run(
         [sys.executable, "-m", "offpilot.cli", "bench", "replay", "--max-keystrokes", "40",
-         "--model", str(tiny_model.path), "--out", str(out_file)],
+         "--model", str(tiny_model.path), "--out", str(out_file), "--load", "1",
+         "--server-config", '{"promptCache": true}'],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -27,6 +28,10 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     stages = summary["stages_ms"]  # read from the server's own log
     assert stages["requests"] >= 1
     assert stages["prompt_pass"]["p50"] > 0 and stages["total"]["p50"] >= stages["decode"]["p50"]
+    assert summary["load_cores"] == 1
+    # typing forward at the end of a file: most answers reuse a cached prompt head
+    assert stages["head_reused_share"] > 0 and stages["prompt_tokens_reused"]["p90"] > 0
+    assert stages["prompt_tokens_computed"]["p50"] > 0
 
 
 def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
@@ -55,7 +60,7 @@ def test_stage_breakdown_reads_model_answers_only() -> None:
         [
             "req 1: file:///a.py:1:4 source=model stop=end_token convert=0.1ms context=1ms "
             "trigger=0ms prompt=4ms first_token=300ms generate=500ms postprocess=2ms "
-            "total=507ms -> 'x'",
+            "total=507ms prompt_tokens=120 reused_tokens=100 -> 'x'",
             "req 2: file:///a.py:1:5 source=cache stop=None convert=0.1ms total=1ms -> 'y'",
             "req 3: file:///a.py:2:0 source=model stop=end_token convert=0.1ms context=1ms "
             "trigger=0ms prompt=3ms first_token=200ms generate=260ms postprocess=1ms "
@@ -68,3 +73,5 @@ def test_stage_breakdown_reads_model_answers_only() -> None:
     assert stages["prompt_pass"] == {"p50": 300.0, "p90": 300.0}
     assert stages["decode"] == {"p50": 200.0, "p90": 200.0}
     assert stages["pipeline"] == {"p50": 7.0, "p90": 7.0}
+    assert stages["prompt_tokens_computed"] == {"p50": 20.0, "p90": 20.0}  # 120 - 100
+    assert stages["head_reused_share"] == 0.5
