@@ -35,8 +35,12 @@ def generate(
     stop_rule: StopRule,
     cancel: threading.Event | None = None,
     static_len: int = 0,
+    on_text: Callable[[str], None] | None = None,
 ) -> Generated:
-    """Stream tokens, decoding as we go; the stream is closed as soon as a rule fires."""
+    """Stream tokens, decoding as we go; the stream is closed as soon as a rule fires.
+
+    `on_text` sees the output after every token the stop rule let through.
+    """
     started = time.monotonic()
     stream = engine.stream(prompt_ids, params, cancel, static_len)
     ids: list[int] = []
@@ -50,6 +54,8 @@ def generate(
             if cut is not None:
                 text, reason = text[:cut], RULE
                 break
+            if on_text is not None:
+                on_text(text)
         else:
             cut = final_cut(text, stop_rule)
             if cut is not None:

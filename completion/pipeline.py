@@ -9,12 +9,20 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from completion import crossfile
 from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
-from completion.generate import StopRule, block_stop, generate, indent_floor, single_line_stop
+from completion.generate import (
+    RULE,
+    StopRule,
+    block_stop,
+    generate,
+    indent_floor,
+    single_line_stop,
+)
 from completion.languages import resolve_language
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import (
@@ -26,7 +34,7 @@ from completion.prompt import (
     repo_tokens,
     strip_healed,
 )
-from completion.trigger import Mode, TriggerOptions, should_complete
+from completion.trigger import Mode, TriggerOptions, opens_block, should_complete
 
 
 @dataclass(frozen=True)
@@ -314,19 +322,60 @@ def _timings(
     }
 
 
+def first_line(text: str) -> str | None:
+    """The output's first line once its line break has arrived, when it holds code."""
+    end = text.find("\n")
+    return text[:end] if end > 0 and text[:end].strip() else None
+
+
+def _first_line_watch(
+    prep: _Prepared, options: CompletionOptions, on_first_line: Callable[[str], None]
+) -> Callable[[str], None]:
+    """Hands a block's first line, post-processed as a line, to `on_first_line` once.
+
+    A first line that opens a block (`if n < 0:`) is not handed out: alone it is the
+    header without its body, which the block is there to avoid.
+    """
+    done = False
+    post = options.post(False)
+
+    def watch(text: str) -> None:
+        nonlocal done
+        line = None if done else first_line(strip_healed(text, prep.prompt.healed))
+        if line is None:
+            return
+        done = True
+        language = resolve_language(prep.context.language, prep.context.path)
+        if opens_block(prep.context.line_prefix + line, language):
+            return
+        shown = postprocess(line, prep.context, RULE, post)
+        if shown:
+            on_first_line(shown)
+
+    return watch
+
+
 def complete(
     engine: Engine,
     request: CompletionRequest,
     options: CompletionOptions | None = None,
     cancel: threading.Event | None = None,
+    on_first_line: Callable[[str], None] | None = None,
 ) -> CompletionResult:
-    """Run every stage for one request; `cancel` stops generation between tokens."""
+    """Run every stage for one request; `cancel` stops generation between tokens.
+
+    `on_first_line` gets a block's first line as soon as it is written (from the thread
+    generating), so that a caller can show it while the rest of the block is generated.
+    """
     options = (options or CompletionOptions()).with_env()
     prep = _prepare(engine, request, options)
     if prep.mode is Mode.NONE:
         return CompletionResult(
             "", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0), mode=prep.mode.value
         )
+    watch = None
+    if on_first_line is not None and prep.mode is Mode.MULTI:
+        watch = _first_line_watch(prep, options, on_first_line)
     t2 = time.monotonic()
     raw = generate(
         engine,
@@ -335,6 +384,7 @@ def complete(
         prep.stop_rule,
         cancel,
         prep.prompt.static_len if options.prompt_cache else 0,
+        watch,
     )
     t3 = time.monotonic()
     shown = strip_healed(raw.text, prep.prompt.healed)

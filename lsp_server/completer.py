@@ -101,6 +101,11 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
     )
 
 
+def _settle(future: asyncio.Future[str], value: str) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 class Completer:
     """Serves completions for many documents from one engine, one generation at a time."""
 
@@ -121,6 +126,7 @@ class Completer:
         request: CompletionRequest,
         cancel: threading.Event,
         arrived: float,
+        on_first_line: Callable[[str], None] | None = None,
     ) -> CompletionResult:
         with self.generation_lock:
             if cancel.is_set():
@@ -133,7 +139,11 @@ class Completer:
             self._on_busy(True)
             try:
                 return complete(
-                    engine, request, dataclasses.replace(options, time_budget_s=left), cancel
+                    engine,
+                    request,
+                    dataclasses.replace(options, time_budget_s=left),
+                    cancel,
+                    on_first_line,
                 )
             finally:
                 self._on_busy(False)
@@ -205,17 +215,38 @@ class Completer:
         request = CompletionRequest(
             snap.text, snap.offset, snap.language, snap.path, snap.documents, snap.root
         )
-        task = loop.run_in_executor(None, self._run, engine, request, cancel, t0)
+        # A block's first line is shown as soon as it is written; the rest lands in the cache
+        # (and in-flight reuse), where the next request at this cursor, or the one after the
+        # user accepts the line, finds it. Without the cache there is nowhere to keep it.
+        early: asyncio.Future[str] = loop.create_future()
+        on_first_line = None
+        if self.config.cache and not speculative:
+
+            def on_first_line(line: str) -> None:
+                loop.call_soon_threadsafe(_settle, early, line)
+
+        task = loop.run_in_executor(None, self._run, engine, request, cancel, t0, on_first_line)
         flight = _InFlight(key, cancel, task)
         self._in_flight[snap.uri] = flight
+
+        def landed(done: asyncio.Future[CompletionResult]) -> None:
+            if self._in_flight.get(snap.uri) is flight:
+                del self._in_flight[snap.uri]
+            if early.done() and not done.cancelled() and done.exception() is None:
+                self._keep(key, done.result(), cancel, (time.monotonic() - t0) * 1000)
+
+        task.add_done_callback(landed)
         try:
-            result = await asyncio.shield(task)
+            await asyncio.wait((task, early), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             cancel.set()  # $/cancelRequest: the engine stops within one decode step
             raise
-        finally:
-            if self._in_flight.get(snap.uri) is flight:
-                del self._in_flight[snap.uri]
+        if not task.done():
+            line = early.result()
+            ms = (time.monotonic() - t0) * 1000
+            return Outcome(line, "model", {"first_line": ms, "total": ms}, "first_line")
+        early.cancel()
+        result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome("", "cancelled", result.timings_ms)
         if self.config.cache and result.stop_reason != StopReason.TIME_BUDGET:
@@ -229,6 +260,21 @@ class Completer:
             result.prompt_tokens,
             result.reused_tokens,
         )
+
+    def _keep(
+        self, key: CursorKey, result: CompletionResult, cancel: threading.Event, ms: float
+    ) -> None:
+        """Cache the whole block whose first line was already shown."""
+        if cancel.is_set() or result.stop_reason in ("cancelled", StopReason.TIME_BUDGET):
+            return
+        self.cache.put(key, result.text)
+        stages = " ".join(f"{k}={v:.0f}ms" for k, v in result.timings_ms.items())
+        log.info(
+            "block ready: source=block stop=%s %s since_arrival=%.0fms "
+            "prompt_tokens=%d reused_tokens=%d -> %r",
+            result.stop_reason, stages, ms, result.prompt_tokens, result.reused_tokens,
+            result.text,
+        )  # fmt: skip
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""

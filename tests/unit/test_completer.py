@@ -7,6 +7,7 @@ from concurrent.futures import Future
 import pytest
 
 from completion.engine import Engine, FakeEngine
+from lsp_server.cache import CursorKey
 from lsp_server.completer import Completer, Snapshot
 from lsp_server.config import ServerConfig
 
@@ -166,3 +167,44 @@ async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
     engine.prompt_delay_s = 0.0
     again = await completer.complete(snap(), ready(engine))  # not cached: asked again
     assert (again.text, again.source) == ("a + b", "model")
+
+
+BLOCK_DOC = "def f(n):\n    \n\nprint(f(1))\n"
+BLOCK_CURSOR = BLOCK_DOC.index("    \n") + 4
+
+
+async def test_a_blocks_first_line_is_shown_before_the_rest_is_written() -> None:
+    """Accepting the first line finds the rest of the block, from the same generation."""
+    block = "total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    engine = FakeEngine(default=block, step_delay_s=0.02)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    started = time.monotonic()
+    first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    waited = time.monotonic() - started
+    assert (first.text, first.stop_reason) == ("total = 0", "first_line")
+    assert waited < 0.02 * len(block) / 2  # well before the block's end
+    accepted = BLOCK_DOC[:BLOCK_CURSOR] + "total = 0" + BLOCK_DOC[BLOCK_CURSOR:]
+    rest = await completer.complete(snap(accepted, BLOCK_CURSOR + 9), ready(engine))
+    assert rest.source == "reused"
+    assert rest.text == "\n    for i in range(n):\n        total += i\n    return total"
+    again = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert (again.source, again.text) == ("cache", block.rstrip("\n"))
+    assert len(engine.prompts) == 1
+
+
+async def test_a_header_is_not_shown_without_its_body() -> None:
+    engine = FakeEngine(default="if n < 0:\n        return 0\n    return n\n", step_delay_s=0.01)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    shown = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert shown.text == "if n < 0:\n        return 0\n    return n"
+
+
+async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
+    engine = FakeEngine(default="x = 1\n" + "    y = 2\n" * 300, step_delay_s=0.005)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert first.text == "x = 1"
+    moved = await completer.complete(snap(), ready(engine))  # another line: a new request
+    assert moved.source == "model"
+    assert engine.produced_tokens < len("    y = 2\n") * 300  # the block's rest was stopped
+    assert completer.cache.get(CursorKey.at("file:///a.py", BLOCK_DOC, BLOCK_CURSOR)) is None
