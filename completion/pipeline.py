@@ -85,32 +85,39 @@ class CompletionOptions:
     # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
     crossfile_format: str = "comment"
 
-    def with_env(self) -> CompletionOptions:
-        """These options with `OFFPILOT_PIPELINE` applied, e.g. `multiline=1,dedupe=0`.
-
-        A benchmark knob: `offpilot eval` builds its options from its own flags, so an
-        ablation switches a stage through the environment. Unknown or bad entries are ignored.
-        """
-        return self.with_spec(os.environ.get("OFFPILOT_PIPELINE", ""))
-
     def with_spec(self, spec: str) -> CompletionOptions:
-        """These options with a comma list of `name=value` applied (see `with_env`)."""
-        names = {f.name: f.type for f in dataclasses.fields(self)}
+        """These options with a comma list of `name=value` applied, e.g. `dedupe=0,multiline=1`.
+
+        For the benchmark's `--set` (docs/quality.md): an unknown name or a bad value raises
+        ValueError, so that a typo never runs the baseline under an ablation's name.
+        """
+        kinds = {f.name: f.type for f in dataclasses.fields(self)}
         changes: dict[str, object] = {}
-        for item in spec.strip().split(","):
-            key, _, value = item.partition("=")
-            key = key.strip()
-            if names.get(key) == "bool":
-                changes[key] = value.strip().lower() in ("1", "true", "on", "yes")
-            elif names.get(key) == "int" and value.strip().isdigit():
-                changes[key] = int(value)
-            elif names.get(key) == "str":
-                changes[key] = value.strip()
-            elif names.get(key) == "float":
-                try:
+        for item in filter(None, (i.strip() for i in spec.split(","))):
+            key, sep, value = (p.strip() for p in item.partition("="))
+            kind = kinds.get(key)
+            try:
+                if not sep or kind is None:
+                    raise ValueError
+                if kind == "bool":
+                    flag = {"1": True, "true": True, "on": True, "yes": True}.get(value.lower())
+                    off = value.lower() in ("0", "false", "off", "no")
+                    if flag is None and not off:
+                        raise ValueError
+                    changes[key] = bool(flag)
+                elif kind == "int":
+                    changes[key] = int(value)
+                elif kind == "float":
                     changes[key] = float(value)
-                except ValueError:
-                    pass
+                elif kind in ("str", "int | None"):
+                    changes[key] = value if kind == "str" else (int(value) if value else None)
+                else:
+                    raise ValueError
+            except ValueError:
+                known = ", ".join(sorted(kinds))
+                raise ValueError(
+                    f"bad pipeline option {item!r}: expected name=value with a name of {known}"
+                ) from None
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def post(self, multiline: bool) -> PostOptions:
@@ -367,7 +374,7 @@ def complete(
     `on_first_line` gets a block's first line as soon as it is written (from the thread
     generating), so that a caller can show it while the rest of the block is generated.
     """
-    options = (options or CompletionOptions()).with_env()
+    options = options or CompletionOptions()
     prep = _prepare(engine, request, options)
     if prep.mode is Mode.NONE:
         return CompletionResult(
@@ -417,7 +424,7 @@ def complete_samples(
     `options.temperature` (0 gives n copies of the greedy answer). Each result carries the
     shared prompt and generation timings; `postprocess` is its own.
     """
-    options = (options or CompletionOptions()).with_env()
+    options = options or CompletionOptions()
     prep = _prepare(engine, request, options)
     if prep.mode is Mode.NONE:
         none = CompletionResult(

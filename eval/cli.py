@@ -43,6 +43,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=None, help="token cap (default: the editor's)"
     )
     run.add_argument("--out", default=None, help="output directory (default eval-runs/SUITE)")
+    run.add_argument(
+        "--set",
+        default=None,
+        metavar="NAME=VALUE,...",
+        help="pipeline options for an ablation (CompletionOptions fields, e.g. dedupe=0); "
+        "an unknown name is an error (OFFPILOT_PIPELINE is read when --set is not given)",
+    )
     run.add_argument("--model", default=None, help="model name or directory")
     run.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
     run.set_defaults(func=_cmd_run)
@@ -93,9 +100,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from completion.engine import load_engine
     from completion.model_store import locate
+    from completion.pipeline import CompletionOptions
     from eval.run import RunSettings, SettingsMismatchError, run
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    spec = args.set if args.set is not None else os.environ.get("OFFPILOT_PIPELINE", "")
+    try:
+        CompletionOptions().with_spec(spec)
+    except ValueError as exc:
+        print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
     model = locate(args.model, args.cache_dir)
     temperature = args.temperature
     if temperature is None:
@@ -111,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens or defaults.max_new_tokens,
         time_budget_s=args.time_budget or defaults.time_budget_s,
         model=model.manifest.name,
-        pipeline=os.environ.get("OFFPILOT_PIPELINE", "").strip(),
+        pipeline=spec.strip(),
     )
     suite_name = Path(args.suite).stem if Path(args.suite).exists() else args.suite
     out = Path(args.out or f"eval-runs/{suite_name}")

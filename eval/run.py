@@ -63,7 +63,7 @@ class RunSettings:
     max_new_tokens: int = CompletionOptions.max_new_tokens
     time_budget_s: float = CompletionOptions.time_budget_s
     model: str = ""
-    pipeline: str = ""  # OFFPILOT_PIPELINE of the run (stage switches, docs/quality.md)
+    pipeline: str = ""  # `--set` of the run: pipeline options, `name=value,...` (docs/quality.md)
     reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
 
     def options(self) -> CompletionOptions:
@@ -73,7 +73,7 @@ class RunSettings:
             time_budget_s=self.time_budget_s,
             temperature=self.temperature,
             seed=self.seed if self.temperature > 0 else None,
-        )
+        ).with_spec(self.pipeline)
 
 
 class SettingsMismatchError(Exception):

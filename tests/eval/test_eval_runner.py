@@ -283,3 +283,14 @@ def test_project_request_carries_the_workspace(tmp_path: Path) -> None:
     # a HumanEval task is a lone file named after its function
     lone = request_for(data.Task.from_json(TASKS[0]))
     assert lone.path == f"{TASKS[0]['entry_point']}.py" and lone.documents == ()
+
+
+def test_cli_set_refuses_an_unknown_option(tmp_path: Path) -> None:
+    """A typo in an ablation is an error, not a baseline run recorded under its name."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "offpilot.cli", "eval", "run", "--suite", "humaneval",
+         "--set", "dedup=0", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "bad pipeline option 'dedup=0'" in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -342,14 +342,14 @@ def test_blocks_take_their_tokens_from_the_prefix_budget(tmp_path: Path) -> None
     complete(engine, request, options)
     prompt = engine.prompts[-1]
     assert "slugify" in prompt.split("\n")[1]  # a block came in
-    before_suffix = prompt[1 : prompt.index("\ue001")]
-    assert len(before_suffix) <= 400 + len("x = ")
-    assert len(before_suffix) - len(before_suffix.split("# ")[-1]) <= 0.25 * 600 + 5
+    prefix = prompt[prompt.index("\ue002") + 1 :]  # suffix-first: the prefix comes last
+    # the lines above the checkpoint (200) and the blocks share the budget; one line is newer
+    assert len(prefix) <= 400 + len("v199 = 199\nx =")
+    assert len(prefix) - len(prefix.split("# ")[-1]) <= 0.25 * 600 + 5
 
 
-def test_env_override_reads_floats(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OFFPILOT_PIPELINE", "crossfile_share=0.5,path_header=1,crossfile=0")
-    options = CompletionOptions().with_env()
+def test_option_specs_read_floats() -> None:
+    options = CompletionOptions().with_spec("crossfile_share=0.5,path_header=1,crossfile=0")
     assert options.crossfile_share == 0.5 and options.path_header and not options.crossfile
 
 

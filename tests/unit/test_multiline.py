@@ -174,10 +174,18 @@ def test_pipeline_trigger_none_skips_the_model() -> None:
     assert engine.prompts == []
 
 
-def test_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OFFPILOT_PIPELINE", "multiline=1,dedupe=off,max_new_tokens=7,bogus=1")
-    options = CompletionOptions().with_env()
-    assert options.multiline and not options.dedupe and options.max_new_tokens == 7
+def test_option_specs_apply_and_refuse_what_they_do_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = CompletionOptions().with_spec("multiline=0,dedupe=off,max_new_tokens=7")
+    assert not options.multiline and not options.dedupe and options.max_new_tokens == 7
+    for bad in ("bogus=1", "dedupe=maybe", "max_new_tokens=lots", "dedupe"):
+        with pytest.raises(ValueError, match="pipeline option"):
+            CompletionOptions().with_spec(bad)
+    # the product path reads no environment: an ablation knob cannot reach a user's server
+    monkeypatch.setenv("OFFPILOT_PIPELINE", "multiline=0")
+    engine = FakeEngine(default="x = 1\ny = 2\n")
+    assert complete(engine, CompletionRequest("", 0)).mode == "multi"
 
 
 def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
