@@ -39,11 +39,15 @@ def trim_lines(text: str) -> str:
 
 
 def drop_line_above_repeat(text: str, context: Context) -> str:
-    """Drop a first line that only repeats the line above the cursor."""
-    above = next((s.strip() for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
+    """Drop a first line that only repeats the line above the cursor, at its indentation.
+
+    The same code at another depth is no repeat: `return False` at the end of a function,
+    below the `return False` of the block above it.
+    """
+    above = next((s.rstrip() for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
     lines = text.split("\n")
-    first = (context.line_prefix + lines[0]).strip()
-    if above and first == above and len(above) > 3:
+    first = (context.line_prefix + lines[0]).rstrip()
+    if above and first == above and len(above.strip()) > 3:
         return "\n".join(lines[1:]).lstrip("\n") if len(lines) > 1 else ""
     return text
 

@@ -103,6 +103,8 @@ def test_drop_suffix_and_line_above_repeats() -> None:
     assert drop_suffix_repeat("    y += 1\n    return y", c) == "    y += 1"
     assert drop_line_above_repeat("    y = x\n    z = 1", c) == "    z = 1"
     assert drop_line_above_repeat("    z = 1", c) == "    z = 1"
+    end = ctx("def f(x):\n    if x:\n        return False\n|")  # the same code, one level up
+    assert drop_line_above_repeat("    return False", end) == "    return False"
 
 
 def test_a_single_line_that_repeats_the_next_line_is_dropped() -> None:
