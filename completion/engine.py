@@ -295,6 +295,7 @@ class CT2Engine:
         self._static_heads: set[tuple[int, ...]] = set()
         self._static_tokens = 0
         self.cache_resets = 0
+        self.cache_failed = False  # a reload failed: prompts are computed whole from then on
         self.name = model.manifest.name
         self.fim = model.manifest.fim
         self.path = model.path
@@ -338,20 +339,34 @@ class CT2Engine:
         """Token ids of plain text (no special tokens added)."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def _remember_static(self, head: tuple[int, ...]) -> None:
-        """Bound CTranslate2's prompt cache: it only grows until the model is reloaded."""
+    def _remember_static(self, head: tuple[int, ...]) -> bool:
+        """Bound CTranslate2's prompt cache: it only grows until the model is reloaded.
+
+        False when the cache cannot be used: a reload failed once, and from then on every
+        prompt is computed whole (the engine keeps answering; the cache stays off).
+        """
+        if self.cache_failed:
+            return False
         if head in self._static_heads:
-            return
+            return True
         if self._static_tokens + len(head) > self.options.prompt_cache_tokens:
-            self._generator.unload_model()
-            _release_freed_memory()
-            self._generator.load_model()
-            _release_freed_memory()
+            try:
+                self._generator.unload_model()
+                _release_freed_memory()
+                self._generator.load_model()
+                _release_freed_memory()
+            except Exception:  # CTranslate2 raises RuntimeError and others
+                log.exception("reloading the model to free its prompt cache failed")
+                self.cache_failed = True
+                with contextlib.suppress(Exception):
+                    self._generator.load_model()  # answer without the cache if it can
+                return False
             self._static_heads.clear()
             self._static_tokens = 0
             self.cache_resets += 1
         self._static_heads.add(head)
         self._static_tokens += len(head)
+        return True
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, special tokens skipped."""
@@ -380,9 +395,11 @@ class CT2Engine:
         if 0 < static_len <= self.options.prompt_cache_tokens:
             head = tuple(prompt_ids[:static_len])
             reused = static_len if head in self._static_heads else 0
-            self._remember_static(head)
-            kwargs.update(static_prompt=tokens[:static_len], cache_static_prompt=True)
-            tokens = tokens[static_len:]
+            if self._remember_static(head):
+                kwargs.update(static_prompt=tokens[:static_len], cache_static_prompt=True)
+                tokens = tokens[static_len:]
+            else:
+                reused = 0
         kwargs |= {
             "max_length": params.max_new_tokens,
             "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,

@@ -11,9 +11,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "e2e"
-# the file both editors open; the tests type TYPED at the end of its last line
-SAMPLE = '"""Small arithmetic helpers."""\n\n\ndef add(a, b):\n    \n'
+# the file both editors open; the tests type TYPED at the end of line 5, then open a line
+# under fizzbuzz's docstring (the last line), where the answer is a block
+SAMPLE = (
+    '"""Small arithmetic helpers."""\n\n\ndef add(a, b):\n    \n\n\ndef fizzbuzz(n):\n'
+    '    """Print 1..n: Fizz for multiples of 3, Buzz for 5, FizzBuzz for both."""\n'
+)
 TYPED = "return "
+BLOCK_LINE = 9  # 0-based: the line opened under the docstring
+
+
+def check_block(saved: list[str]) -> list[str]:
+    """The body accepted under fizzbuzz's docstring: several lines, deeper, and valid Python."""
+    import ast
+
+    body = [line for line in saved[BLOCK_LINE:] if line.strip()]
+    assert len(body) >= 2, saved
+    assert all(line.startswith("    ") for line in body), body
+    assert body[0][4] != " " and body[1].startswith("        "), body  # a header and its body
+    ast.parse("\n".join(saved))
+    return body
 # generous, so a loaded CI machine still completes `a + b` rather than stopping at `a`
 TIME_BUDGET_MS = 8000
 

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from ansi_png import render
 from editor_helpers import (
+    BLOCK_LINE,
     OUT,
     ROOT,
     SAMPLE,
     TIME_BUDGET_MS,
     TYPED,
+    check_block,
     report,
     stats,
     tool,
@@ -37,6 +39,7 @@ require('offpilot').setup({{
   server = {{ timeBudgetMs = {budget} }},
 }})
 vim.keymap.set('i', '<C-l>', '<Plug>(offpilot-accept-word)')
+vim.keymap.set('i', '<C-j>', '<Plug>(offpilot-accept-line)')
 """
 
 
@@ -144,11 +147,50 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
             assert lua("require('offpilot').visible()") == "true"
             assert term.screen().split("\n")[row].rstrip() == shown
         term.keys("Tab")
+        wait_for(
+            "the suggestion accepted",
+            lambda: len(term.screen().split("\n")[row].rstrip()) >= len(shown)
+            and lua("vim.api.nvim_get_current_line()") != "    " + TYPED,
+            10,
+        )
+
+        # a block: a new line under fizzbuzz's docstring (the last line), Neovim indents it
+        term.keys("Escape")
+        term.keys("G", "A", "Enter")
+        entered_at = time.monotonic()
+
+        def block_rows() -> list[str] | None:
+            rows = term.screen().split("\n")[BLOCK_LINE : BLOCK_LINE + 4]
+            drawn = [r.rstrip() for r in rows if r.strip()]  # the ghost line and its virt_lines
+            return drawn if len(drawn) >= 3 and drawn[1].startswith("        ") else None
+
+        def block_or_accept_first() -> list[str] | None:
+            rows = block_rows()
+            if rows is None and lua("require('offpilot').visible()") == "true":
+                line = term.screen().split("\n")[BLOCK_LINE].rstrip()
+                if line.strip() and not term.screen().split("\n")[BLOCK_LINE + 1].strip():
+                    term.keys("C-j")  # a first line alone: accept it, the rest follows
+            return rows
+
+        drawn = wait_for("a block of ghost text", block_or_accept_first, 90, 0.05)
+        block_ms = (time.monotonic() - entered_at) * 1000
+        render(term.screen(colours=True), OUT / "nvim-block.png", term.cursor())
+        for _ in range(3):  # accept it line by line
+            term.keys("C-j")
+            time.sleep(0.3)
         term.keys("Escape")
         term.keys(":w", "Enter")
-        wait_for("the file saved", lambda: sample.read_text() != SAMPLE, 10)
+        wait_for(
+            "the file saved",
+            lambda: len(sample.read_text().split("\n")) >= BLOCK_LINE + 3,
+            10,
+        )
         saved = sample.read_text().split("\n")
         assert saved[4] == "    " + TYPED + ghost_text, saved
+        body = check_block(saved)
+        assert len(body) >= 3 and [b.strip() for b in body[:3]] == [
+            d.strip() for d in list(drawn)[:3]
+        ], (body, drawn)
         events = wait_for(
             "the accept event", lambda: (e := stats(tmp_path / "state")).get("accepted") and e, 10
         )
@@ -159,6 +201,8 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
             request_to_ghost_ms=f"{float(plugin_ms):.0f}",
             server_ready_s=f"{ready_s:.1f}",
             accepted=repr(ghost_text),
+            enter_to_block_ms=f"{block_ms:.0f}",
+            block_lines_accepted=len(body),
         )
         term.keys(":qa!", "Enter")
     finally:

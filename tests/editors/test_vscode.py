@@ -15,7 +15,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from editor_helpers import OUT, SAMPLE, TIME_BUDGET_MS, TYPED, report, stats, tool, wait_for
+from editor_helpers import (
+    OUT,
+    SAMPLE,
+    TIME_BUDGET_MS,
+    TYPED,
+    check_block,
+    report,
+    stats,
+    tool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.editors
 
@@ -109,7 +119,7 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         )
         driver = subprocess.run(
             [node, str(HERE / "vscode_driver.mjs"), f"{url}?folder={workspace}",
-             str(OUT / "vscode.png")],
+             str(OUT / "vscode.png"), str(OUT / "vscode-block.png")],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         print(driver.stderr)
@@ -123,11 +133,16 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         ghost = "".join(result["ghost"]).replace("\u00a0", " ")
         assert saved[4].startswith("    " + TYPED) and len(saved[4]) > len("    " + TYPED), saved
         assert saved[4] == "    " + TYPED + ghost, (saved[4], ghost)
+        body = check_block(saved)  # the block, accepted whole with Tab
+        shown = [t.replace("\u00a0", " ").strip() for t in result["block"]]
+        assert [line.strip() for line in body[: len(shown)]] == shown, (body, shown)
         events = stats(tmp_path / "state")
-        assert events.get("shown", 0) >= 1 and events.get("accepted", 0) >= 1, events
+        assert events.get("shown", 0) >= 2 and events.get("accepted", 0) >= 2, events
         report(
             "vscode",
             keystroke_to_ghost_ms=result["keystroke_to_ghost_ms"],
+            enter_to_block_ms=result["block_ms"],
+            block_lines=len(body),
             page_to_server_ready_s=f"{result['ready_ms'] / 1000:.1f}",
             extension_install_s=f"{install_s:.1f}",
             accepted=repr(saved[4][len("    " + TYPED) :]),

@@ -1,9 +1,10 @@
 // Drive code-server in headless Chromium: open sample.py, type, wait for the ghost text,
-// screenshot, Tab, save. Prints one JSON line with what it saw and how long it took.
-// usage: node vscode_driver.mjs URL SCREENSHOT.png   (env: OFFPILOT_E2E_PLAYWRIGHT, OFFPILOT_E2E_CHROMIUM)
+// screenshot, Tab; then open a line under a docstring, wait for a block of ghost text,
+// screenshot, Tab; save. Prints one JSON line with what it saw and how long it took.
+// usage: node vscode_driver.mjs URL SCREENSHOT.png BLOCK.png   (env: OFFPILOT_E2E_PLAYWRIGHT, OFFPILOT_E2E_CHROMIUM)
 import path from 'node:path';
 
-const [url, screenshot] = process.argv.slice(2);
+const [url, screenshot, blockShot] = process.argv.slice(2);
 const { chromium } = await import(path.join(process.env.OFFPILOT_E2E_PLAYWRIGHT, 'index.mjs'));
 const TYPED = process.env.OFFPILOT_E2E_TYPED ?? 'return ';
 const step = (msg) => console.error(`[vscode-driver] ${msg}`);
@@ -29,8 +30,8 @@ try {
   result.ready_ms = Date.now() - t0;
   step(`offpilot ready after ${result.ready_ms} ms`);
   await editor.locator('.view-lines').click();
-  await page.keyboard.press('Control+End');
-  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Control+Home');
+  for (let i = 0; i < 4; i++) await page.keyboard.press('ArrowDown');
   await page.keyboard.press('End');
   await page.keyboard.type(TYPED, { delay: 30 });
   const typedAt = Date.now();
@@ -40,6 +41,30 @@ try {
   result.ghost = await page.locator('.ghost-text-decoration, .ghost-text').allInnerTexts();
   step(`ghost text ${JSON.stringify(result.ghost)} after ${result.keystroke_to_ghost_ms} ms`);
   await page.screenshot({ path: screenshot });
+  await page.keyboard.press('Tab');
+  // a block: Enter under the docstring (the last line); VS Code indents the new line
+  await page.keyboard.press('Control+End');
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('End');
+  await page.keyboard.press('Enter');
+  const enteredAt = Date.now();
+  // the first line alone may come first (a block's first line is shown as soon as it is
+  // written); the block is there once the ghost spans several lines
+  const pieces = () => page.locator('.ghost-text-decoration, .ghost-text').allInnerTexts();
+  let block = [];
+  while (Date.now() - enteredAt < 90_000) {
+    block = (await pieces()).flatMap((t) => t.split('\n')).filter((t) => t.trim());
+    if (block.length >= 2) break;
+    if (block.length === 1) { // a first line on its own: accept it, the rest follows
+      await page.keyboard.press('Tab');
+    }
+    await page.waitForTimeout(100);
+  }
+  result.block_ms = Date.now() - enteredAt;
+  result.block = block;
+  step(`block ghost text ${JSON.stringify(block)} after ${result.block_ms} ms`);
+  if (block.length < 2) throw new Error(`no multi-line ghost text: ${JSON.stringify(block)}`);
+  await page.screenshot({ path: blockShot });
   await page.keyboard.press('Tab');
   await page.keyboard.press('Control+S');
   await page.waitForTimeout(1500);

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from completion.engine import CT2Engine, GenerationParams, StopReason, load_engine
+from completion.engine import CT2Engine, EngineOptions, GenerationParams, StopReason, load_engine
 from completion.model_store import InstalledModel, ModelCorruptError
 
 
@@ -81,7 +81,6 @@ def test_corrupt_weights_are_reported(tiny_model: InstalledModel, tmp_path) -> N
 
 
 def test_static_prompt_cache_is_bounded(tiny_model: InstalledModel) -> None:
-    from completion.engine import EngineOptions
 
     heads = ("import os\n", "import sys\n", "import os\n", "import re\n")
     probe = CT2Engine(tiny_model, EngineOptions(warmup=False))
@@ -108,3 +107,57 @@ def test_abandoned_stream_does_not_abort_the_process(tiny_model: InstalledModel)
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1000:]
+
+
+def test_a_cached_head_never_leaks_into_another_prompt(tiny_model: InstalledModel) -> None:
+    """Edits above the cursor, a changed suffix, another file: the same answer as cache-off."""
+    from completion.pipeline import CompletionOptions, CompletionRequest, complete
+
+    engine = CT2Engine(tiny_model, EngineOptions(warmup=False, prompt_cache_tokens=600))
+    body = "".join(f"    v{i} = {i}\n" for i in range(12))
+    base = f"def f(a):\n{body}    return \n\nprint(f(1))\n"
+    cursor = base.index("return ") + 7
+    edited = base.replace("v3 = 3", "v3 = 33")  # above the cursor, inside the cached head
+    other_suffix = base.replace("print(f(1))", "print(f(2))")
+    requests = [
+        CompletionRequest(base, cursor),
+        CompletionRequest(base[:cursor] + "a" + base[cursor:], cursor + 1),  # typed forward
+        CompletionRequest(edited, cursor + 1),
+        CompletionRequest(other_suffix, cursor),
+        CompletionRequest("import os\n\n" + base, cursor + 11, path="/ws/other.py"),
+        CompletionRequest(base, cursor),  # back to the first: its head is cached
+    ]
+    on = CompletionOptions(prompt_cache=True, max_new_tokens=6, multiline=False)
+    off = CompletionOptions(prompt_cache=False, max_new_tokens=6, multiline=False)
+    reused = []
+    for request in requests:
+        cached = complete(engine, request, on)
+        assert cached.raw == complete(engine, request, off).raw, request.text
+        reused.append(cached.reused_tokens)
+    assert reused[0] == 0 and reused[1] > 0 and reused[-1] > 0  # the cache did serve
+    assert reused[2] == 0 and reused[3] == 0  # a changed head is computed afresh
+
+
+def test_a_failed_cache_reload_leaves_the_engine_answering(tiny_model: InstalledModel) -> None:
+    engine = CT2Engine(tiny_model, EngineOptions(warmup=False, prompt_cache_tokens=8))
+    params = GenerationParams(max_new_tokens=3)
+
+    class FailingReload:
+        """The real generator, whose reload fails half way (after freeing the model)."""
+
+        def __init__(self, generator: object) -> None:
+            self.generator = generator
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.generator, name)
+
+        def unload_model(self) -> None:
+            self.generator.unload_model()  # type: ignore[attr-defined]
+            raise RuntimeError("out of memory")
+
+    engine._generator = FailingReload(engine._generator)
+    for head in ("import os\n", "import sys\n", "import re\n"):
+        ids = engine.encode(head) + engine.encode("x = ")
+        stream = engine.stream(ids, params, static_len=len(engine.encode(head)))
+        assert 1 <= len(list(stream)) <= 3  # answered, with the cache or without it
+    assert engine.cache_failed and stream.reused_tokens == 0
