@@ -139,8 +139,8 @@ def block_stop(
     indentation. Generation is cut before the first line that
     - is indented less than that (the block ended) or than `floor`, or follows two blank
       lines;
-    - repeats one of the next `SUFFIX_LINES` lines with code of `suffix` (the model is
-      rewriting what follows), when `repeat_suffix` is on;
+    - repeats, at the same depth, one of the next `SUFFIX_LINES` lines with code of
+      `suffix` (the model is rewriting what follows), when `repeat_suffix` is on;
     - follows a first line that opens a block whose body (one level deeper) the suffix
       already holds (not in Python, where the completion may go on: the body below is
       often the body of a later header);
@@ -162,7 +162,9 @@ def block_stop(
     code_below = [s for s in suffix.split("\n")[1:] if s.strip()][:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
         code_below = []  # the cursor's line goes on: no whole-line repeat to look for
-    seen = {s.strip() for s in code_below if len(s.strip()) > 4}
+    # lines of the suffix by code and depth: the same code at another depth is no repeat
+    # (`return False` of an inner block, written again at the end of the function)
+    seen = {s.rstrip().expandtabs(4) for s in code_below if len(s.strip()) > 4}
     below_indent = _indent(code_below[0]) if code_below else -1
     first_below = code_below[0].strip() if code_below else None
     opened = _unclosed(line_prefix, language)  # brackets the cursor's line leaves open
@@ -216,7 +218,11 @@ def block_stop(
                 if 0 < i < len(lines) - 1:
                     blanks += 1
                 continue
-            repeat = repeat_suffix and whole and (code in seen or code == first_below)
+            repeat = (
+                repeat_suffix
+                and whole
+                and (line.rstrip().expandtabs(4) in seen or code == first_below)
+            )
             if leading and opened and above - leading < opened:
                 # closes the block the cursor's line opened (`}`, `} else {`, `});`)
                 if not whole:

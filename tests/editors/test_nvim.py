@@ -172,7 +172,10 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
                     term.keys("C-j")  # a first line alone: accept it, the rest follows
             return rows
 
-        drawn = wait_for("a block of ghost text", block_or_accept_first, 90, 0.05)
+        try:
+            drawn = wait_for("a block of ghost text", block_or_accept_first, 90, 0.05)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nscreen:\n{term.screen()}\nlog:\n{log.read_text()}")
         block_ms = (time.monotonic() - entered_at) * 1000
         render(term.screen(colours=True), OUT / "nvim-block.png", term.cursor())
         for _ in range(3):  # accept it line by line

@@ -227,3 +227,11 @@ def test_block_stop_keeps_a_closer_the_suffix_lacks() -> None:
     assert cut("    2,\n]\nprint(x)\n", suffix="\n]\n") == "    2,"  # the suffix closes it
     assert cut("    2,\n]\nprint(x)\n", suffix="\n    3,\n]\n") == "    2,"  # it goes on below
     assert cut("    2,\n] + [\n    3,\n]\n", suffix="") == "    2,"  # reopened: left to the user
+
+
+def test_the_same_code_at_another_depth_is_no_repeat_of_the_suffix() -> None:
+    """`if n < 2:` + `return False`, above a loop whose inner block also returns False."""
+    suffix = "\n    for k in range(2, n):\n        if n % k == 0:\n            return False\n"
+    assert cut("        return False\n", suffix=suffix, floor=4) == "        return False\n"
+    # at its own depth it is a repeat: the model is writing the code below again
+    assert cut("    for k in range(2, n):\n", suffix=suffix) == ""
