@@ -56,24 +56,34 @@ class CompletionCache:
     def __init__(self, max_entries: int = 512) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[CursorKey, str] = OrderedDict()
+        self._prefetched: set[CursorKey] = set()  # entries a prefetch made before anyone asked
         self.hits = 0
         self.misses = 0
+        # how the last hit was found: "cache" (this cursor), "typethrough" (the rest of a
+        # suggestion being typed), "prefetch" (computed before the user got here)
+        self.last_hit = ""
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, key: CursorKey, completion: str) -> None:
-        """Remember the completion shown at `key`."""
+    def put(self, key: CursorKey, completion: str, prefetched: bool = False) -> None:
+        """Remember the completion shown at `key` (or made ahead of time, `prefetched`)."""
         self._entries[key] = completion
         self._entries.move_to_end(key)
+        if prefetched:
+            self._prefetched.add(key)
+        else:
+            self._prefetched.discard(key)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            old, _ = self._entries.popitem(last=False)
+            self._prefetched.discard(old)
 
     def get(self, key: CursorKey) -> str | None:
         """The completion for this cursor: exact, or the rest of one being typed through."""
         if key in self._entries:
             self._entries.move_to_end(key)
             self.hits += 1
+            self.last_hit = "prefetch" if key in self._prefetched else "cache"
             return self._entries[key]
         for earlier in reversed(self._entries):
             if earlier.uri != key.uri:
@@ -82,6 +92,7 @@ class CompletionCache:
             completion = self._entries[earlier]
             if typed and completion.startswith(typed) and len(completion) > len(typed):
                 self.hits += 1
+                self.last_hit = "typethrough"
                 return completion[len(typed) :]
         self.misses += 1
         return None
@@ -89,8 +100,10 @@ class CompletionCache:
     def clear(self) -> None:
         """Drop everything (the settings that shaped the entries changed)."""
         self._entries.clear()
+        self._prefetched.clear()
 
     def forget(self, uri: str) -> None:
         """Drop a closed document's entries."""
         for key in [k for k in self._entries if k.uri == uri]:
             del self._entries[key]
+            self._prefetched.discard(key)

@@ -157,7 +157,7 @@ class Completer:
             raise
         self.sources[outcome.source] += 1
         wanted = self.config.prefetch and self.config.cache  # a prefetch lands in the cache
-        if wanted and outcome.source in ("model", "cache", "reused"):
+        if wanted and outcome.source in ("model", "cache", "typethrough", "prefetch", "reused"):
             ahead = next_line_snapshot(snap, outcome.text)
             if ahead is not None:
                 task = asyncio.ensure_future(self._prefetch(ahead, engine_future))
@@ -191,7 +191,8 @@ class Completer:
         t0 = time.monotonic()
         cached = self.cache.get(key) if self.config.cache else None
         if cached is not None:
-            return Outcome(cached, "cache", {"total": (time.monotonic() - t0) * 1000})
+            waited = {"total": (time.monotonic() - t0) * 1000}
+            return Outcome(cached, self.cache.last_hit, waited)
 
         if not speculative:  # a prefetch supersedes nothing and is not debounced
             seq = next(self._seq)
@@ -243,14 +244,16 @@ class Completer:
             raise
         if not task.done():
             line = early.result()
-            ms = (time.monotonic() - t0) * 1000
-            return Outcome(line, "model", {"first_line": ms, "total": ms}, "first_line")
+            shown_ms = (time.monotonic() - t0) * 1000
+            timings = {"first_line": shown_ms, "total": shown_ms}
+            return Outcome(line, "model", timings, "first_line")
         early.cancel()
         result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome("", "cancelled", result.timings_ms)
         if self.config.cache and result.stop_reason != StopReason.TIME_BUDGET:
-            self.cache.put(key, result.text)  # an answer cut by the clock is no answer to keep
+            # an answer cut by the clock is no answer to keep
+            self.cache.put(key, result.text, prefetched=speculative)
         return Outcome(
             result.text,
             "model",

@@ -290,9 +290,15 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         "typing_answers": len(report.typing_latencies_ms),
         "superseded_share": round(report.superseded / max(1, report.requests), 3),
         "cache_share": round(
-            (answered.get("cache", 0) + answered.get("reused", 0)) / total_answered, 3
+            sum(answered.get(k, 0) for k in _ANSWERED if k != "model") / total_answered, 3
         ),
         "server_requests": answered,
+        # how the requests that got an answer were served (typing and pauses together)
+        "answer_sources_share": {
+            k: round(v / max(1, sum(answered.get(x, 0) for x in _ANSWERED)), 3)
+            for k, v in answered.items()
+            if k in _ANSWERED
+        },
         "shown": report.shown,
         "empty": report.empty,
         "rss_mb": {
@@ -311,6 +317,8 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
     }
 
 
+# the sources of answers; the others: superseded, cancelled, skipped, ...
+_ANSWERED = ("cache", "typethrough", "prefetch", "reused", "model")
 NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
 _STAGE = re.compile(r"(\w+)=([\d.]+)ms")
 _TOKENS = re.compile(r"\b(prompt_tokens|reused_tokens)=(\d+)\b")

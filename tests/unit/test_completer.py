@@ -34,7 +34,7 @@ async def test_cache_and_type_through_skip_the_model() -> None:
     assert (again.text, again.source) == ("a + b", "cache")
     typed = TEXT[:CURSOR] + "a +" + TEXT[CURSOR:]
     through = await completer.complete(snap(typed, CURSOR + 3), ready(engine))
-    assert (through.text, through.source) == (" b", "cache")
+    assert (through.text, through.source) == (" b", "typethrough")
     assert len(engine.prompts) == 1
 
 
@@ -109,7 +109,7 @@ async def test_prefetch_answers_the_next_line_without_waiting() -> None:
     await asyncio.sleep(0.1)  # the user reads the suggestion; the prefetch runs meanwhile
     accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
     nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
-    assert (nxt.text, nxt.source) == ("print(1)", "cache")
+    assert (nxt.text, nxt.source) == ("print(1)", "prefetch")
     assert completer.sources["prefetch_model"] >= 1
 
 
