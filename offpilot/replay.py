@@ -351,7 +351,7 @@ def stage_breakdown(server_log: str) -> dict[str, Any]:
                     "prompt_tokens_reused": reused,
                 }
             )
-    breakdown: dict[str, Any] = {"requests": len(rows)}
+    breakdown: dict[str, Any] = {"requests": len(rows), "answers": answer_kinds(server_log)}
     breakdown["head_reused_share"] = round(
         sum(r["prompt_tokens_reused"] > 0 for r in rows) / max(1, len(rows)), 3
     )
@@ -369,6 +369,41 @@ def stage_breakdown(server_log: str) -> dict[str, Any]:
             "p90": round(percentile(values, 90), 1),
         }
     return breakdown
+
+
+def answer_kinds(server_log: str) -> dict[str, Any]:
+    """Model answers by kind, with their server-side time from the request's arrival.
+
+    `line`: a one-line answer; `block_whole`: a block shown whole; `block_first_line`: a
+    block's first line shown while the rest was still being written; `block_rest`: when
+    that rest was ready (`since_arrival`).
+    """
+    times: dict[str, list[float]] = {
+        "line": [],
+        "block_whole": [],
+        "block_first_line": [],
+        "block_rest": [],
+    }
+    for line in server_log.splitlines():
+        ms = {k: float(v) for k, v in _STAGE.findall(line)}
+        if "source=block" in line and "since_arrival" in ms:
+            times["block_rest"].append(ms["since_arrival"])
+        elif "source=model" in line and "total" in ms:
+            shown = line.rpartition(" -> ")[2]
+            if shown in ("''", '""'):
+                continue
+            if "stop=first_line" in line:
+                times["block_first_line"].append(ms["total"])
+            else:
+                times["block_whole" if "\\n" in shown else "line"].append(ms["total"])
+    return {
+        kind: {
+            "n": len(values),
+            "p50": round(percentile(values, 50), 1),
+            "p90": round(percentile(values, 90), 1),
+        }
+        for kind, values in times.items()
+    }
 
 
 def run_replay(args: argparse.Namespace) -> int:

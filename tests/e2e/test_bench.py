@@ -75,3 +75,29 @@ def test_stage_breakdown_reads_model_answers_only() -> None:
     assert stages["pipeline"] == {"p50": 7.0, "p90": 7.0}
     assert stages["prompt_tokens_computed"] == {"p50": 20.0, "p90": 20.0}  # 120 - 100
     assert stages["head_reused_share"] == 0.5
+
+
+def test_answers_are_told_apart_by_kind() -> None:
+    """One-line answers, blocks shown whole, and a block's first line before its rest."""
+    from offpilot.replay import answer_kinds
+
+    log = "\n".join(
+        [
+            "req 1: f:1:4 source=model stop=end_token convert=0.1ms total=507ms -> 'x'",
+            "req 2: f:2:4 source=model stop=first_line convert=0.1ms first_line=200ms "
+            "total=200ms -> 'y = 1'",
+            "block ready: source=block stop=end_token total=900ms since_arrival=950ms "
+            "prompt_tokens=3 reused_tokens=0 -> 'y = 1\\n    z'",
+            "req 3: f:3:4 source=model stop=stop_rule convert=0.1ms total=800ms -> 'a\\n    b'",
+            "req 4: f:4:4 source=model stop=stop_rule convert=0.1ms total=90ms -> ''",
+            "req 5: f:4:4 source=cache stop= convert=0.1ms total=1ms -> 'x'",
+        ]
+    )
+    kinds = answer_kinds(log)
+    assert {k: v["n"] for k, v in kinds.items()} == {
+        "line": 1,
+        "block_whole": 1,
+        "block_first_line": 1,
+        "block_rest": 1,
+    }
+    assert kinds["block_first_line"]["p50"] == 200.0 and kinds["block_rest"]["p50"] == 950.0
