@@ -49,14 +49,25 @@ try {
   await page.keyboard.press('Enter');
   const enteredAt = Date.now();
   // the first line alone may come first (a block's first line is shown as soon as it is
-  // written); the block is there once the ghost spans several lines
-  const pieces = () => page.locator('.ghost-text-decoration, .ghost-text').allInnerTexts();
+  // written); the block is there once the ghost spans several lines. Pieces are tokens:
+  // group them into lines by where they are drawn.
+  const ghostLines = () => page.locator('.ghost-text-decoration, .ghost-text').evaluateAll((els) => {
+    const rows = new Map();
+    for (const el of els) {
+      const top = Math.round(el.getBoundingClientRect().top);
+      rows.set(top, [...(rows.get(top) ?? []), [el.getBoundingClientRect().left, el.innerText]]);
+    }
+    return [...rows.entries()].sort((a, b) => a[0] - b[0])
+      .map(([, parts]) => parts.sort((a, b) => a[0] - b[0]).map((p) => p[1]).join(''))
+      .filter((line) => line.trim());
+  });
   let block = [];
   while (Date.now() - enteredAt < 90_000) {
-    block = (await pieces()).flatMap((t) => t.split('\n')).filter((t) => t.trim());
+    block = await ghostLines();
     if (block.length >= 2) break;
     if (block.length === 1) { // a first line on its own: accept it, the rest follows
-      await page.keyboard.press('Tab');
+      await page.waitForTimeout(500); // unless it was a block still being drawn
+      if ((await ghostLines()).length === 1) await page.keyboard.press('Tab');
     }
     await page.waitForTimeout(100);
   }
