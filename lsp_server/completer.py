@@ -7,6 +7,7 @@ plain snapshots and returns text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -171,6 +172,10 @@ class Completer:
         It runs like a request without debounce: a real request at the same cursor reuses it
         while it runs, and one anywhere else in the document supersedes it.
         """
+        flight = self._in_flight.get(snap.uri)
+        if flight is not None:  # the rest of a block being written may hold the next line
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flight.result)
         if self.cache.get(CursorKey.at(snap.uri, snap.text, snap.offset)) is not None:
             return
         try:

@@ -26,8 +26,10 @@ from lsp_server.config import ServerConfig
 
 URI = "file:///tmp/offpilot-e2e/robust.py"
 # No time budget: answers must not depend on how busy the machine is.
-STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000}
-STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000)
+# one-line answers: a block's first line is answered before its rest is written, so a
+# block's answer would not be the pipeline's whole answer that `expected` computes
+STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
+STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def expected(
 ) -> list[str]:
     """What the pipeline itself answers for this snapshot (greedy decoding is deterministic)."""
     out = complete(
-        engine, CompletionRequest(text, offset), completion_options(config or ServerConfig())
+        engine, CompletionRequest(text, offset), completion_options(config or STEADY_CONFIG)
     )
     return [out.text] if out.text else []
 

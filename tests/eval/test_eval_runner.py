@@ -112,12 +112,15 @@ def test_complete_samples_applies_the_pipeline_to_each_hypothesis() -> None:
     engine = FakeEngine()
     engine.variants["x ="] = outputs  # the prompt leaves the blank to the model
     request = CompletionRequest("x = \ny = 2\n", 4)
-    results = complete_samples(engine, request, CompletionOptions(), len(outputs))
+    options = CompletionOptions(multiline=False)
+    results = complete_samples(engine, request, options, len(outputs))
     assert len(engine.prompts) == 1  # one prompt pass for all hypotheses
     # each hypothesis comes out exactly as `complete` would show that output
-    single = [complete(FakeEngine(script={"x =": o}), request).text for o in outputs]
+    single = [complete(FakeEngine(script={"x =": o}), request, options).text for o in outputs]
     assert [r.text for r in results] == single
     assert results[0].text == "1"
+    blocks = complete_samples(engine, request, CompletionOptions(), len(outputs))
+    assert blocks[0].text == "1\nmore"  # a block by default at a line's end
     assert all(r.timings_ms["total"] >= 0 for r in results)
 
 

@@ -19,7 +19,7 @@ from completion.languages import SPECS, resolve_language
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess, syntax_truncate
 from completion.syntax import Insertion, has_error, in_comment_or_string, parser_for
-from completion.trigger import Mode, TriggerOptions, should_complete
+from completion.trigger import Mode, TriggerOptions, opens_block, should_complete
 
 MULTI = TriggerOptions(multiline=True)
 NO_COMMENTS = TriggerOptions(in_comments=False, mid_line_rule=False)
@@ -242,14 +242,14 @@ def test_snippets_parse(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_trigger_block_opener_is_multi_line(case: Case) -> None:
+    """Nothing after the cursor on its line: a block may follow (a header, a line's end)."""
     assert mode(case.header, case.language, MULTI) is Mode.MULTI
     assert mode(case.header, case.language, TriggerOptions()) is Mode.SINGLE
     assert mode(case.hole, case.language, MULTI) is Mode.MULTI
-    assert mode(case.statement, case.language, MULTI) is Mode.SINGLE
+    assert mode(case.statement, case.language, MULTI) is Mode.MULTI
     line = case.header[: case.header.index("|")].split("\n")[-1]
-    deeper = " " * (len(line) - len(line.lstrip()) + 4)
-    body = case.header.replace("|\n", f"|\n{deeper}x = 1\n", 1)  # the body exists
-    assert mode(body, case.language, MULTI) is Mode.SINGLE
+    assert opens_block(line, case.language)
+    assert not opens_block(case.statement[: case.statement.index("|")], case.language)
 
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
@@ -364,7 +364,9 @@ def test_brace_block_end_rules() -> None:
     ],
 )
 def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> None:
-    assert mode(doc, language, MULTI) is expected
+    """What opens a block, per language (a block's first line is not shown alone if it does)."""
+    line = doc[: doc.index("|")].split("\n")[-1]
+    assert opens_block(line, language) is (expected is Mode.MULTI)
 
 
 def test_comment_and_string_edges() -> None:

@@ -117,11 +117,18 @@ def test_clean_single_line_drops_repeat_of_rest_of_line() -> None:
 
 def test_complete_end_to_end_with_fake_engine() -> None:
     engine = FakeEngine(default="a + b\n\nprint(add(1, 2))\n")
-    result = complete(engine, CompletionRequest(SOURCE, CURSOR))
+    single = CompletionOptions(multiline=False)
+    result = complete(engine, CompletionRequest(SOURCE, CURSOR), single)
     assert result.text == "a + b"
     assert result.stop_reason == RULE
     # the stream was closed at the first newline: the rest was never produced
     assert engine.produced_tokens <= len("a + b\n") + 1
+    # as a block (the default at a line's end) it ends where the block does: the code below
+    # repeats the suffix, so the stream stops there too
+    block = complete(
+        FakeEngine(default="a + b\n\nprint(add(1, 2))\n"), CompletionRequest(SOURCE, CURSOR)
+    )
+    assert (block.text, block.mode) == ("a + b", "multi")
     assert set(result.timings_ms) >= {"context", "prompt", "generate", "postprocess", "total"}
 
 

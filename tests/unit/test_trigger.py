@@ -30,12 +30,14 @@ def test_mid_word_only_rule_blocks_only_inside_a_word() -> None:
     assert mode("name = '|'\n", options=narrow) is Mode.SINGLE  # never multi-line mid-line
 
 
-def test_empty_line_and_empty_block_are_multi_line() -> None:
+def test_a_block_may_follow_wherever_the_line_ends_at_the_cursor() -> None:
+    """An empty line, a header, the end of a line with code: the block stop decides the rest."""
     assert mode("def f(x):\n    |\n") is Mode.MULTI
     assert mode("def f(x):|\n") is Mode.MULTI
-    assert mode("def f(x):|\n    return x\n") is Mode.SINGLE  # the body exists
-    assert mode("d = {'a':|\n") is Mode.SINGLE  # not a block header
-    assert mode("x = 1|\n") is Mode.SINGLE
+    assert mode("def f(x):|\n    return x\n") is Mode.MULTI  # the stop rule sees the body
+    assert mode("d = {'a':|\n") is Mode.MULTI
+    assert mode("x = 1|\n") is Mode.MULTI
+    assert mode("x = foo(|)\n") is Mode.SINGLE  # code (a closer) after the cursor
 
 
 def test_multi_line_off_gives_single_line() -> None:
@@ -47,7 +49,7 @@ def test_comments_and_strings_off_by_option() -> None:
     assert mode("# a comment |\nx = 1\n", options=off) is Mode.NONE
     assert mode('s = "abc|"\n', options=off) is Mode.NONE
     assert mode("x = 1  |\n", options=off) is Mode.SINGLE
-    assert mode("# a comment |\nx = 1\n") is Mode.SINGLE  # on by default
+    assert mode("# a comment |\nx = 1\n") is Mode.MULTI  # on by default
 
 
 def test_syntax_positions() -> None:
