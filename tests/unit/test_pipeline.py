@@ -193,8 +193,8 @@ def test_prompt_head_is_stable_while_typing_forward_within_a_chunk() -> None:
 
 def test_pipeline_passes_the_static_head_to_the_engine() -> None:
     engine = FakeEngine(default="a + b\n")
-    complete(engine, CompletionRequest(SOURCE, CURSOR), CompletionOptions(prompt_cache=True))
-    complete(engine, CompletionRequest(SOURCE, CURSOR))
+    complete(engine, CompletionRequest(SOURCE, CURSOR))  # on by default
+    complete(engine, CompletionRequest(SOURCE, CURSOR), CompletionOptions(prompt_cache=False))
     # two lines above the cursor's: no checkpoint yet, the head is the markers and the suffix
     assert engine.static_lens == [3 + len(SOURCE[CURSOR:]), 0]
 
