@@ -235,3 +235,23 @@ def test_the_same_code_at_another_depth_is_no_repeat_of_the_suffix() -> None:
     assert cut("        return False\n", suffix=suffix, floor=4) == "        return False\n"
     # at its own depth it is a repeat: the model is writing the code below again
     assert cut("    for k in range(2, n):\n", suffix=suffix) == ""
+
+
+def test_a_block_never_runs_into_the_next_definition_nor_ends_inside_a_string() -> None:
+    """Through the real pipeline (FakeEngine output): the guarantees a block keeps."""
+    import ast
+
+    doc = "def f(x):\n    \n\n\ndef g(y):\n    return y\n"
+    cursor = doc.index("    \n") + 4
+    runs_on = FakeEngine(default="return x + 1\n\n\ndef g(y):\n    return y\n\n\ndef h():\n")
+    result = complete(runs_on, CompletionRequest(doc, cursor))
+    assert result.mode == "multi" and result.text == "return x + 1"
+    # cut by the token cap inside a string: what is shown still parses with the file
+    doc = "def f(x):\n    \n    return x\n"
+    cursor = doc.index("    \n") + 4
+    in_string = FakeEngine(default='s = """a long\n    docstring that goes on\n    """\n')
+    options = CompletionOptions(multiline_max_new_tokens=20)
+    shown = complete(in_string, CompletionRequest(doc, cursor), options).text
+    ast.parse(doc[:cursor] + shown + doc[cursor:])
+    whole = complete(FakeEngine(default=in_string.default), CompletionRequest(doc, cursor))
+    assert whole.text == 's = """a long\n    docstring that goes on\n    """'  # a whole unit
