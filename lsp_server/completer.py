@@ -102,6 +102,11 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
     )
 
 
+def format_stages(timings_ms: dict[str, float]) -> str:
+    """`name=12ms ...`: the one log format of stage timings (`bench replay` reads it)."""
+    return " ".join(f"{k}={v:.0f}ms" for k, v in timings_ms.items())
+
+
 def _settle(future: asyncio.Future[str], value: str) -> None:
     if not future.done():
         future.set_result(value)
@@ -276,7 +281,7 @@ class Completer:
         if cancel.is_set() or result.stop_reason in ("cancelled", StopReason.TIME_BUDGET):
             return
         self.cache.put(key, result.text)
-        stages = " ".join(f"{k}={v:.0f}ms" for k, v in result.timings_ms.items())
+        stages = format_stages(result.timings_ms)
         log.info(
             "block ready: source=block stop=%s %s since_arrival=%.0fms "
             "prompt_tokens=%d reused_tokens=%d -> %r",

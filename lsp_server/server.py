@@ -34,7 +34,7 @@ from completion.crossfile import MAX_DOCUMENTS, Document
 from completion.engine import Engine, EngineOptions, load_engine
 from completion.model_store import ModelError, locate
 from completion.positions import offset_at
-from lsp_server.completer import Completer, Snapshot
+from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
 from lsp_server.stats import Stats
 
@@ -358,7 +358,7 @@ async def handle_inline_completion(
     except Exception:
         log.exception("req %d: completion failed", rid)
         return empty
-    stages = " ".join(f"{k}={v:.0f}ms" for k, v in outcome.timings_ms.items())
+    stages = format_stages(outcome.timings_ms)
     if outcome.source == "model":
         stages += f" prompt_tokens={outcome.prompt_tokens} reused_tokens={outcome.reused_tokens}"
     log.info(
