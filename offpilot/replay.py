@@ -26,6 +26,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from eval.metrics import percentile
 from offpilot.lsp_client import completion_params, open_document, start_client, stop_client
 
 
@@ -58,14 +59,6 @@ class ReplayReport:
     rss_mb: list[tuple[float, float]] = field(default_factory=list)
     server_requests: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); NaN for no values."""
-    if not values:
-        return float("nan")
-    ranked = sorted(values)
-    return ranked[min(len(ranked) - 1, max(0, round(q / 100 * len(ranked) + 0.5) - 1))]
 
 
 def default_corpus() -> list[tuple[str, str]]:

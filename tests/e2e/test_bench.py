@@ -69,11 +69,12 @@ def test_stage_breakdown_reads_model_answers_only() -> None:
     )
     stages = stage_breakdown(log)
     assert stages["requests"] == 2
-    # nearest-rank percentiles of two values: both are the larger one
-    assert stages["prompt_pass"] == {"p50": 300.0, "p90": 300.0}
-    assert stages["decode"] == {"p50": 200.0, "p90": 200.0}
-    assert stages["pipeline"] == {"p50": 7.0, "p90": 7.0}
-    assert stages["prompt_tokens_computed"] == {"p50": 20.0, "p90": 20.0}  # 120 - 100
+    # the eval's interpolated percentiles (eval.metrics), so both reports agree
+    assert stages["prompt_pass"] == {"p50": 250.0, "p90": 290.0}
+    assert stages["decode"] == {"p50": 130.0, "p90": 186.0}
+    assert stages["pipeline"] == {"p50": 6.0, "p90": 6.8}
+    # 120 - 100, and 0 for the line that logs no token counts
+    assert stages["prompt_tokens_computed"] == {"p50": 10.0, "p90": 18.0}
     assert stages["head_reused_share"] == 0.5
 
 
