@@ -8,7 +8,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from completion.engine import Engine, GenerationParams, final_cut
-from completion.languages import strip_lexemes
+from completion.lines import (
+    CLOSERS,
+    bracket_depth,
+    code_above,
+    code_below,
+    indent_of,
+    opens_block,
+    opens_indent,
+    unclosed,
+)
 
 StopRule = Callable[[str], int | None]
 """Given the text so far, the index to cut it at (generation stops), or None to go on."""
@@ -79,49 +88,21 @@ def single_line_stop(text: str) -> int | None:
     return None if cut < 0 else cut
 
 
-def _indent(line: str) -> int:
-    stripped = line.lstrip(" \t")
-    return len(line[: len(line) - len(stripped)].replace("\t", "    "))
-
-
 SUFFIX_LINES = 8
 
 
-def indent_floor(prefix: str, suffix: str) -> int:
+def indent_floor(prefix: str, suffix: str, language: str = "") -> int:
     """The least indentation the lines written at the cursor may have.
 
     Code at the cursor stays at least as deep as both the code line above it (one level
     deeper after a block opener) and the code line below it.
     """
-    above = next((s for s in reversed(prefix.split("\n")[:-1]) if s.strip()), None)
-    below = next((s for s in suffix.split("\n")[1:] if s.strip()), None)
-    if above is None or below is None:
+    above = code_above(prefix)
+    below = code_below(suffix)
+    if not above or not below:
         return 0
-    up = _indent(above) + (1 if above.rstrip().endswith((":", "{")) else 0)
-    return min(up, _indent(below))
-
-
-_CLOSERS = ")]}"
-
-
-def _bracket_depth(code: str, language: str) -> tuple[int, int]:
-    """(closers the line starts with, brackets it leaves open), strings and comments aside."""
-    code = strip_lexemes(code, language)
-    rest = code.lstrip(_CLOSERS + " \t")
-    leading = sum(ch in _CLOSERS for ch in code[: len(code) - len(rest)])
-    net = sum(ch in "([{" for ch in code) - sum(ch in _CLOSERS for ch in code)
-    return leading, net
-
-
-def _unclosed(code: str, language: str) -> int:
-    """Brackets left open at the end of one line (`} else {`: 1), strings and comments aside."""
-    depth = 0
-    for ch in strip_lexemes(code, language):
-        if ch in "([{":
-            depth += 1
-        elif ch in _CLOSERS:
-            depth = max(0, depth - 1)
-    return depth
+    up = indent_of(above) + (1 if opens_indent(above, language) else 0)
+    return min(up, indent_of(below[0]))
 
 
 def block_stop(
@@ -159,19 +140,19 @@ def block_stop(
     its first non-blank character arrives (a closing line once it is whole), so a stop
     costs no more tokens than needed.
     """
-    code_below = [s for s in suffix.split("\n")[1:] if s.strip()][:SUFFIX_LINES]
+    below = code_below(suffix)[:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
-        code_below = []  # the cursor's line goes on: no whole-line repeat to look for
+        below = []  # the cursor's line goes on: no whole-line repeat to look for
     # lines of the suffix by code and depth: the same code at another depth is no repeat
     # (`return False` of an inner block, written again at the end of the function)
-    seen = {s.rstrip().expandtabs(4) for s in code_below if len(s.strip()) > 4}
-    below_indent = _indent(code_below[0]) if code_below else -1
-    first_below = code_below[0].strip() if code_below else None
-    opened = _unclosed(line_prefix, language)  # brackets the cursor's line leaves open
+    seen = {s.rstrip().expandtabs(4) for s in below if len(s.strip()) > 4}
+    below_indent = indent_of(below[0]) if below else -1
+    first_below = below[0].strip() if below else None
+    opened = unclosed(line_prefix, language)  # brackets the cursor's line leaves open
     indented = language == "python"  # blocks by indentation only: brackets are literals
     # Nothing below the cursor (the end of the file): a Python completion may finish the
     # enclosing function after the inner block ends, but not start top-level code.
-    last = indented and not code_below and not suffix.split("\n")[0].strip()
+    last = indented and not below and not suffix.split("\n")[0].strip()
 
     def dedent_bound(base: int, low: int) -> int:
         """The least indentation of a line after the first: less ends the completion."""
@@ -183,9 +164,9 @@ def block_stop(
         """The suffix goes on inside the block, or closes it itself."""
         if first_below is None:
             return False
-        if first_below[0] in _CLOSERS:
-            return below_indent <= _indent(line)
-        return below_indent > _indent(line)
+        if first_below[0] in CLOSERS:
+            return below_indent <= indent_of(line)
+        return below_indent > indent_of(line)
 
     def rule(text: str) -> int | None:
         full = line_prefix + text
@@ -209,10 +190,10 @@ def block_stop(
         for i, line in enumerate(lines):
             code = line.strip()
             whole = i < len(lines) - 1
-            leading, net = _bracket_depth(line, language) if code else (0, 0)
+            leading, net = bracket_depth(line, language) if code else (0, 0)
             above, depth = depth, depth + net
             if i == 0 and line_prefix.strip():
-                depth = _unclosed(line, language)
+                depth = unclosed(line, language)
                 continue  # the cursor's line holds code already (a block header)
             if not code:
                 if 0 < i < len(lines) - 1:
@@ -240,7 +221,7 @@ def block_stop(
                 if repeat or suffix_closes(line) or depth > above - leading:
                     return before(i)
                 if indented:  # `}` of a dict written over several lines: statements follow
-                    base = _indent(line)
+                    base = indent_of(line)
                     low = min(low, base)
                     blanks = 0
                     continue
@@ -248,15 +229,15 @@ def block_stop(
             if base is None:  # the first line with code, judged once it is whole
                 if i == len(lines) - 1:
                     return None
-                opener = code.endswith((":", "{"))
-                if repeat or (not opener and _indent(line) < low):
+                opener = opens_block(line, language)
+                if repeat or (not opener and indent_of(line) < low):
                     return before(i) if i > 0 else 0
-                base = _indent(line)
+                base = indent_of(line)
                 low = min(low, base)  # a header let through the floor: its siblings too
                 if opener and base < below_indent <= base + 4 and not indented:
                     return after(i)  # its body is already below
                 continue
-            if _indent(line) < dedent_bound(base, low):
+            if indent_of(line) < dedent_bound(base, low):
                 return before(i)
             if blanks >= 2 or repeat:
                 return before(i)

@@ -24,6 +24,7 @@ from completion.generate import (
     single_line_stop,
 )
 from completion.languages import resolve_language
+from completion.lines import opens_block
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import (
     Prompt,
@@ -34,7 +35,7 @@ from completion.prompt import (
     repo_tokens,
     strip_healed,
 )
-from completion.trigger import Mode, TriggerOptions, opens_block, should_complete
+from completion.trigger import Mode, TriggerOptions, should_complete
 
 
 @dataclass(frozen=True)
@@ -203,12 +204,13 @@ def stop_rule_for(context: Context, mode: Mode, options: CompletionOptions) -> S
         return single_line_stop
     if not options.block_stop:
         return lambda _text: None
+    language = resolve_language(context.language, context.path)
     return block_stop(
         context.line_prefix,
         context.suffix,
         repeat_suffix=options.dedupe,
-        floor=indent_floor(context.prefix, context.suffix),
-        language=resolve_language(context.language, context.path),
+        floor=indent_floor(context.prefix, context.suffix, language),
+        language=language,
     )
 
 

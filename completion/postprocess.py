@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
 from completion.context import Context
-from completion.languages import resolve_language, strip_lexemes
+from completion.languages import resolve_language
+from completion.lines import PAIRS, code_above, code_below, open_brackets, opens_block
 from completion.syntax import Insertion, in_brackets, in_comment_or_string
 
 
@@ -23,9 +23,6 @@ def clean_single_line(text: str, context: Context) -> str:
         if text.endswith(rest):  # the model rewrote what already follows the cursor
             text = text[: -len(rest)].rstrip()
     return text if text.strip() else ""
-
-
-_PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
 def _language(context: Context) -> str:
@@ -44,7 +41,7 @@ def drop_line_above_repeat(text: str, context: Context) -> str:
     The same code at another depth is no repeat: `return False` at the end of a function,
     below the `return False` of the block above it.
     """
-    above = next((s.rstrip() for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
+    above = code_above(context.prefix).rstrip()
     lines = text.split("\n")
     first = (context.line_prefix + lines[0]).rstrip()
     if above and first == above and len(above.strip()) > 3:
@@ -56,7 +53,7 @@ def drop_next_line_repeat(text: str, context: Context) -> str:
     """Drop a one-line completion that only repeats the next code line below the cursor."""
     if context.line_suffix.strip() or "\n" in text.strip():
         return text
-    below = next((s.strip() for s in context.suffix.split("\n")[1:] if s.strip()), "")
+    below = next(iter(code_below(context.suffix)), "").strip()
     first = (context.line_prefix + text).strip()
     return "" if below and first == below else text
 
@@ -64,7 +61,7 @@ def drop_next_line_repeat(text: str, context: Context) -> str:
 def drop_suffix_repeat(text: str, context: Context) -> str:
     """Drop trailing lines of a multi-line completion that repeat the lines after the cursor."""
     lines = text.split("\n")
-    below = [s.strip() for s in context.suffix.split("\n")[1:] if s.strip()]
+    below = [s.strip() for s in code_below(context.suffix)]
     if context.line_suffix.strip() or not below:
         return text
     # the longest tail of the completion equal to the head of the suffix (by code)
@@ -75,22 +72,6 @@ def drop_suffix_repeat(text: str, context: Context) -> str:
     return text
 
 
-def _open_brackets(code: str, language: str = "") -> list[str] | None:
-    """Brackets left open at the end of `code`; None when a closer has no opener.
-
-    String literals and comments (one-line ones, of `language`) are ignored.
-    """
-    stack: list[str] = []
-    for ch in strip_lexemes(code, language):
-        if ch in "([{":
-            stack.append(ch)
-        elif ch in _PAIRS:
-            if not stack or stack[-1] != _PAIRS[ch]:
-                return None
-            stack.pop()
-    return stack
-
-
 def balance_brackets(text: str, context: Context) -> str:
     """Drop closing brackets at the end that the rest of the cursor's line already supplies.
 
@@ -99,7 +80,7 @@ def balance_brackets(text: str, context: Context) -> str:
     """
     closers = ""
     for ch in context.line_suffix.strip():
-        if ch in _PAIRS:
+        if ch in PAIRS:
             closers += ch
         elif ch not in " \t":
             break
@@ -107,28 +88,21 @@ def balance_brackets(text: str, context: Context) -> str:
         return text
     language = _language(context)
     lines = context.prefix.split("\n")[-30:]
-    if _open_brackets("\n".join(lines), language) is None:
+    if open_brackets("\n".join(lines), language) is None:
         lines = lines[-1:]  # the window starts inside a bracket: judge the line alone
-    opened = _open_brackets("\n".join(lines), language)
+    opened = open_brackets("\n".join(lines), language)
     if opened is None:
         return text
 
     def broken(body: str) -> bool:
-        return _open_brackets("".join(opened) + body + closers, language) is None
+        return open_brackets("".join(opened) + body + closers, language) is None
 
     body = text.rstrip()
-    while body and body[-1] in _PAIRS and broken(body):
+    while body and body[-1] in PAIRS and broken(body):
         body = body[:-1].rstrip()
     if broken(body):
         return text  # the trim does not help: leave it as it was
     return body
-
-
-# A Python line that opens a block: a compound statement's header ending in `:`.
-_PY_OPENER = re.compile(
-    r"^[ ]*(?:async[ ]+)?(?:if|elif|else|for|while|try|except|finally|with|def|class|match|case)"
-    r"\b.*:[ ]*(?:#.*)?$"
-)
 
 
 def indent_unit(code: str, default: int = 4) -> int:
@@ -153,8 +127,8 @@ def indent_under_opener(text: str, context: Context) -> str:
     """
     if _language(context) != "python" or context.line_prefix.strip() or not text.strip():
         return text
-    above = next((s for s in reversed(context.prefix.split("\n")[:-1]) if s.strip()), "")
-    if not _PY_OPENER.match(above):
+    above = code_above(context.prefix)
+    if not opens_block(above, "python"):
         return text
     lines = text.split("\n")
     first = context.line_prefix + lines[0]
@@ -176,7 +150,7 @@ def _fits_above(line: str, depth_below: int, *, whole_block: bool) -> bool:
     needs deeper code below it (its body).
     """
     code = line.split("#", 1)[0].rstrip() if "#" in line else line.rstrip()
-    if code.endswith("\\") or _open_brackets(code, "python"):
+    if code.endswith("\\") or open_brackets(code, "python"):
         return True
     depth = len(line) - len(line.lstrip(" "))
     if code.endswith(":"):
@@ -195,7 +169,7 @@ def fit_block_below(text: str, context: Context, *, whole_block: bool = False) -
     """
     if _language(context) != "python" or context.line_suffix.strip() or not text.strip():
         return text
-    below = next((s for s in context.suffix.split("\n")[1:] if s.strip()), "")
+    below = next(iter(code_below(context.suffix)), "")
     if below.lstrip().startswith(("#", ")", "]", "}")):
         return text
     depth_below = len(below) - len(below.lstrip(" "))  # the end of the file: 0

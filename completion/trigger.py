@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from completion.context import Context
-from completion.languages import resolve_language, spec_for
+from completion.languages import resolve_language
+from completion.lines import CLOSERS
 from completion.syntax import in_comment_or_string
 
 
@@ -40,31 +41,7 @@ class TriggerOptions:
     in_comments: bool = True
 
 
-CLOSERS = frozenset(")]}")
 _WORD_CHAR = re.compile(r"\w")
-# A Python line that opens a block when it ends with ':'.
-_PY_HEADER = re.compile(
-    r"^\s*(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b"
-)
-# A `case x:` / `default:` label of a C-family `switch` (Go's `select` too) opens a body.
-_CASE_LABEL = re.compile(r"^\s*(case\b.*|default\s*):$")
-
-
-def indent_of(line: str) -> int:
-    """Width of a line's leading blanks (a tab counts as 4)."""
-    stripped = line.lstrip(" \t")
-    return len(line[: len(line) - len(stripped)].replace("\t", "    "))
-
-
-def opens_block(line_prefix: str, language: str) -> bool:
-    """Whether the text before the cursor ends a block header (`if x:`, `fn f() {`)."""
-    code = line_prefix.rstrip()
-    spec = spec_for(language)
-    if spec is None:
-        return code.endswith((":", "{"))  # plain text: either convention
-    if not spec.braces:
-        return code.endswith(":") and bool(_PY_HEADER.match(code))
-    return code.endswith("{") or bool(_CASE_LABEL.match(code))
 
 
 def should_complete(context: Context, options: TriggerOptions | None = None) -> Mode:
@@ -72,7 +49,7 @@ def should_complete(context: Context, options: TriggerOptions | None = None) -> 
     options = options or TriggerOptions()
     language = resolve_language(context.language, context.path)
     rest = context.line_suffix.strip()
-    if options.mid_line_rule and rest and not set(rest) <= CLOSERS | {" ", "\t"}:
+    if options.mid_line_rule and rest and not set(rest) <= set(CLOSERS + " \t"):
         if not options.mid_word_only or _WORD_CHAR.match(context.line_suffix):
             return Mode.NONE
     if not options.in_comments:

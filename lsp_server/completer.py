@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 
 from completion.crossfile import Document
 from completion.engine import Engine, StopReason
+from completion.languages import resolve_language
+from completion.lines import opens_indent
 from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
@@ -61,9 +62,6 @@ class _InFlight:
     result: asyncio.Future[CompletionResult]
 
 
-_OPENS_BLOCK = re.compile(r"(?::|\{|\(|\[)\s*(?:#.*|//.*)?$")
-
-
 def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     """The document after the user accepts `shown` at the end of a line and presses Enter.
 
@@ -80,7 +78,7 @@ def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     if not line.strip():
         return None
     indent = line[: len(line) - len(line.lstrip())]
-    if _OPENS_BLOCK.search(line):
+    if opens_indent(line, resolve_language(snap.language, snap.path)):
         indent += "\t" if indent.startswith("\t") else "    "
     inserted = shown + "\n" + indent
     return dataclasses.replace(

@@ -204,8 +204,11 @@ def test_python_a_header_may_go_on_into_its_body() -> None:
     assert (
         text[: rule(text)].rstrip() == '        elif g > 3:\n            grade = "A"\n        else:'
     )
+    # in a brace language the header whose body is below ends the completion at once
+    suffix = '\n            grade = "E";\n        }\n'
+    text = '        if (g > 3) {\n            grade = "A";\n'
     rule = block_stop("", suffix, floor=9, language="javascript")
-    assert text[: rule(text)].rstrip() == "        elif g > 3:"
+    assert text[: rule(text)].rstrip() == "        if (g > 3) {"
 
 
 def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:

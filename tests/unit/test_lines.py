@@ -1,0 +1,71 @@
+"""completion/lines.py: the one reading of depth, neighbours, brackets and block headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from completion.lines import (
+    bracket_depth,
+    code_above,
+    code_below,
+    indent_of,
+    open_brackets,
+    opens_block,
+    opens_indent,
+    unclosed,
+)
+
+
+def test_indent_counts_a_tab_as_four() -> None:
+    assert indent_of("    x") == 4
+    assert indent_of("\tx") == 4
+    assert indent_of("\t  x") == 6
+    assert indent_of("") == 0
+
+
+def test_neighbours_skip_blank_lines_and_the_cursors_line() -> None:
+    prefix = "def f():\n    a = 1\n\n    "
+    suffix = "b\n\n    return a\n  \n"
+    assert code_above(prefix) == "    a = 1"
+    assert code_below(suffix) == ["    return a"]
+    assert code_above("x = ") == ""
+    assert code_below("") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "language", "header"),
+    [
+        ("    if x:", "python", True),
+        ("    if x:  # the usual case", "python", True),
+        ("async def f():", "python", True),
+        ('    if s == "a:":', "python", True),
+        ("    x = {", "python", False),  # a literal, not a block
+        ("    f = lambda:", "python", False),
+        ('    print("if x:")', "python", False),
+        ("function f() {", "javascript", True),
+        ("if (x) { // comment", "javascript", True),
+        ('const s = "{";', "javascript", False),
+        ("    case 3:", "go", True),
+        ("    default:", "c", True),
+        ("fn main() {", "rust", True),
+        ("note:", "", True),  # plain text: either convention
+        ("x {", "", True),
+    ],
+)
+def test_block_headers_by_language(line: str, language: str, header: bool) -> None:
+    assert opens_block(line, language) is header
+
+
+def test_an_open_bracket_deepens_the_next_line_but_is_no_header() -> None:
+    assert opens_indent("    x = {", "python")
+    assert opens_indent("    call(", "python")
+    assert opens_indent("    if x:", "python")
+    assert not opens_indent("    return x", "python")
+    assert not opens_indent('    s = "("', "python")
+
+
+def test_brackets_ignore_strings_and_comments() -> None:
+    assert open_brackets("f(a, [1, '(']", "python") == ["("]
+    assert open_brackets("f(a))", "python") is None
+    assert unclosed("} else {", "javascript") == 1
+    assert bracket_depth("}) // x(", "javascript") == (2, -2)
