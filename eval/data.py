@@ -9,7 +9,9 @@ reference `canonical_solution`, and a `test`. Two kinds of test exist:
 - Project style (from `offpilot eval make-tasks`): the task also names `project` (a
   directory), `path` (the file in it that holds the hole); the project is copied into the
   sandbox, the filled-in file written over `path`, and `test` (a driver script that runs the
-  project's relevant tests there) is the program.
+  project's relevant tests there) is the program. A tasks file is input like any other: a
+  `path` that leaves the project (absolute, `..`, through a symlink) is refused
+  (`TaskPathError`), and the copy keeps no symlink that points out of it (`copy_project`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import json
+import os
 import random
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -34,6 +37,11 @@ INFILLING_SUITES = {
 SUITES = (*INFILLING_SUITES, "humaneval")
 
 PROJECT_DIR_NAME = "project"
+COPY_IGNORE = (".git", "__pycache__", "*.pyc", ".tox", ".nox")
+
+
+class TaskPathError(ValueError):
+    """A project task whose `path` is not a plain file inside its project."""
 
 
 @dataclass(frozen=True)
@@ -167,21 +175,84 @@ def program(task: Task, completion: str) -> str:
     return filled(task, completion) + "\n" + task.test + "\n" + f"check({task.entry_point})\n"
 
 
+def project_file(root: Path, rel: str | None) -> Path:
+    """`root / rel` if it is a regular file under `root` reached through no symlink.
+
+    Raises TaskPathError otherwise: the harness writes this file with its own rights, so an
+    absolute path, a `..` or a symlink on the way would send the write anywhere.
+    """
+    if not rel or "\0" in rel:
+        raise TaskPathError(f"task path {rel!r} names no file")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise TaskPathError(f"task path {rel!r} leaves the project")
+    base = root.resolve()
+    path = base
+    for part in pure.parts:
+        path = path / part
+        if path.is_symlink():
+            raise TaskPathError(f"task path {rel!r} goes through a symlink ({part})")
+    if not path.is_file() or not path.resolve().is_relative_to(base):
+        raise TaskPathError(f"task path {rel!r} names no file of the project")
+    return path
+
+
+def copy_project(source: Path, dest: Path, ignore: tuple[str, ...] = COPY_IGNORE) -> None:
+    """Copy a project tree; its symlinks that stay inside become relative links of the copy.
+
+    A link whose target leaves the project is dropped: kept, it would point out of the
+    sandbox (an absolute one even at the original project), and followed, it would copy
+    files from anywhere.
+    """
+    base = source.resolve()
+    patterns = shutil.ignore_patterns(*ignore)
+    links: list[tuple[Path, Path]] = []
+
+    def skip(directory: str, names: list[str]) -> set[str]:
+        skipped = set(patterns(directory, names))
+        for name in names:
+            path = Path(directory, name)
+            if name not in skipped and path.is_symlink():
+                skipped.add(name)
+                try:
+                    target = path.resolve()
+                except (OSError, RuntimeError):  # a link loop
+                    continue
+                if target.is_relative_to(base):
+                    links.append((path.relative_to(base), target.relative_to(base)))
+        return skipped
+
+    shutil.copytree(base, dest, symlinks=True, ignore=skip)
+    for link, target in links:
+        where = dest / link
+        if where.parent.is_dir() and not where.parent.is_symlink():
+            where.symlink_to(os.path.relpath(dest / target, where.parent))
+
+
+def _write_plain(path: Path, text: str) -> None:
+    """Write a file, never through a symlink (O_NOFOLLOW on the last step)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def setup_for(task: Task, completion: str) -> Any:
-    """For a project task, a function that lays out the project in the sandbox directory."""
+    """For a project task, a function that lays out the project in the sandbox directory.
+
+    Raises TaskPathError, now or when the function runs, for a `path` that would leave the
+    project (see `project_file`); nothing is written then.
+    """
     if task.project is None:
         return None
     source = Path(task.project)
+    if not source.is_dir():
+        raise FileNotFoundError(f"task {task.task_id}: no project directory {source}")
+    project_file(source, task.path)
     rel = task.path or ""
 
     def setup(work: Path) -> None:
         dest = work / PROJECT_DIR_NAME
-        shutil.copytree(
-            source,
-            dest,
-            symlinks=True,
-            ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".tox", ".nox"),
-        )
-        (dest / rel).write_text(filled(task, completion), encoding="utf-8")
+        copy_project(source, dest)
+        _write_plain(project_file(dest, rel), filled(task, completion))
 
     return setup

@@ -7,6 +7,7 @@
    with/try inside it) or the whole `body` (after the docstring). Holes are whole lines.
 3. Each task's `test` is a driver that runs only the tests that called that function,
    against the project with the filled-in file (see `eval.data` for the project format).
+   Files reached through a symlink are never task sources (see `data.project_file`).
 4. Verify: the reference filling must pass, and the empty filling must fail (else the tests
    do not notice the hole and the task is dropped).
 """
@@ -128,8 +129,10 @@ def find_tests(project: Path) -> list[str]:
 def _py_files(project: Path) -> Iterator[Path]:
     for path in sorted(project.rglob("*.py")):
         rel = path.relative_to(project).parts
-        if not any(part in SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
-            yield path
+        if any(part in SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
+            continue
+        if not any((project / Path(*rel[: i + 1])).is_symlink() for i in range(len(rel))):
+            yield path  # a link may lead out of the project: not a file of it
 
 
 def source_files(project: Path) -> list[Path]:
@@ -164,15 +167,10 @@ def trace(project: Path, tests: list[str], timeout_s: float) -> dict[tuple[str, 
 
 
 def _copier(project: Path) -> Callable[[Path], None]:
-    import shutil
+    ignore = (*SKIP_DIRS - {"docs", "doc", "build", "dist"}, "*.pyc")
 
     def setup(work: Path) -> None:
-        shutil.copytree(
-            project,
-            work / data.PROJECT_DIR_NAME,
-            symlinks=True,
-            ignore=shutil.ignore_patterns(*SKIP_DIRS - {"docs", "doc", "build", "dist"}, "*.pyc"),
-        )
+        data.copy_project(project, work / data.PROJECT_DIR_NAME, ignore)
 
     return setup
 
@@ -288,7 +286,7 @@ def build_tasks(
     """
     by_file: dict[str, dict[int, list[str]]] = {}
     for (rel, line), ids in calls.items():
-        if not _is_test(Path(rel)) and not rel.startswith(".."):
+        if not _is_test(Path(rel)) and _plain_file(project, rel):
             by_file.setdefault(rel, {})[line - 1] = ids
     parser = _parser()
     tasks = []
@@ -341,6 +339,14 @@ def build_tasks(
     return tasks
 
 
+def _plain_file(project: Path, rel: str) -> bool:
+    try:
+        data.project_file(project, rel)
+    except data.TaskPathError:
+        return False
+    return True
+
+
 def _pick_tests(ids: list[str], rng: random.Random) -> list[str]:
     if len(ids) <= MAX_TESTS_PER_TASK:
         return sorted(ids)
@@ -350,14 +356,17 @@ def _pick_tests(ids: list[str], rng: random.Random) -> list[str]:
 def verify(task: data.Task, timeout_s: float) -> str | None:
     """None if the reference passes and the empty filling fails, else why the task is bad."""
     limits = execution.Limits(timeout_s=timeout_s)
-    good = execution.run_program(
-        data.program(task, task.canonical_solution),
-        limits,
-        data.setup_for(task, task.canonical_solution),
-    )
-    if good.result != execution.PASSED:
-        return f"reference does not pass: {good.reason}"
-    blank = execution.run_program(data.program(task, ""), limits, data.setup_for(task, ""))
+    try:
+        good = execution.run_program(
+            data.program(task, task.canonical_solution),
+            limits,
+            data.setup_for(task, task.canonical_solution),
+        )
+        if good.result != execution.PASSED:
+            return f"reference does not pass: {good.reason}"
+        blank = execution.run_program(data.program(task, ""), limits, data.setup_for(task, ""))
+    except data.TaskPathError as exc:
+        return f"task refused: {exc}"
     if blank.result == execution.PASSED:
         return "the tests pass with the hole left empty"
     return None

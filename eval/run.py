@@ -226,12 +226,19 @@ def generate_for(
 
 
 def judge(task: data.Task, completion: str, timeout_s: float) -> dict[str, Any]:
-    """Run the task's test on the filled-in program: the outcome fields of a sample record."""
-    outcome = execution.run_program(
-        data.program(task, completion),
-        execution.Limits(timeout_s=timeout_s),
-        data.setup_for(task, completion),
-    )
+    """Run the task's test on the filled-in program: the outcome fields of a sample record.
+
+    A project task whose `path` would leave the sandbox is an error record, not a crash.
+    """
+    try:
+        outcome = execution.run_program(
+            data.program(task, completion),
+            execution.Limits(timeout_s=timeout_s),
+            data.setup_for(task, completion),
+        )
+    except data.TaskPathError as exc:
+        reason = f"task refused: {exc}"
+        return {"passed": False, "result": execution.ERROR, "reason": reason, "exec_ms": 0.0}
     return {
         "passed": outcome.result == execution.PASSED,
         "result": outcome.result,
