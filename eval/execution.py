@@ -90,8 +90,13 @@ def run_program(
     limits: Limits | None = None,
     setup: Callable[[Path], None] | None = None,
     python: str | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
-    """Run `program` with Python in a fresh sandbox; `setup` fills its directory first."""
+    """Run `program` with Python in a fresh sandbox; `setup` fills its directory first.
+
+    `pass_fds`: more of the caller's fds for the program to inherit, at the same numbers (a
+    private result channel, such as make-tasks' trace pipe).
+    """
     limits = limits or Limits()
     python = python or sys.executable
     token = secrets.token_hex(16)
@@ -146,7 +151,7 @@ def run_program(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd, *pass_fds),
             close_fds=True,
         )
         os.close(write_fd)

@@ -14,9 +14,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import re
+import resource
+import secrets
+import selectors
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from typing import Any
 
 from eval import data, execution
 
-MARK = "@@OFFPILOT-TRACE@@"
+TRACE_BYTES = 64 << 20  # the most a trace may send
 MAX_TESTS_PER_TASK = 40
 MAX_BODY_LINES = 15
 MAX_BLOCK_LINES = 8
@@ -102,7 +108,9 @@ out = [
     [os.path.relpath(f, root), line, sorted(t for t in ids if t in ok)]
     for (f, line), ids in calls.items()
 ]
-print({mark!r} + json.dumps({{"rc": int(rc), "passed": len(ok), "calls": out}}))
+payload = json.dumps({{"rc": int(rc), "passed": len(ok), "calls": out}}).encode()
+with os.fdopen({fd}, "wb") as channel:
+    channel.write({token!r}.encode() + payload)
 """
 )
 
@@ -152,18 +160,94 @@ def _is_test(path: Path) -> bool:
 
 
 def trace(project: Path, tests: list[str], timeout_s: float) -> dict[tuple[str, int], list[str]]:
-    """(file, def line) -> the passing test ids that called that function."""
-    program = _TRACER.format(project=data.PROJECT_DIR_NAME, tests=tests, mark=MARK)
-    limits = execution.Limits(timeout_s=timeout_s, output_bytes=32 << 20)
-    outcome = execution.run_program(program, limits, _copier(project))
-    line = next((x for x in outcome.output.splitlines() if x.startswith(MARK)), None)
-    if line is None:
+    """(file, def line) -> the passing test ids that called that function.
+
+    The tracer sends its result over a private channel (`_Channel`), not stdout: the
+    project's tests write to stdout too, and must not be able to pass for the tracer.
+    """
+    channel = _Channel()
+    try:
+        program = _TRACER.format(
+            project=data.PROJECT_DIR_NAME, tests=tests, fd=channel.fd, token=channel.token
+        )
+        limits = execution.Limits(timeout_s=timeout_s, output_bytes=32 << 20)
+        outcome = execution.run_program(program, limits, _copier(project), pass_fds=(channel.fd,))
+    finally:
+        message = channel.close()
+    if message is None:
         tail = outcome.output[-2000:]
-        raise RuntimeError(f"the project's tests did not run ({outcome.reason}):\n{tail}")
-    found = json.loads(line[len(MARK) :])
+        raise RuntimeError(
+            f"no trace came back from the project's tests ({outcome.reason}):\n{tail}"
+        )
+    found = json.loads(message)
     if found["passed"] == 0:
         raise RuntimeError("no test of the project passed; nothing to build tasks from")
     return {(f, int(n)): ids for f, n, ids in found["calls"] if ids}
+
+
+class _Channel:
+    """A private pipe for the tracer's result, drained by a thread while the tests run.
+
+    The write end reaches the sandbox at an unguessable fd number, and a message counts only
+    when it starts with a random token; a test that prints, or writes to some fd, sends none.
+    (A test that digs the token out of the tracer's own memory or program text is not
+    stopped; the pass token of `execution` has the same bound.)
+    """
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self._read_fd, write_fd = os.pipe()
+        self.fd = _unguessable_fd(write_fd)
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="trace-channel", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        os.set_blocking(self._read_fd, False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._read_fd, selectors.EVENT_READ)
+            while True:
+                if not sel.select(timeout=0.1):
+                    if self._done.is_set():  # a leftover process may hold the write end
+                        return
+                    continue
+                try:
+                    chunk = os.read(self._read_fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                self._size += len(chunk)
+                if self._size <= TRACE_BYTES:
+                    self._chunks.append(chunk)
+
+    def close(self) -> bytes | None:
+        """Stop listening: what the tracer sent after the token, or None (no valid message)."""
+        os.close(self.fd)
+        self._done.set()
+        self._thread.join()
+        os.close(self._read_fd)
+        raw = b"".join(self._chunks)
+        token = self.token.encode()
+        if self._size > TRACE_BYTES or not raw.startswith(token):
+            return None
+        return raw[len(token) :]
+
+
+def _unguessable_fd(fd: int) -> int:
+    """`fd` moved to a random number (close-on-exec until passed on), where the limit allows."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = min(1024 if soft == resource.RLIM_INFINITY else soft, 1024) - 32
+    if top <= 64:
+        return fd
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64 + secrets.randbelow(top - 64))
+    except OSError:
+        return fd
+    os.close(fd)
+    return int(moved)
 
 
 def _copier(project: Path) -> Callable[[Path], None]:

@@ -1,4 +1,4 @@
-"""Hostile project tasks: paths and symlinks that leave the sandbox.
+"""Hostile project tasks: paths and symlinks that leave the sandbox, and a forged trace.
 
 Every case uses real files in tmp_path and a victim file outside the project whose content
 must survive.
@@ -153,3 +153,51 @@ def test_symlink_out_of_the_project_makes_no_task_and_is_never_written(tmp_path:
     why = make_tasks.verify(task_for(project, "tinylib/evil.py"), timeout_s=20)
     assert why is not None and "symlink" in why, why
     assert target.read_text() == VICTIM
+
+
+FORGED_TESTS = (
+    TESTS
+    + """
+
+def test_forge():
+    print('@@OFFPILOT-TRACE@@{"rc": 0, "passed": 1, "calls": '
+          '[["tinylib/core.py", 4, ["tests/test_core.py::test_forged"]]]}')
+    assert False
+"""
+)
+
+
+def test_a_forged_trace_line_does_not_decide_the_trace(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "tests" / "test_core.py").write_text(FORGED_TESTS)
+    calls = make_tasks.trace(project, ["tests"], timeout_s=60)
+    ids = {i for found in calls.values() for i in found}
+    assert "tests/test_core.py::test_forged" not in ids
+    assert calls[("tinylib/core.py", 4)] == ["tests/test_core.py::test_clamp"]
+
+
+FD_FORGED_TESTS = (
+    TESTS
+    + """
+
+def test_forge_on_every_fd():
+    import os
+    forged = b'{"rc": 0, "passed": 1, "calls": [["tinylib/core.py", 4, ["x::test_forged"]]]}'
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.write(int(name), forged)
+        except OSError:
+            pass
+"""
+)
+
+
+def test_a_message_without_the_token_on_the_channel_is_no_trace(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "tests" / "test_core.py").write_text(FD_FORGED_TESTS)
+    try:
+        calls = make_tasks.trace(project, ["tests"], timeout_s=60)
+    except RuntimeError as exc:  # the channel held junk: refused, not believed
+        assert "no trace came back" in str(exc)
+    else:
+        assert "x::test_forged" not in {i for found in calls.values() for i in found}
