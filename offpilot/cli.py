@@ -82,7 +82,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", default=None, help=f"model name or directory (default {DEFAULT_MODEL})"
+        "--model",
+        default=None,
+        help=f"model name in the cache, or a directory as /ABS or ./DIR (default {DEFAULT_MODEL})",
     )
     p.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
 
@@ -95,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser("model", help="install and list local models")
     msub = model.add_subparsers(dest="model_command", required=True)
     inst = msub.add_parser("install", help="build a model into the cache (a no-op when present)")
-    inst.add_argument("name", nargs="?", default=None, help=f"one of {', '.join(KNOWN_MODELS)}")
+    inst.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        help=f"one of {', '.join(KNOWN_MODELS)}; with --from-hf, the name to install it as",
+    )
     inst.add_argument("--from-hf", metavar="PATH_OR_ID", help="convert a Hugging Face checkpoint")
     inst.add_argument(
         "--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)"

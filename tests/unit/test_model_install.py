@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import re
+import shlex
 import tarfile
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from completion import model_install
 from completion.model_install import (
+    STAGING_MARK,
     assemble,
     install_from_hf,
     install_known,
@@ -21,6 +23,9 @@ from completion.model_install import (
 )
 from completion.model_specs import KNOWN_MODELS, QWEN2, FimOrder, GgufPackageModel
 from completion.model_store import Manifest, ModelError, list_installed, locate
+from offpilot.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
 
 QUIET = {"log": lambda _m: None}
 
@@ -155,6 +160,83 @@ def test_manifest_keeps_the_prompt_order_and_an_old_one_gets_its_familys() -> No
     data["family"] = "gpt_bigcode"
     old = Manifest.from_json(data).fim
     assert old is not None and old.order is FimOrder.PSM
+
+
+def _tree(path: Path) -> list[str]:
+    """Everything under `path` but the install's own lock files."""
+    return sorted(
+        str(p.relative_to(path)) for p in path.rglob("*") if not p.name.startswith(".install-")
+    )
+
+
+@pytest.mark.parametrize("name", ["ABS", ".", "..", "../victim", "sub/dir", ".hidden", "a..b"])
+def test_a_name_that_leaves_the_cache_is_refused_before_anything_is_touched(
+    tmp_path: Path, name: str
+) -> None:
+    """An absolute NAME deleted a user directory; `.` deleted every installed model."""
+    victim = tmp_path / "victim"
+    (victim / "notes").mkdir(parents=True)
+    (victim / "notes" / "keep.txt").write_text("mine")
+    cache = tmp_path / "cache"
+    (cache / "installed").mkdir(parents=True)
+    (cache / "installed" / "model.bin").write_bytes(b"weights")
+    before = _tree(tmp_path)
+    name = str(victim) if name == "ABS" else name
+    with pytest.raises(ModelError, match="not a model name"):
+        install_from_hf(str(tmp_path / "no-such-checkpoint"), name, cache, **QUIET)
+    assert _tree(tmp_path) == before
+
+
+def test_a_directory_offpilot_did_not_make_is_never_removed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "mine").mkdir(parents=True)
+    (cache / "mine" / "data.txt").write_text("user data")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "data.txt").write_text("user data")
+    (cache / "link").symlink_to(elsewhere)
+    before = _tree(tmp_path)
+    for name in ("mine", "link"):
+        with pytest.raises(ModelError, match="not a model that offpilot installed"):
+            install_from_hf(str(tmp_path / "no-such-checkpoint"), name, cache, **QUIET)
+    assert _tree(tmp_path) == before
+
+
+def test_only_marked_stale_staging_of_this_name_is_removed(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    ours = tmp_path / ".staging-t-999"  # a killed install of `t`: marked, so removed
+    other_model = tmp_path / ".staging-t-1-998"  # an install of `t-1`, under its own lock
+    unmarked = tmp_path / ".staging-t-997"  # not made by offpilot
+    for d in (ours, other_model, unmarked):
+        d.mkdir()
+        (d / "file").write_text("x")
+    (ours / STAGING_MARK).touch()
+    (other_model / STAGING_MARK).touch()
+    assert install_from_hf(str(tiny_checkpoint), "t", tmp_path, **QUIET).built
+    assert not ours.exists()
+    assert (other_model / "file").is_file() and (unmarked / "file").is_file()
+
+
+def test_default_names_are_safe() -> None:
+    assert model_install.default_name("/models/Qwen2.5-Coder/") == "Qwen2.5-Coder"
+    assert model_install.default_name("org/..") == "model"
+    assert model_install.default_name("_a...b-") == "a.b"
+
+
+def test_readme_install_commands_parse() -> None:
+    """The README documented `--from-hf PATH --name NAME`, a flag the CLI does not have."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"`offpilot (model install[^`]*)`", readme)
+    assert any("--from-hf" in c for c in commands), commands
+    parser = build_parser()
+    for command in commands:
+        argv = [w for w in shlex.split(command) if w not in ("[", "]")]
+        argv = [w.strip("[]") for w in argv]
+        args = parser.parse_args(argv)
+        assert args.func is not None
+    args = parser.parse_args(["model", "install", "--from-hf", "ckpt", "my-model"])
+    assert (args.from_hf, args.name) == ("ckpt", "my-model")
 
 
 def test_pip_takes_pinned_wheels_only_and_ignores_the_users_pip_settings(
