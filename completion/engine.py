@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from completion.model_specs import FimOrder, FimTokens
 from completion.model_store import InstalledModel, ModelCorruptError
+from completion.stops import RULE, StopConditions, StopReason, StopRule, final_cut
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +36,6 @@ class GenerationParams:
     temperature: float = 0.0
     top_p: float = 0.95
     seed: int | None = None
-
-
-class StopReason:
-    """Why a stream ended (the engine records it on `Stream.reason`)."""
-
-    END_TOKEN = "end_token"
-    MAX_TOKENS = "max_tokens"
-    TIME_BUDGET = "time_budget"
-    CANCELLED = "cancelled"
-    CALLER = "caller"
-
-
-TextStopRule = Callable[[str], int | None]
-"""Given the text of one hypothesis so far, the index to cut it at, or None to go on."""
-
-
-def final_cut(text: str, stop_rule: TextStopRule) -> int | None:
-    """Where `stop_rule` cuts `text` once the stream has ended and its last line is whole."""
-    cut = stop_rule(text + "\n")
-    return cut if cut is not None and cut < len(text) else None
 
 
 @dataclass(frozen=True)
@@ -84,19 +65,17 @@ class _HypothesisTracker:
         decode: Callable[[Sequence[int]], str],
         params: GenerationParams,
         stop_ids: frozenset[int],
-        stop_rule: TextStopRule | None,
+        stop_rule: StopRule | None,
         cancel: threading.Event | None,
     ) -> None:
         self.ids: list[list[int]] = [[] for _ in range(n)]
         self.text = [""] * n
         self.reason: list[str | None] = [None] * n
-        self.started = time.monotonic()
+        self._stops = StopConditions(params.max_new_tokens, params.time_budget_s, stop_ids, cancel)
+        self.started = self._stops.started
         self.first_token_s: float | None = None
         self._decode = decode
-        self._params = params
-        self._stop_ids = stop_ids
         self._stop_rule = stop_rule
-        self._cancel = cancel
 
     def feed(self, i: int, token: int) -> bool:
         """Record one token of hypothesis `i`; True once that hypothesis is finished."""
@@ -105,26 +84,19 @@ class _HypothesisTracker:
             self.first_token_s = now - self.started
         if self.reason[i] is not None:
             return True
-        if self._cancel is not None and self._cancel.is_set():
-            self.reason[i] = StopReason.CANCELLED
-        elif token in self._stop_ids:
-            self.reason[i] = StopReason.END_TOKEN
+        self.reason[i] = self._stops.before(token)
+        if self.reason[i] == StopReason.END_TOKEN:
             cut = final_cut(self.text[i], self._stop_rule) if self._stop_rule else None
             if cut is not None:
-                self.text[i], self.reason[i] = self.text[i][:cut], "stop_rule"
-        else:
+                self.text[i], self.reason[i] = self.text[i][:cut], RULE
+        elif self.reason[i] is None:
             self.ids[i].append(token)
             self.text[i] = self._decode(self.ids[i])
             cut = self._stop_rule(self.text[i]) if self._stop_rule is not None else None
             if cut is not None:
-                self.text[i], self.reason[i] = self.text[i][:cut], "stop_rule"
-            elif len(self.ids[i]) >= self._params.max_new_tokens:
-                self.reason[i] = StopReason.MAX_TOKENS
-            elif (
-                self._params.time_budget_s is not None
-                and now - self.started > self._params.time_budget_s
-            ):
-                self.reason[i] = StopReason.TIME_BUDGET
+                self.text[i], self.reason[i] = self.text[i][:cut], RULE
+            else:
+                self.reason[i] = self._stops.after(len(self.ids[i]), now)
         return self.reason[i] is not None
 
     def result(self) -> Samples:
@@ -187,27 +159,20 @@ class Stream:
     def _ruled(
         self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
     ) -> Generator[int, None, None]:
-        started = time.monotonic()
+        stops = StopConditions(params.max_new_tokens, params.time_budget_s, stop_ids, cancel)
         count = 0
         for token in self._raw:
             if self.first_token_s is None:
-                self.first_token_s = time.monotonic() - started
-            if cancel is not None and cancel.is_set():
-                self.reason = StopReason.CANCELLED
-                return
-            if token in stop_ids:
-                self.reason = StopReason.END_TOKEN
+                self.first_token_s = time.monotonic() - stops.started
+            reason = stops.before(token)
+            if reason is not None:
+                self.reason = reason
                 return
             yield token
             count += 1
-            if count >= params.max_new_tokens:
-                self.reason = StopReason.MAX_TOKENS
-                return
-            if (
-                params.time_budget_s is not None
-                and time.monotonic() - started > params.time_budget_s
-            ):
-                self.reason = StopReason.TIME_BUDGET
+            reason = stops.after(count)
+            if reason is not None:
+                self.reason = reason
                 return
         self.reason = StopReason.END_TOKEN
 
@@ -258,7 +223,7 @@ class Engine(Protocol):
         prompt_ids: Sequence[int],
         params: GenerationParams,
         n: int,
-        stop_rule: TextStopRule | None = None,
+        stop_rule: StopRule | None = None,
         cancel: threading.Event | None = None,
     ) -> Samples:
         """`n` continuations of `prompt_ids`, sharing one prompt pass where the engine can.
@@ -428,7 +393,7 @@ class CT2Engine:
         prompt_ids: Sequence[int],
         params: GenerationParams,
         n: int,
-        stop_rule: TextStopRule | None = None,
+        stop_rule: StopRule | None = None,
         cancel: threading.Event | None = None,
     ) -> Samples:
         """`n` hypotheses from one `generate_batch` call: the prompt is encoded once.
@@ -583,7 +548,7 @@ class FakeEngine:
         prompt_ids: Sequence[int],
         params: GenerationParams,
         n: int,
-        stop_rule: TextStopRule | None = None,
+        stop_rule: StopRule | None = None,
         cancel: threading.Event | None = None,
     ) -> Samples:
         """`n` scripted hypotheses (from `variants`, else the script) after one prompt pass."""

@@ -15,14 +15,7 @@ from dataclasses import dataclass, field
 from completion import crossfile
 from completion.context import Context, extract_context
 from completion.engine import Engine, GenerationParams
-from completion.generate import (
-    RULE,
-    StopRule,
-    block_stop,
-    generate,
-    indent_floor,
-    single_line_stop,
-)
+from completion.generate import generate
 from completion.languages import resolve_language
 from completion.lines import opens_block
 from completion.postprocess import PostOptions, postprocess
@@ -35,6 +28,7 @@ from completion.prompt import (
     repo_tokens,
     strip_healed,
 )
+from completion.stops import RULE, StopRule, stop_rule_for
 from completion.trigger import Mode, TriggerOptions, should_complete
 
 
@@ -86,6 +80,12 @@ class CompletionOptions:
     # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
     # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
     crossfile_format: str = "comment"
+
+    def stop_rule(self, context: Context, mode: Mode) -> StopRule:
+        """The streaming stop rule these switches give a completion of `mode`."""
+        return stop_rule_for(
+            context, mode, block_stop_on=self.block_stop, repeat_suffix=self.dedupe
+        )
 
     def with_spec(self, spec: str) -> CompletionOptions:
         """These options with a comma list of `name=value` applied, e.g. `dedupe=0,multiline=1`.
@@ -198,22 +198,6 @@ class _Prepared:
     crossfile: tuple[str, ...] = ()
 
 
-def stop_rule_for(context: Context, mode: Mode, options: CompletionOptions) -> StopRule:
-    """The streaming stop rule of a completion of `mode` (line end, or the block's end)."""
-    if mode is not Mode.MULTI:
-        return single_line_stop
-    if not options.block_stop:
-        return lambda _text: None
-    language = resolve_language(context.language, context.path)
-    return block_stop(
-        context.line_prefix,
-        context.suffix,
-        repeat_suffix=options.dedupe,
-        floor=indent_floor(context.prefix, context.suffix, language),
-        language=language,
-    )
-
-
 def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOptions) -> _Prepared:
     """Context, trigger and prompt stages, timed, and the generation parameters."""
     t0 = time.monotonic()
@@ -268,7 +252,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         mode,
         prompt,
         params,
-        healed_rule(stop_rule_for(context, mode, options), prompt.healed),
+        healed_rule(options.stop_rule(context, mode), prompt.healed),
         post,
         (tc - t0) * 1000,
         (t2 - tx) * 1000,

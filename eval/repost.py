@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion.context import extract_context
-from completion.engine import final_cut
-from completion.generate import RULE, StopRule
-from completion.pipeline import POST_STAGES, CompletionOptions, stop_rule_for
+from completion.pipeline import POST_STAGES, CompletionOptions
 from completion.postprocess import postprocess
+from completion.stops import cut_offline
 from completion.trigger import Mode
 from eval import data
 from eval.report import write_report
@@ -66,16 +65,6 @@ def parse_spec(spec: str) -> dict[str, str]:
     if not items:
         raise RepostError("nothing to switch: give --set NAME=0|1[,...]")
     return items
-
-
-def cut_where_rule_fires(text: str, rule: StopRule, reason: str) -> tuple[str, str]:
-    """`text` as streaming with `rule` would have ended it, and the stop reason."""
-    for end in range(1, len(text) + 1):
-        cut = rule(text[:end])
-        if cut is not None:
-            return text[:cut], RULE
-    cut = final_cut(text, rule)
-    return (text[:cut], RULE) if cut is not None else (text, reason)
 
 
 def load_settings(source: Path) -> RunSettings:
@@ -136,8 +125,8 @@ def repost(
             context = extract_context(request.text, request.offset, request.language, request.path)
             raw, reason = record["raw"], record["stop_reason"]
             if restop and record["mode"] == "multi":
-                rule = stop_rule_for(context, Mode.MULTI, options)
-                raw, reason = cut_where_rule_fires(raw, rule, reason)
+                rule = options.stop_rule(context, Mode.MULTI)
+                raw, reason = cut_offline(raw, rule, reason)
             t0 = time.monotonic()
             post = options.post(record["mode"] == "multi")
             text = postprocess(raw, context, reason, post)

@@ -19,10 +19,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from completion.crossfile import Document
-from completion.engine import Engine, StopReason
+from completion.engine import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
 from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
+from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
 

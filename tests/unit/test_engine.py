@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from completion.engine import CT2Engine, EngineOptions, GenerationParams, StopReason, load_engine
+from completion.engine import CT2Engine, EngineOptions, GenerationParams, load_engine
 from completion.model_store import InstalledModel, ModelCorruptError
+from completion.stops import StopReason
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import pytest
 
 from completion.context import Context, extract_context
 from completion.engine import FakeEngine
-from completion.generate import block_stop
 from completion.languages import SPECS, resolve_language
 from completion.lines import opens_block
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess, syntax_truncate
+from completion.stops import block_stop
 from completion.syntax import Insertion, has_error, in_comment_or_string, parser_for
 from completion.trigger import Mode, TriggerOptions, should_complete
 

@@ -4,7 +4,6 @@ import pytest
 
 from completion.context import extract_context
 from completion.engine import FakeEngine
-from completion.generate import block_stop, indent_floor
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from completion.postprocess import (
     PostOptions,
@@ -16,6 +15,7 @@ from completion.postprocess import (
     postprocess,
     syntax_truncate,
 )
+from completion.stops import block_stop, indent_floor
 
 
 def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 0) -> str:

@@ -1,8 +1,8 @@
 import threading
 
 from completion.context import extract_context
-from completion.engine import FakeEngine, GenerationParams, StopReason
-from completion.generate import RULE, generate, single_line_stop
+from completion.engine import FakeEngine, GenerationParams
+from completion.generate import generate
 from completion.model_specs import QWEN2, FimOrder, fim_order
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import clean_single_line
@@ -14,6 +14,7 @@ from completion.prompt import (
     fit_suffix,
     strip_healed,
 )
+from completion.stops import RULE, StopReason, single_line_stop
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
 
