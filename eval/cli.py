@@ -98,7 +98,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.engine import load_engine
+    from completion.ct2_engine import load_engine
     from completion.model_store import locate
     from completion.pipeline import CompletionOptions
     from eval.run import RunSettings, SettingsMismatchError, run

@@ -31,7 +31,8 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from completion.crossfile import MAX_DOCUMENTS, Document
-from completion.engine import Engine, EngineOptions, load_engine
+from completion.ct2_engine import EngineOptions, load_engine
+from completion.engine import Engine
 from completion.model_store import ModelError, locate
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Snapshot, format_stages

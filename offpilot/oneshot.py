@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from completion.engine import load_engine
+from completion.ct2_engine import load_engine
 from completion.model_store import locate
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.positions import offset_at

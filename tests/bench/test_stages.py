@@ -20,7 +20,8 @@ import pytest
 
 from completion import crossfile
 from completion.context import Context, extract_context
-from completion.engine import CT2Engine, EngineOptions, GenerationParams
+from completion.ct2_engine import CT2Engine, EngineOptions
+from completion.engine import GenerationParams
 from completion.model_store import InstalledModel, ModelError, verify
 from completion.pipeline import CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess

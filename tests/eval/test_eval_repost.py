@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from completion.engine import FakeEngine
+from completion.fake_engine import FakeEngine
 from eval import data
 from eval.repost import RepostError, repost
 from eval.run import RunSettings, read_samples, run

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from completion.engine import FakeEngine, load_engine
+from completion.ct2_engine import load_engine
+from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from eval import data
 from eval.run import RunSettings, SettingsMismatchError, read_samples, request_for, run

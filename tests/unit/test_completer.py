@@ -6,7 +6,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from completion.engine import Engine, FakeEngine
+from completion.engine import Engine
+from completion.fake_engine import FakeEngine
 from lsp_server.cache import CursorKey
 from lsp_server.completer import Completer, Snapshot
 from lsp_server.config import ServerConfig

@@ -10,7 +10,7 @@ import pytest
 
 from completion import crossfile as cf
 from completion.crossfile import CrossfileOptions, Document, Snippet
-from completion.engine import FakeEngine
+from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 
 # cross-file context switched on, whatever the defaults

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from completion.engine import CT2Engine, EngineOptions, GenerationParams, load_engine
+from completion.ct2_engine import CT2Engine, EngineOptions, load_engine
+from completion.engine import GenerationParams
 from completion.model_store import InstalledModel, ModelCorruptError
 from completion.stops import StopReason
 
@@ -101,7 +102,8 @@ def test_abandoned_stream_does_not_abort_the_process(tiny_model: InstalledModel)
 
     code = (
         "from completion.model_store import verify\n"
-        "from completion.engine import load_engine, GenerationParams\n"
+        "from completion.engine import GenerationParams\n"
+        "from completion.ct2_engine import load_engine\n"
         f"e = load_engine(verify(__import__('pathlib').Path({str(tiny_model.path)!r})))\n"
         "s = e.stream(e.encode('x'), GenerationParams(max_new_tokens=500, time_budget_s=None))\n"
         "it = iter(s); next(it); next(it)\n"  # never closed by the caller

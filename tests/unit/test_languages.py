@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from completion.context import Context, extract_context
-from completion.engine import FakeEngine
+from completion.fake_engine import FakeEngine
 from completion.languages import SPECS, resolve_language
 from completion.lines import opens_block
 from completion.pipeline import CompletionOptions, CompletionRequest, complete

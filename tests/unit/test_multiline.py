@@ -3,7 +3,7 @@
 import pytest
 
 from completion.context import extract_context
-from completion.engine import FakeEngine
+from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from completion.postprocess import (
     PostOptions,

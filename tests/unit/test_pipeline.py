@@ -1,7 +1,8 @@
 import threading
 
 from completion.context import extract_context
-from completion.engine import FakeEngine, GenerationParams
+from completion.engine import GenerationParams
+from completion.fake_engine import FakeEngine
 from completion.generate import generate
 from completion.model_specs import QWEN2, FimOrder, fim_order
 from completion.pipeline import CompletionOptions, CompletionRequest, complete

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from completion.engine import CT2Engine, EngineOptions, GenerationParams
+from completion.ct2_engine import CT2Engine, EngineOptions
+from completion.engine import GenerationParams
 from completion.model_install import install_from_hf
 from completion.model_store import InstalledModel, verify
 from completion.vocab_prune import (
