@@ -19,13 +19,16 @@ from typing import Protocol
 from completion.model_specs import FimTokens
 from completion.stops import RULE, StopConditions, StopReason, StopRule, final_cut
 
+# Past about a second a suggestion is mostly wasted; 2 s leaves room for a block.
+DEFAULT_TIME_BUDGET_S = 2.0
+
 
 @dataclass(frozen=True)
 class GenerationParams:
     """How much to generate and when to stop, independent of the text produced."""
 
-    max_new_tokens: int = 48
-    time_budget_s: float | None = 2.0
+    max_new_tokens: int = 48  # the single-line token cap: 7-token lines, with room to spare
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S
     temperature: float = 0.0
     top_p: float = 0.95
     seed: int | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from completion import crossfile
 from completion.context import Context, extract_context
-from completion.engine import Engine, GenerationParams
+from completion.engine import DEFAULT_TIME_BUDGET_S, Engine, GenerationParams
 from completion.generate import generate
 from completion.languages import resolve_language
 from completion.lines import opens_block
@@ -34,38 +34,23 @@ from completion.trigger import Mode, TriggerOptions, should_complete
 
 @dataclass(frozen=True)
 class CompletionOptions:
-    """Tunable pipeline settings, all defaulted."""
+    """Tunable pipeline settings, all defaulted; each stage's switches in its own options."""
 
-    max_new_tokens: int = 48
-    time_budget_s: float = 2.0
-    prefix_tokens: int = 384
-    suffix_tokens: int = 128
-    temperature: float = 0.0
+    max_new_tokens: int = GenerationParams.max_new_tokens
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    prefix_tokens: int = PromptBudget.prefix_tokens
+    suffix_tokens: int = PromptBudget.suffix_tokens
+    temperature: float = GenerationParams.temperature
     seed: int | None = None
+    trigger: TriggerOptions = TriggerOptions()
+    post: PostOptions = PostOptions()
     # Let the engine cache the model state of the prompt's head (the suffix and the lines
     # above the checkpoint). It pays: typing replay, pause p50 964 -> 328 ms, prompt tokens
     # computed per model answer p50 142 -> 19 (docs/latency.md). It costs ~170 KB a token,
     # bounded by `EngineOptions.prompt_cache_tokens` (about 260 MB) and freed by a reload.
     prompt_cache: bool = True
-    # Multi-line completions where the trigger stage allows them. On: with the suffix-first
-    # prompt it gains on single-line holes too (a header comes with its body), see
-    # docs/quality.md.
-    multiline: bool = True
     multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
-    # Stage switches (all on by default; off for an ablation, see docs/quality.md).
-    trigger: bool = True  # the mid-line rule: no completion mid-line unless the rest is closers
-    # ... narrowed: none only right before a word character. random-span-light pass@1: 0.134
-    # with the strict rule, 0.159 narrowed (it skips 11 holes instead of 30 of 164)
-    mid_word_only: bool = True
-    in_comments: bool = True  # complete inside comments and strings
     block_stop: bool = True  # multi-line: stop streaming at the end of the block
-    dedupe: bool = True  # drop repeats of the suffix and of the line above
-    balance: bool = True  # balance closing brackets against the rest of the line
-    repetition: bool = True  # cut degenerate runs of one line
-    reindent: bool = True  # Python: a block's first line goes deeper than its header
-    indent_fit: bool = True  # Python: a statement does not end right above deeper code
-    syntax: bool = True  # tree-sitter: end a multi-line completion at a whole unit
-    keep_parse: bool = True  # never return a completion that breaks a file that parsed
     # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
     # Off by default: on click tasks that use imported names it did not help the 0.5B or the
     # 1.5B model (docs/quality.md, "Cross-file context"); the server's crossFile turns it on.
@@ -84,69 +69,82 @@ class CompletionOptions:
     def stop_rule(self, context: Context, mode: Mode) -> StopRule:
         """The streaming stop rule these switches give a completion of `mode`."""
         return stop_rule_for(
-            context, mode, block_stop_on=self.block_stop, repeat_suffix=self.dedupe
+            context, mode, block_stop_on=self.block_stop, repeat_suffix=self.post.dedupe
         )
+
+    def post_for(self, multiline: bool) -> PostOptions:
+        """The post-processing switches for a single- or multi-line completion."""
+        return dataclasses.replace(self.post, multiline=multiline)
 
     def with_spec(self, spec: str) -> CompletionOptions:
         """These options with a comma list of `name=value` applied, e.g. `dedupe=0,multiline=1`.
 
+        Names are the fields of these options and of the nested stage options (`SPEC_NAMES`).
         For the benchmark's `--set` (docs/quality.md): an unknown name or a bad value raises
         ValueError, so that a typo never runs the baseline under an ablation's name.
         """
-        kinds = {f.name: f.type for f in dataclasses.fields(self)}
-        changes: dict[str, object] = {}
+        changes: dict[str, dict[str, object]] = {}
         for item in filter(None, (i.strip() for i in spec.split(","))):
             key, sep, value = (p.strip() for p in item.partition("="))
-            kind = kinds.get(key)
+            key = _SPEC_ALIASES.get(key, key)
+            where = SPEC_NAMES.get(key)
             try:
-                if not sep or kind is None:
+                if not sep or where is None:
                     raise ValueError
-                if kind == "bool":
-                    flag = {"1": True, "true": True, "on": True, "yes": True}.get(value.lower())
-                    off = value.lower() in ("0", "false", "off", "no")
-                    if flag is None and not off:
-                        raise ValueError
-                    changes[key] = bool(flag)
-                elif kind == "int":
-                    changes[key] = int(value)
-                elif kind == "float":
-                    changes[key] = float(value)
-                elif kind in ("str", "int | None"):
-                    changes[key] = value if kind == "str" else (int(value) if value else None)
-                else:
-                    raise ValueError
+                group, kind = where
+                changes.setdefault(group, {})[key] = _parse_value(kind, value)
             except ValueError:
-                known = ", ".join(sorted(kinds))
+                known = ", ".join(sorted((*SPEC_NAMES, *_SPEC_ALIASES)))
                 raise ValueError(
                     f"bad pipeline option {item!r}: expected name=value with a name of {known}"
                 ) from None
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-    def post(self, multiline: bool) -> PostOptions:
-        """The post-processing switches for a single- or multi-line completion."""
-        return PostOptions(
-            multiline=multiline,
-            dedupe=self.dedupe,
-            balance=self.balance,
-            repetition=self.repetition,
-            reindent=self.reindent,
-            indent_fit=self.indent_fit,
-            syntax=self.syntax,
-            keep_parse=self.keep_parse,
-        )
+        nested = {
+            group: dataclasses.replace(getattr(self, group), **values)
+            for group, values in changes.items()
+            if group
+        }
+        return dataclasses.replace(self, **changes.get("", {}), **nested)  # type: ignore[arg-type]
 
 
-# The options that only post-processing reads: `offpilot eval repost` can switch them on a
+def _parse_value(kind: str, value: str) -> object:
+    """A `--set` value of a field annotated `kind`; ValueError when it does not fit."""
+    if kind == "bool":
+        if value.lower() in ("1", "true", "on", "yes"):
+            return True
+        if value.lower() in ("0", "false", "off", "no"):
+            return False
+        raise ValueError
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "str":
+        return value
+    if kind == "int | None":
+        return int(value) if value else None
+    raise ValueError
+
+
+_NESTED = {"trigger": TriggerOptions, "post": PostOptions}
+# `--set` name -> (the nested options holding it, "" for the top level; its annotation)
+SPEC_NAMES: dict[str, tuple[str, str]] = {
+    **{
+        f.name: ("", str(f.type))
+        for f in dataclasses.fields(CompletionOptions)
+        if f.name not in _NESTED
+    },
+    **{
+        f.name: (group, str(f.type))
+        for group, kind in _NESTED.items()
+        for f in dataclasses.fields(kind)
+        if (group, f.name) != ("post", "multiline")  # set from the trigger's mode
+    },
+}
+_SPEC_ALIASES = {"trigger": "mid_line_rule"}  # the stage's name in docs/quality.md's runs
+
+# The switches that only post-processing reads: `offpilot eval repost` can switch them on a
 # finished run's raw output without generating again.
-POST_STAGES = (
-    "dedupe",
-    "balance",
-    "repetition",
-    "reindent",
-    "syntax",
-    "keep_parse",
-    "indent_fit",
-)
+POST_STAGES = tuple(name for name, (group, _) in SPEC_NAMES.items() if group == "post")
 
 
 @dataclass(frozen=True)
@@ -203,15 +201,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     t0 = time.monotonic()
     context = extract_context(request.text, request.offset, request.language, request.path)
     tc = time.monotonic()
-    mode = should_complete(
-        context,
-        TriggerOptions(
-            multiline=options.multiline,
-            mid_line_rule=options.trigger,
-            mid_word_only=options.mid_word_only,
-            in_comments=options.in_comments,
-        ),
-    )
+    mode = should_complete(context, options.trigger)
     t1 = time.monotonic()
     extra = _crossfile(engine, request, context, options) if mode is not Mode.NONE else None
     preamble, repo = "", None
@@ -246,7 +236,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         temperature=options.temperature,
         seed=options.seed,
     )
-    post = options.post(multi)
+    post = options.post_for(multi)
     return _Prepared(
         context,
         mode,
@@ -331,7 +321,7 @@ def _first_line_watch(
     header without its body, which the block is there to avoid.
     """
     done = False
-    post = options.post(False)
+    post = options.post_for(False)
 
     def watch(text: str) -> None:
         nonlocal done

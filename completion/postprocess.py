@@ -238,7 +238,10 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
 
 @dataclass(frozen=True)
 class PostOptions:
-    """Switches of the post-processing stages (each can be turned off for an ablation)."""
+    """Switches of the post-processing stages (each can be turned off for an ablation).
+
+    `multiline` is no switch: the pipeline sets it per completion from the trigger's mode.
+    """
 
     multiline: bool = False  # the completion may hold several lines
     dedupe: bool = True  # drop repeats of the suffix and of the line above

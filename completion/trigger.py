@@ -33,12 +33,18 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class TriggerOptions:
-    """Switches of the trigger stage."""
+    """Switches of the trigger stage; the defaults are the product's (off for an ablation)."""
 
-    multiline: bool = False
+    # Multi-line completions wherever nothing follows the cursor on its line. On: with the
+    # suffix-first prompt it gains on single-line holes too (a header comes with its body),
+    # see docs/quality.md.
+    multiline: bool = True
+    # No completion mid-line unless the rest of the line is closers (`--set trigger=0`)...
     mid_line_rule: bool = True
-    mid_word_only: bool = False
-    in_comments: bool = True
+    # ... narrowed: none only right before a word character. random-span-light pass@1: 0.134
+    # with the strict rule, 0.159 narrowed (it skips 11 holes instead of 30 of 164)
+    mid_word_only: bool = True
+    in_comments: bool = True  # complete inside comments and strings
 
 
 _WORD_CHAR = re.compile(r"\w")

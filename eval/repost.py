@@ -128,7 +128,7 @@ def repost(
                 rule = options.stop_rule(context, Mode.MULTI)
                 raw, reason = cut_offline(raw, rule, reason)
             t0 = time.monotonic()
-            post = options.post(record["mode"] == "multi")
+            post = options.post_for(record["mode"] == "multi")
             text = postprocess(raw, context, reason, post)
             post_ms = (time.monotonic() - t0) * 1000
             timings = dict(record.get("timings_ms", {}))

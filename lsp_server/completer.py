@@ -95,7 +95,7 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
         prefix_tokens=config.prefix_tokens,
         suffix_tokens=config.suffix_tokens,
         prompt_cache=config.prompt_cache,
-        multiline=config.multiline,
+        trigger=dataclasses.replace(CompletionOptions.trigger, multiline=config.multiline),
         crossfile=config.crossfile,
         imports=config.crossfile,
     )

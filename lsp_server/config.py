@@ -38,7 +38,7 @@ class ServerConfig:
     languages: dict[str, bool] = field(default_factory=dict)  # per-language enable
     model: str | None = None
     max_tokens: int = _PIPELINE.max_new_tokens
-    multiline: bool = _PIPELINE.multiline
+    multiline: bool = _PIPELINE.trigger.multiline
     debounce_ms: int = 40
     # prompt budget, split 3:1 between prefix and suffix
     context_tokens: int = _PIPELINE.prefix_tokens + _PIPELINE.suffix_tokens

@@ -14,10 +14,10 @@ import json
 from collections import Counter
 
 from completion.context import extract_context
-from completion.pipeline import CompletionOptions, stop_rule_for
+from completion.pipeline import CompletionOptions
+from completion.stops import cut_offline
 from completion.trigger import Mode
 from eval import data
-from eval.repost import cut_where_rule_fires
 from eval.run import request_for
 
 TEST_CODE = "\n\ndef check(candidate):\n    assert candidate\n"
@@ -29,14 +29,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="a seeded sample of N tasks")
     args = parser.parse_args()
     tasks = data.select(data.load_suite("humaneval-multi-line"), args.limit, 0)
-    options = CompletionOptions(multiline=True)
+    options = CompletionOptions()
     counts: Counter[str] = Counter()
     for task in tasks:
         request = request_for(task)
         context = extract_context(request.text, request.offset, request.language, request.path)
-        rule = stop_rule_for(context, Mode.MULTI, options)
+        rule = options.stop_rule(context, Mode.MULTI)
         after = task.suffix.lstrip("\n") if task.suffix.strip() else TEST_CODE
-        got, _ = cut_where_rule_fires(task.canonical_solution + after, rule, "end_token")
+        got, _ = cut_offline(task.canonical_solution + after, rule, "end_token")
         want = task.canonical_solution.rstrip()
         if got.rstrip() == want:
             verdict = "exact"

@@ -48,7 +48,9 @@ def test_context(benchmark: Any) -> None:
 
 
 def test_trigger(benchmark: Any) -> None:
-    options = TriggerOptions(multiline=True, in_comments=False)  # with the tree-sitter check
+    options = TriggerOptions(
+        multiline=True, in_comments=False, mid_word_only=False
+    )  # with the tree-sitter check
     assert benchmark(should_complete, _context(), options).value in {"single", "multi"}
 
 

@@ -15,6 +15,7 @@ import pytest
 from completion.ct2_engine import load_engine
 from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
+from completion.trigger import TriggerOptions
 from eval import data
 from eval.run import RunSettings, SettingsMismatchError, read_samples, request_for, run
 
@@ -113,7 +114,7 @@ def test_complete_samples_applies_the_pipeline_to_each_hypothesis() -> None:
     engine = FakeEngine()
     engine.variants["x ="] = outputs  # the prompt leaves the blank to the model
     request = CompletionRequest("x = \ny = 2\n", 4)
-    options = CompletionOptions(multiline=False)
+    options = CompletionOptions(trigger=TriggerOptions(multiline=False))
     results = complete_samples(engine, request, options, len(outputs))
     assert len(engine.prompts) == 1  # one prompt pass for all hypotheses
     # each hypothesis comes out exactly as `complete` would show that output

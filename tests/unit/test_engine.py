@@ -9,6 +9,7 @@ from completion.ct2_engine import CT2Engine, EngineOptions, load_engine
 from completion.engine import GenerationParams
 from completion.model_store import InstalledModel, ModelCorruptError
 from completion.stops import StopReason
+from completion.trigger import TriggerOptions
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +131,12 @@ def test_a_cached_head_never_leaks_into_another_prompt(tiny_model: InstalledMode
         CompletionRequest("import os\n\n" + base, cursor + 11, path="/ws/other.py"),
         CompletionRequest(base, cursor),  # back to the first: its head is cached
     ]
-    on = CompletionOptions(prompt_cache=True, max_new_tokens=6, multiline=False)
-    off = CompletionOptions(prompt_cache=False, max_new_tokens=6, multiline=False)
+    on = CompletionOptions(
+        trigger=TriggerOptions(multiline=False), prompt_cache=True, max_new_tokens=6
+    )
+    off = CompletionOptions(
+        trigger=TriggerOptions(multiline=False), prompt_cache=False, max_new_tokens=6
+    )
     reused = []
     for request in requests:
         cached = complete(engine, request, on)
@@ -164,3 +169,4 @@ def test_a_failed_cache_reload_leaves_the_engine_answering(tiny_model: Installed
         stream = engine.stream(ids, params, static_len=len(engine.encode(head)))
         assert 1 <= len(list(stream)) <= 3  # answered, with the cache or without it
     assert engine.cache_failed and stream.reused_tokens == 0
+

@@ -22,9 +22,11 @@ from completion.stops import block_stop
 from completion.syntax import Insertion, has_error, in_comment_or_string, parser_for
 from completion.trigger import Mode, TriggerOptions, should_complete
 
-MULTI = TriggerOptions(multiline=True)
-NO_COMMENTS = TriggerOptions(in_comments=False, mid_line_rule=False)
-MID_LINE_OFF = TriggerOptions(mid_line_rule=False)
+MULTI = TriggerOptions(multiline=True, mid_word_only=False)
+NO_COMMENTS = TriggerOptions(
+    in_comments=False, mid_line_rule=False, multiline=False, mid_word_only=False
+)
+MID_LINE_OFF = TriggerOptions(mid_line_rule=False, multiline=False, mid_word_only=False)
 
 
 def ctx(doc: str, language: str, path: str | None = None) -> Context:
@@ -245,7 +247,10 @@ def test_snippets_parse(case: Case) -> None:
 def test_trigger_block_opener_is_multi_line(case: Case) -> None:
     """Nothing after the cursor on its line: a block may follow (a header, a line's end)."""
     assert mode(case.header, case.language, MULTI) is Mode.MULTI
-    assert mode(case.header, case.language, TriggerOptions()) is Mode.SINGLE
+    assert (
+        mode(case.header, case.language, TriggerOptions(multiline=False, mid_word_only=False))
+        is Mode.SINGLE
+    )
     assert mode(case.hole, case.language, MULTI) is Mode.MULTI
     assert mode(case.statement, case.language, MULTI) is Mode.MULTI
     line = case.header[: case.header.index("|")].split("\n")[-1]
@@ -298,7 +303,7 @@ def _complete(doc: str, language: str, model: str, path: str | None = None) -> t
     engine = FakeEngine(default=model)
     offset = doc.index("|")
     request = CompletionRequest(doc.replace("|", ""), offset, language, path)
-    result = complete(engine, request, CompletionOptions(multiline=True))
+    result = complete(engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)))
     return result.text, result.stop_reason
 
 
@@ -501,7 +506,7 @@ def stage_cost_ms(language: str, repeats: int = 20) -> tuple[float, float]:
     """
     text, offset = _cost_document(language)
     context = extract_context(text, offset, language)
-    trigger = TriggerOptions(multiline=True, in_comments=False)
+    trigger = TriggerOptions(multiline=True, in_comments=False, mid_word_only=False)
     post = PostOptions(multiline=True)
     case = next((c for c in CASES if c.language == language), CASES[0])
     t_trigger, t_post = [], []
@@ -524,7 +529,9 @@ def test_stage_cost_document_and_timing(language: str) -> None:
         assert has_error(text, language) is False
     assert text[offset - 1 : offset + 1] == (" \n" if language != "go" else "\t\n")
     context = extract_context(text, offset, language)
-    assert should_complete(context, TriggerOptions(multiline=True)) is Mode.MULTI
+    assert (
+        should_complete(context, TriggerOptions(multiline=True, mid_word_only=False)) is Mode.MULTI
+    )
     if language in SPECS:  # the cost is measured on the runaway case's truncation
         case = next(c for c in CASES if c.language == language)
         post = postprocess(case.runaway, context, "end_token", PostOptions(multiline=True))

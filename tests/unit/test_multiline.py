@@ -16,6 +16,7 @@ from completion.postprocess import (
     syntax_truncate,
 )
 from completion.stops import block_stop, indent_floor
+from completion.trigger import TriggerOptions
 
 
 def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 0) -> str:
@@ -61,10 +62,12 @@ def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
     doc = "def f(ans, odds):\n    \n    return ans\n"
     engine = FakeEngine(default="ans.extend(odds)\n    return ans")
     request = CompletionRequest(doc, doc.index("    \n") + 4)
-    result = complete(engine, request, CompletionOptions(multiline=True))
+    result = complete(engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)))
     assert result.text == "ans.extend(odds)"
     assert result.stop_reason == "stop_rule"
-    [sampled] = complete_samples(engine, request, CompletionOptions(multiline=True), 1)
+    [sampled] = complete_samples(
+        engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)), 1
+    )
     assert (sampled.text, sampled.stop_reason) == ("ans.extend(odds)", "stop_rule")  # batch path
 
 
@@ -160,11 +163,11 @@ def test_pipeline_multi_line_stops_at_block_end_while_streaming() -> None:
     doc = "def f(x):\n    \n\nprint(f(1))\n"
     engine = FakeEngine(default="y = x + 1\n    return y\n\nprint(f(1))\n" + "z" * 40)
     request = CompletionRequest(doc, doc.index("    \n") + 4)
-    result = complete(engine, request, CompletionOptions(multiline=True))
+    result = complete(engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)))
     assert result.text == "y = x + 1\n    return y"
     assert result.stop_reason == "stop_rule"
     assert result.generated_tokens < 40
-    single = complete(engine, request, CompletionOptions(multiline=False))
+    single = complete(engine, request, CompletionOptions(trigger=TriggerOptions(multiline=False)))
     assert single.text == "y = x + 1"
 
 
@@ -180,7 +183,8 @@ def test_option_specs_apply_and_refuse_what_they_do_not_know(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     options = CompletionOptions().with_spec("multiline=0,dedupe=off,max_new_tokens=7")
-    assert not options.multiline and not options.dedupe and options.max_new_tokens == 7
+    assert not options.trigger.multiline and not options.post.dedupe
+    assert options.max_new_tokens == 7
     for bad in ("bogus=1", "dedupe=maybe", "max_new_tokens=lots", "dedupe"):
         with pytest.raises(ValueError, match="pipeline option"):
             CompletionOptions().with_spec(bad)

@@ -49,7 +49,12 @@ def test_a_windowed_side_of_a_huge_file_starts_at_a_statement() -> None:
     assert ctx.prefix.startswith("def f") and len(ctx.prefix) <= 24_000
     assert ctx.suffix.endswith("return x\n") and len(ctx.suffix) <= 8_000
     assert in_comment_or_string(ctx.prefix + ctx.suffix, len(ctx.prefix), "python") is False
-    assert should_complete(ctx, TriggerOptions(in_comments=False)) is Mode.SINGLE
+    assert (
+        should_complete(
+            ctx, TriggerOptions(in_comments=False, multiline=False, mid_word_only=False)
+        )
+        is Mode.SINGLE
+    )
 
 
 def test_prompt_puts_the_suffix_first_and_the_prefix_last() -> None:
@@ -119,7 +124,7 @@ def test_clean_single_line_drops_repeat_of_rest_of_line() -> None:
 
 def test_complete_end_to_end_with_fake_engine() -> None:
     engine = FakeEngine(default="a + b\n\nprint(add(1, 2))\n")
-    single = CompletionOptions(multiline=False)
+    single = CompletionOptions(trigger=TriggerOptions(multiline=False))
     result = complete(engine, CompletionRequest(SOURCE, CURSOR), single)
     assert result.text == "a + b"
     assert result.stop_reason == RULE
@@ -136,11 +141,13 @@ def test_complete_end_to_end_with_fake_engine() -> None:
 
 def test_token_cap_and_end_token() -> None:
     engine = FakeEngine(default="abcdefghij")
-    single = CompletionOptions(multiline=False)
+    single = CompletionOptions(trigger=TriggerOptions(multiline=False))
     # an empty file asks for a block: its own cap
     assert complete(engine, CompletionRequest("", 0), single).mode == "single"
     capped = complete(
-        engine, CompletionRequest("", 0), CompletionOptions(max_new_tokens=3, multiline=False)
+        engine,
+        CompletionRequest("", 0),
+        CompletionOptions(trigger=TriggerOptions(multiline=False), max_new_tokens=3),
     )
     assert (capped.text, capped.stop_reason) == ("abc", StopReason.MAX_TOKENS)
     multi = CompletionOptions(multiline_max_new_tokens=4)

@@ -4,7 +4,7 @@ from completion.context import extract_context
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
 
-MULTI = TriggerOptions(multiline=True)
+MULTI = TriggerOptions(multiline=True, mid_word_only=False)
 
 
 def mode(doc: str, language: str = "python", options: TriggerOptions = MULTI) -> Mode:
@@ -16,7 +16,13 @@ def test_mid_line_only_before_blanks_or_closers() -> None:
     assert mode("x = foo(|)\n") is Mode.SINGLE
     assert mode("x = foo(a|  ]) \n") is Mode.SINGLE
     assert mode("x = fo|o(a)\n") is Mode.NONE
-    assert mode("x = fo|o(a)\n", options=TriggerOptions(mid_line_rule=False)) is Mode.SINGLE
+    assert (
+        mode(
+            "x = fo|o(a)\n",
+            options=TriggerOptions(mid_line_rule=False, multiline=False, mid_word_only=False),
+        )
+        is Mode.SINGLE
+    )
 
 
 def test_mid_word_only_rule_blocks_only_inside_a_word() -> None:
@@ -41,11 +47,14 @@ def test_a_block_may_follow_wherever_the_line_ends_at_the_cursor() -> None:
 
 
 def test_multi_line_off_gives_single_line() -> None:
-    assert mode("def f(x):\n    |\n", options=TriggerOptions()) is Mode.SINGLE
+    assert (
+        mode("def f(x):\n    |\n", options=TriggerOptions(multiline=False, mid_word_only=False))
+        is Mode.SINGLE
+    )
 
 
 def test_comments_and_strings_off_by_option() -> None:
-    off = TriggerOptions(in_comments=False)
+    off = TriggerOptions(in_comments=False, multiline=False, mid_word_only=False)
     assert mode("# a comment |\nx = 1\n", options=off) is Mode.NONE
     assert mode('s = "abc|"\n', options=off) is Mode.NONE
     assert mode("x = 1  |\n", options=off) is Mode.SINGLE
@@ -64,5 +73,5 @@ def test_unknown_language_falls_back_to_text_rules() -> None:
     assert in_comment_or_string("# x", 3, "cobol") is None
     assert mode("begin {|\n", "cobol") is Mode.MULTI
     assert mode("some te|xt\n", "cobol") is Mode.NONE
-    off = TriggerOptions(in_comments=False, multiline=True)
+    off = TriggerOptions(in_comments=False, multiline=True, mid_word_only=False)
     assert mode("x = 1\n|\n", "cobol", off) is Mode.MULTI
