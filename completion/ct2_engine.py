@@ -171,6 +171,9 @@ class CT2Engine:
         tokens = [self._tokenizer.id_to_token(i) for i in prompt_ids]
         kwargs: dict[str, Any] = {}
         reused = 0
+        # CTranslate2 needs one token after the static prompt: with none it starts from no
+        # logits and ends at once (a cursor at a checkpoint line's start, nothing typed yet)
+        static_len = min(static_len, len(prompt_ids) - 1)
         if 0 < static_len <= self.options.prompt_cache_tokens:
             head = tuple(prompt_ids[:static_len])
             reused = static_len if head in self._static_heads else 0

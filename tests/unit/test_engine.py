@@ -170,3 +170,17 @@ def test_a_failed_cache_reload_leaves_the_engine_answering(tiny_model: Installed
         assert 1 <= len(list(stream)) <= 3  # answered, with the cache or without it
     assert engine.cache_failed and stream.reused_tokens == 0
 
+
+def test_a_head_that_is_the_whole_prompt_still_answers(tiny_model: InstalledModel) -> None:
+    """A cursor at the start of a checkpoint line leaves no tail after the cached head.
+
+    CTranslate2 given a static prompt and no token after it ends at once: the real model
+    answered nothing on 4 of 40 single-line holes. The engine keeps one token outside.
+    """
+    engine = load_engine(tiny_model, EngineOptions(warmup=False))
+    ids = engine.encode("def add(a, b):\n    return a + b\n\nclass Point:\n    ")
+    params = GenerationParams(max_new_tokens=8, time_budget_s=None)
+    uncached = list(engine.stream(ids, params))
+    assert uncached
+    for _ in range(2):  # the head computed, then reused
+        assert list(engine.stream(ids, params, static_len=len(ids))) == uncached
