@@ -1,28 +1,41 @@
-"""Run one candidate program under limits and say how it ended.
+"""Run one candidate program in a sandbox and say how it ended.
 
-NOT A SECURITY BOUNDARY. The model writes code and this module runs it on your machine. It
-contains the usual accidents of generated code (loops, fork bombs, memory hogs, output floods,
-stray deletes, exits, crashes) so that a benchmark run survives them; it does not stop code
-that sets out to escape (network access, reading your files, kernel bugs). Run benchmarks
-of untrusted models inside a container or VM.
+The model writes code and this module runs it on your machine. How much that code can do
+depends on what the machine allows; `sandbox()` probes it once per process and interpreter:
 
-What each sample gets:
-- its own process, started in a new session (its own process group), stdin closed;
-- its own temporary directory as cwd, HOME and TMPDIR, removed afterwards;
-- rlimits: CPU seconds, address space, file size, number of processes;
-- a wall-clock timeout, after which the whole group is killed with SIGKILL;
-- output capped: past the cap the group is killed and the result is an error;
-- when the harness runs as root (and `setpriv` exists), a throw-away uid: RLIMIT_NPROC does
-  not bind root, and the uid cannot write or delete files it does not own (it keeps the
-  right to read them, so that a root-only interpreter still starts). Every process left
-  with that uid is killed at the end, including ones that left the group with `setsid`.
+- **namespace mode** (bubblewrap, `bwrap`): each sample gets its own network namespace (no
+  network), pid namespace (it sees and signals only its own processes, and all of them die
+  with it, with its init and with the harness), a read-only view of `/`, private bounded
+  tmpfs mounts on `/tmp` and `/dev/shm`, empty `/run`, `/root` and `/home` (except the
+  interpreter's own paths, bound back read-only), a fresh `/proc` and a minimal `/dev`. Its
+  directory is the only writable place on disk. As root the sample also runs as a throw-away
+  uid with no capability; otherwise bwrap maps the user into a user namespace and drops all.
+- **process mode** (the fallback, with a warning): process limits only, as before: the
+  sample can read what its uid can read and use the network. As root it still runs as a
+  throw-away uid (with an inherited read-everything capability only if the interpreter is
+  otherwise unreadable to it).
 
-A program passes only when it exits 0 *and* reaches the end: the harness appends a line that
-writes a random token to a private pipe, so `sys.exit(0)` or `os._exit(0)` mid-way is no pass.
+In both modes: rlimits (CPU seconds, address space, file size, processes), a wall-clock
+timeout and an output cap that kill everything the sample started, stdin closed, HOME and
+cwd in a fresh directory removed afterwards, and where the harness may create cgroups (root),
+a memory cap and a process cap for the whole sample, not per process. Directories and
+cgroups left by a harness that was killed are removed by the next one.
+
+A program passes only when it exits 0 *and* reaches its end: the launcher runs it and then
+writes a random token to a private pipe. The token is in no file, argument or environment
+variable (it comes through a pipe that the launcher drains and closes before the program
+starts), so reading the program, /proc or the open files does not reveal it.
+
+Even in namespace mode this is NOT A SECURITY BOUNDARY against code in the same interpreter
+that inspects the launcher's frame or memory to find the token (the tests run in the
+sample's process, so no in-process signal can be unforgeable), nor against kernel bugs;
+docs/eval.md ("The sandbox") lists what each mode defends against.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import secrets
@@ -35,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PASSED = "passed"
@@ -43,23 +56,68 @@ FAILED = "failed"
 TIMEOUT = "timeout"
 ERROR = "error"
 
-_UID_BASE = 200_000  # throw-away uids: base + the child's pid (pid_max is far below 1e6)
+SANDBOX_ENV = "OFFPILOT_EVAL_SANDBOX"  # auto (default), namespace (required) or process
+PREFIX = "offpilot-eval-"  # temp dirs and cgroups: PREFIX/<harness pid>-...
 
+_UID_BASE = 200_000  # throw-away uids: base + the child's pid (pid_max is far below 1e6)
+_HIDDEN = ("/root", "/home")  # emptied in namespace mode (the interpreter's paths come back)
+_EXTRA_TASKS = 8  # processes of the sandbox itself (bwrap, its init, setpriv) on top of the cap
+_PROBE = "print('offpilot sandbox probe')"
+
+log = logging.getLogger(__name__)
+
+# Runs in the sample's interpreter (site enabled, so its packages import). It reads the token
+# and closes that pipe before the program starts, keeps only stdio and the channels named on
+# its command line, runs the program as __main__ and writes the token only if it returns.
 _LAUNCHER = """\
 import os, resource, sys
-cpu, mem, fsize, nproc = (int(x) for x in sys.argv[1:5])
-def cap(kind, value):
-    if value > 0:
-        soft, hard = resource.getrlimit(kind)
-        new = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(kind, (new, new))
-cap(resource.RLIMIT_CPU, cpu)
-cap(resource.RLIMIT_AS, mem)
-cap(resource.RLIMIT_FSIZE, fsize)
-cap(resource.RLIMIT_NPROC, nproc)
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-os.execv(sys.executable, [sys.executable, "-u", "-B", sys.argv[5]])
+
+def _offpilot_launch():
+    cpu, mem, fsize, nproc, token_fd = (int(x) for x in sys.argv[1:6])
+    keep = sorted(int(x) for x in sys.argv[6].split(","))
+    path = sys.argv[7]
+    try:  # die with the parent (the harness thread, or the namespace's init)
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+
+    def cap(kind, value):
+        if value > 0:
+            soft, hard = resource.getrlimit(kind)
+            new = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(kind, (new, new))
+
+    cap(resource.RLIMIT_CPU, cpu)
+    cap(resource.RLIMIT_AS, mem)
+    cap(resource.RLIMIT_FSIZE, fsize)
+    cap(resource.RLIMIT_NPROC, nproc)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    token = os.read(token_fd, 64)
+    os.close(token_fd)
+    low = 3
+    for fd in keep + [1 << 20]:
+        os.closerange(low, fd)
+        low = fd + 1
+    sys.argv = [path]
+    sys.path[0] = os.path.dirname(path)
+    import runpy
+
+    runpy.run_path(path, run_name="__main__")
+    os.write(keep[0], token)
+
+_offpilot_launch()
 """
+
+# Joins the sample's cgroups before anything of it runs, then becomes the sandbox command.
+_JOIN = (
+    "import os, sys\n"
+    "i = sys.argv.index('--')\n"
+    "for p in sys.argv[1:i]:\n"
+    "    with open(p, 'w') as f:\n"
+    "        f.write('0')\n"
+    "os.execv(sys.argv[i + 1], sys.argv[i + 1:])\n"
+)
 
 
 @dataclass(frozen=True)
@@ -68,10 +126,11 @@ class Limits:
 
     timeout_s: float = 10.0
     cpu_s: int = 0  # 0: timeout_s rounded up, plus one
-    memory_bytes: int = 2 << 30
+    memory_bytes: int = 2 << 30  # per process (rlimit) and, with cgroups, the whole sample
     file_bytes: int = 16 << 20
     processes: int = 64
     output_bytes: int = 64 << 10
+    tmp_bytes: int = 64 << 20  # each of the private /tmp and /dev/shm (namespace mode)
 
 
 @dataclass(frozen=True)
@@ -85,64 +144,188 @@ class Outcome:
     ms: float
 
 
+class SandboxUnavailable(RuntimeError):
+    """No way to run a program works here: every sample would be judged an error."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How samples run on this machine (chosen by `sandbox()`)."""
+
+    namespace: bool  # bubblewrap: no network, read-only root, private /tmp, own pid space
+    throwaway_uid: bool  # the harness is root: each sample gets a fresh unprivileged uid
+    read_all: bool = False  # process mode as root: the uid inherits CAP_DAC_READ_SEARCH
+    cgroup: bool = False  # memory and process caps for the whole sample
+    bwrap: str = ""
+    setpriv: str = ""
+    hidden: tuple[str, ...] = ()  # emptied (tmpfs) in namespace mode
+    binds: tuple[str, ...] = field(default=())  # the interpreter's paths under them, bound back
+
+    def describe(self) -> str:
+        """One line for logs and errors."""
+        parts = ["namespace (bubblewrap)" if self.namespace else "process limits only"]
+        if self.throwaway_uid:
+            parts.append("throw-away uid" + (" with CAP_DAC_READ_SEARCH" if self.read_all else ""))
+        parts.append("cgroup caps" if self.cgroup else "no cgroup (memory capped per process)")
+        return ", ".join(parts)
+
+
 def run_program(
     program: str,
     limits: Limits | None = None,
     setup: Callable[[Path], None] | None = None,
     python: str | None = None,
-    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run `program` with Python in a fresh sandbox; `setup` fills its directory first.
 
-    `pass_fds`: more of the caller's fds for the program to inherit, at the same numbers (a
-    private result channel, such as make-tasks' trace pipe).
+    Raises SandboxUnavailable when no sandbox can run even a trivial program here.
     """
-    limits = limits or Limits()
     python = python or sys.executable
-    token = secrets.token_hex(16)
-    root = Path(tempfile.mkdtemp(prefix="offpilot-eval-"))
+    return _execute(sandbox(python), program, limits or Limits(), setup, python)
+
+
+_probe_lock = threading.Lock()
+_probed: dict[tuple[str, str], Sandbox] = {}
+
+
+def sandbox(python: str | None = None) -> Sandbox:
+    """The sandbox samples run in, probed once per interpreter (and SANDBOX_ENV value).
+
+    The first call also removes what a killed harness left behind. Raises SandboxUnavailable
+    when no candidate runs a trivial program: better to stop than to score every sample as
+    an error.
+    """
+    python = python or sys.executable
+    mode = os.environ.get(SANDBOX_ENV, "auto").strip() or "auto"
+    key = (python, mode)
+    with _probe_lock:
+        if key not in _probed:
+            if not _probed:
+                sweep_stale()
+            _probed[key] = _probe(python, mode)
+        return _probed[key]
+
+
+def _probe(python: str, mode: str) -> Sandbox:
+    """Try the candidates, strongest first; the first that runs a trivial program wins."""
+    if mode not in ("auto", "namespace", "process"):
+        raise SandboxUnavailable(f"{SANDBOX_ENV}={mode!r}: expected auto, namespace or process")
+    root = os.geteuid() == 0
+    setpriv = shutil.which("setpriv") or ""
+    cgroup = _cgroup_roots() is not None
+    failed: list[str] = []
+    candidates: list[Sandbox] = []
+    if mode != "process":
+        bwrap = shutil.which("bwrap") or ""
+        if not bwrap:
+            failed.append("namespace: bubblewrap (bwrap) is not installed")
+        elif root and not setpriv:
+            failed.append("namespace: setpriv (util-linux) is not installed")
+        else:
+            hidden = _hidden_dirs()
+            binds = _binds(python, hidden)
+            candidates.append(Sandbox(True, root, False, cgroup, bwrap, setpriv, hidden, binds))
+    if mode != "namespace":
+        if root and setpriv:
+            candidates.append(Sandbox(False, True, False, cgroup, setpriv=setpriv))
+            candidates.append(Sandbox(False, True, True, cgroup, setpriv=setpriv))
+        else:
+            candidates.append(Sandbox(False, False, False, cgroup))
+    for box in candidates:
+        try:
+            out = _execute(box, _PROBE, Limits(timeout_s=60), None, python)
+        except OSError as exc:
+            failed.append(f"{box.describe()}: {exc}")
+            continue
+        if out.result == PASSED and "offpilot sandbox probe" in out.output:
+            _warn(box, root, failed)
+            return box
+        failed.append(f"{box.describe()}: {out.reason}: {out.output.strip()[-400:]}")
+    raise SandboxUnavailable(
+        f"no sandbox can run a Python program here ({python}), so every sample would be "
+        "judged 'error'; stopping instead. Tried:\n  " + "\n  ".join(failed)
+    )
+
+
+def _warn(box: Sandbox, root: bool, failed: list[str]) -> None:
+    """Say once, loudly, which defences are missing."""
+    missing = []
+    if not box.namespace:
+        missing.append(
+            "no namespace sandbox: samples can use the network, read what their uid can "
+            "read and write to the shared /tmp"
+            + ("" if root else ", and signal (kill) the harness and your other processes")
+        )
+    if box.read_all:
+        missing.append("samples inherit CAP_DAC_READ_SEARCH: they can read every file")
+    if not box.throwaway_uid and root:
+        missing.append("samples run as root")
+    if not box.cgroup:
+        missing.append("no cgroup: memory is capped per process, not per sample")
+    if not missing:
+        log.info("eval sandbox: %s", box.describe())
+        return
+    why = f" ({'; '.join(failed)})" if failed else ""
+    hint = "" if box.namespace else "; install bubblewrap (apt-get install bubblewrap)"
+    log.warning(
+        "eval sandbox: %s%s. %s%s", box.describe(), why, "; ".join(missing).capitalize(), hint
+    )
+
+
+def _execute(
+    box: Sandbox, program: str, limits: Limits, setup: Callable[[Path], None] | None, python: str
+) -> Outcome:
+    """Run one program in `box` and classify how it ended."""
+    token = secrets.token_hex(16).encode()
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     work = root / "work"
     work.mkdir()
-    read_fd, write_fd = os.pipe()
+    token_read, token_write = os.pipe()
+    os.write(token_write, token)
+    os.close(token_write)
+    result_read, result_write = os.pipe()
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
     sandbox_uid: int | None = None
+    group: _Cgroup | None = None
     try:
         if setup is not None:
             setup(work)
-        epilogue = f"\n\nimport os as _offpilot_os\n_offpilot_os.write({write_fd}, b'{token}')\n"
-        (work / "program.py").write_text(program + epilogue, encoding="utf-8")
+        (work / "program.py").write_text(program, encoding="utf-8")
         (root / "launcher.py").write_text(_LAUNCHER, encoding="utf-8")
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(work),
-            "TMPDIR": str(work),
+            "TMPDIR": "/tmp" if box.namespace else str(work),  # noqa: S108 (private there)
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
         }
         nproc = limits.processes
-        prefix: list[str] = []
-        setpriv = shutil.which("setpriv")
-        if os.geteuid() == 0 and setpriv:
+        if box.throwaway_uid:
             sandbox_uid = _pick_uid()
             _chown_tree(root, sandbox_uid)
-            prefix = [setpriv, *_setpriv_args(sandbox_uid), "--"]
         elif nproc > 0:  # RLIMIT_NPROC counts every thread of the user: allow ours plus some
-            nproc += _user_tasks(os.geteuid())
+            nproc += _user_tasks(os.geteuid()) + _EXTRA_TASKS
         cpu = limits.cpu_s or int(limits.timeout_s) + 2
-        args = [
-            *prefix,
+        launch = [
             python,
-            "-I",
-            "-S",
+            "-u",
+            "-B",
             str(root / "launcher.py"),
             str(cpu),
             str(limits.memory_bytes),
             str(limits.file_bytes),
             str(nproc),
-            "program.py",
+            str(token_read),
+            str(result_write),
+            str(work / "program.py"),
         ]
+        args = _command(box, limits, root, work, sandbox_uid) + launch
+        if box.cgroup:
+            group = _Cgroup.create(limits)
+            if group is not None:
+                args = [sys.executable, "-I", "-S", "-c", _JOIN, *group.procs, "--", *args]
         proc = subprocess.Popen(  # noqa: S603
             args,
             cwd=work,
@@ -151,29 +334,69 @@ def run_program(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=(write_fd, *pass_fds),
+            pass_fds=(token_read, result_write),
             close_fds=True,
         )
-        os.close(write_fd)
-        write_fd = -1
+        os.close(result_write)
+        result_write = -1
         output, overflow, timed_out = _collect(proc, limits, started)
         _kill_group(proc.pid)
         returncode = proc.wait()
-        finished = token.encode() in _read_all(read_fd)
+        finished = token in _read_all(result_read)
     finally:
         if proc is not None and proc.poll() is None:
             _kill_group(proc.pid)
             proc.wait()
+        if group is not None:
+            group.kill()
         if sandbox_uid is not None:
             _kill_uid(sandbox_uid)
-        if write_fd >= 0:
-            os.close(write_fd)
-        os.close(read_fd)
+        oom = group is not None and group.oom_killed()
+        if group is not None:
+            group.remove()
+        for fd in (token_read, result_read, result_write):
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(root, ignore_errors=True)
     ms = (time.monotonic() - started) * 1000
+    if box.namespace and 128 < returncode <= 128 + 64:
+        returncode = 128 - returncode  # bwrap's init reports a signal death as 128 + signal
     text = output.decode("utf-8", errors="replace")
     result, reason = classify(returncode, text, finished, timed_out, overflow, limits)
+    if oom and result != TIMEOUT and returncode < 0:
+        mib = limits.memory_bytes >> 20
+        reason = f"memory limit hit ({mib} MiB for the whole sample; {reason})"
     return Outcome(result, reason, returncode, text, ms)
+
+
+def _command(box: Sandbox, limits: Limits, root: Path, work: Path, uid: int | None) -> list[str]:
+    """What runs the launcher: bwrap and/or setpriv, or nothing."""
+    drop = [] if uid is None else [box.setpriv, *_setpriv_args(uid, box.read_all), "--"]
+    if not box.namespace:
+        return drop
+    args = [box.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    args += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if uid is not None:  # root: no user namespace; setpriv inside needs these two, then drops all
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--disable-userns"]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    size = ["--size", str(limits.tmp_bytes)] if limits.tmp_bytes > 0 else []
+    for private in ("/tmp", "/dev/shm"):  # noqa: S108
+        args += ["--perms", "1777", *size, "--tmpfs", private]
+    for empty in ("/run", *box.hidden):
+        args += ["--tmpfs", empty]
+    made: set[str] = set()
+    for path in box.binds:  # bwrap would make the mount points' parents 0700: make them 0755
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            parent = str(Path(*parts[:i]))
+            if parent not in made and not any(parent == h for h in ("/", *box.hidden)):
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", parent]
+        args += ["--ro-bind", path, path]
+    args += ["--bind", str(root), str(root), "--chdir", str(work), "--"]
+    return args + drop
 
 
 def classify(
@@ -254,6 +477,252 @@ def _collect(
     return b"".join(chunks), False, False
 
 
+def _hidden_dirs() -> tuple[str, ...]:
+    """Home directories to empty in namespace mode: /root, /home and the user's own."""
+    dirs = [*_HIDDEN, os.path.expanduser("~")]
+    out: list[str] = []
+    for d in dirs:
+        real = os.path.realpath(d)
+        if real != "/" and os.path.isdir(real) and not any(_under(real, o) for o in out):
+            out = [o for o in out if not _under(o, real)] + [real]
+    return tuple(out)
+
+
+def _binds(python: str, hidden: tuple[str, ...]) -> tuple[str, ...]:
+    """The interpreter's paths that lie under a hidden directory (bound back read-only)."""
+    code = (
+        "import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, "
+        "sys.exec_prefix, sys.base_exec_prefix, *sys.path]))"
+    )
+    paths = [python]
+    try:
+        out = subprocess.run(  # noqa: S603
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            check=True,
+        )
+        paths += [p for p in json.loads(out.stdout) if isinstance(p, str) and p]
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass  # the probe will say that the interpreter does not start
+    found: set[str] = set()
+    for path in paths:
+        for link in _link_chain(path):
+            real = os.path.realpath(link)
+            if os.path.isfile(real):
+                real = os.path.dirname(real)
+            if os.path.isdir(real) and any(_under(real, h) for h in hidden):
+                found.add(real)
+    ordered = sorted(found)
+    return tuple(p for p in ordered if not any(p != q and _under(p, q) for q in ordered))
+
+
+def _link_chain(path: str) -> list[str]:
+    """`path` and every symlink it goes through (each must exist inside the sandbox)."""
+    chain = []
+    current = os.path.abspath(path)
+    for _ in range(40):
+        chain.append(current)
+        if not os.path.islink(current):
+            break
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return chain
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+# -- cgroups: one per sample, holding every process it starts --------------------------------
+
+_cgroup_lock = threading.Lock()
+_cgroup_state: dict[str, tuple[tuple[Path, ...], bool] | None] = {}
+_cgroup_counter = 0
+
+
+def _cgroup_roots() -> tuple[tuple[Path, ...], bool] | None:
+    """(our parent cgroup per hierarchy, is cgroup v2) where we may create cgroups, else None.
+
+    Only as root: v1 with the memory and pids controllers, or a v2 root with both enabled.
+    """
+    with _cgroup_lock:
+        if "roots" not in _cgroup_state:
+            _cgroup_state["roots"] = _find_cgroup_roots()
+        return _cgroup_state["roots"]
+
+
+def _find_cgroup_roots() -> tuple[tuple[Path, ...], bool] | None:
+    if os.geteuid() != 0:
+        return None
+    base = Path("/sys/fs/cgroup")
+    try:
+        v1 = (base / "memory", base / "pids")
+        if all((d / "cgroup.procs").exists() for d in v1):
+            mine = tuple(d / "offpilot-eval" for d in v1)
+            for d in mine:
+                d.mkdir(exist_ok=True)
+            return mine, False
+        controllers = (base / "cgroup.controllers").read_text().split()
+        if {"memory", "pids"} <= set(controllers):
+            (base / "cgroup.subtree_control").write_text("+memory +pids")
+            mine2 = base / "offpilot-eval"
+            mine2.mkdir(exist_ok=True)
+            (mine2 / "cgroup.subtree_control").write_text("+memory +pids")
+            return (mine2,), True
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class _Cgroup:
+    """The cgroup(s) of one sample: caps for all its processes, and a way to find them all."""
+
+    dirs: tuple[Path, ...]
+    v2: bool
+
+    @classmethod
+    def create(cls, limits: Limits) -> _Cgroup | None:
+        """A fresh cgroup with the sample's memory and process caps, or None."""
+        global _cgroup_counter
+        found = _cgroup_roots()
+        if found is None:
+            return None
+        roots, v2 = found
+        with _cgroup_lock:
+            _cgroup_counter += 1
+            name = f"{os.getpid()}-{_cgroup_counter}"
+        group = cls(tuple(r / name for r in roots), v2)
+        try:
+            for d in group.dirs:
+                d.mkdir()
+            mem, tasks = limits.memory_bytes, limits.processes
+            if v2:
+                _write_knob(group.dirs[0] / "memory.max", mem)
+                if mem > 0:  # no swapping past the cap
+                    _write_knob(group.dirs[0] / "memory.swap.max", 1, optional=True, text="0")
+                _write_knob(group.dirs[0] / "pids.max", tasks + _EXTRA_TASKS if tasks else 0)
+            else:
+                memory, pids = group.dirs
+                _write_knob(memory / "memory.limit_in_bytes", mem)
+                _write_knob(memory / "memory.memsw.limit_in_bytes", mem, optional=True)
+                _write_knob(pids / "pids.max", tasks + _EXTRA_TASKS if tasks else 0)
+        except OSError as exc:
+            log.warning("eval sandbox: cannot set up a cgroup (%s); per-process limits only", exc)
+            group.remove()
+            return None
+        return group
+
+    @property
+    def procs(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for p in self.procs:
+            try:
+                found.update(int(x) for x in Path(p).read_text().split())
+            except (OSError, ValueError):
+                pass
+        return found
+
+    def kill(self, rounds: int = 200) -> None:
+        """SIGKILL every process in it until none is left (a fork bomb may still fork)."""
+        for _ in range(rounds):
+            pids = self.pids()
+            if not pids:
+                return
+            if self.v2 and (self.dirs[0] / "cgroup.kill").exists():
+                try:
+                    (self.dirs[0] / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of it for going over the memory cap."""
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        for d in self.dirs:
+            try:
+                text = (d / name).read_text()
+            except OSError:
+                continue
+            m = re.search(r"^oom_kill (\d+)", text, re.M)
+            if m and int(m.group(1)) > 0:
+                return True
+        return False
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            for _ in range(100):  # rmdir fails until the last zombie is reaped
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
+def _write_knob(path: Path, value: int, optional: bool = False, text: str = "") -> None:
+    """Write a cgroup limit (0: leave it unlimited)."""
+    if value <= 0:
+        return
+    try:
+        path.write_text(text or str(value))
+    except OSError:
+        if not optional:
+            raise
+
+
+def sweep_stale() -> None:
+    """Kill the samples and remove the cgroups and directories of harnesses that died."""
+    found = _cgroup_roots()
+    for parent in found[0] if found else ():
+        for entry in _listdir(parent):
+            pid = _owner_pid(entry.name)
+            if entry.is_dir() and pid is not None and not _alive(pid):
+                stale = _Cgroup((Path(entry.path),), found[1] if found else False)
+                stale.kill()
+                stale.remove()
+    tmp = Path(tempfile.gettempdir())
+    for entry in _listdir(tmp):
+        if entry.name.startswith(PREFIX):
+            pid = _owner_pid(entry.name[len(PREFIX) :])
+            if pid is not None and not _alive(pid):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _listdir(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(path))
+    except OSError:
+        return []
+
+
+def _owner_pid(name: str) -> int | None:
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() and "-" in name else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read_all(fd: int) -> bytes:
     """What is in a pipe whose writers are gone (non-blocking, bounded)."""
     os.set_blocking(fd, False)
@@ -324,20 +793,16 @@ def _kill_uid(uid: int, rounds: int = 20) -> None:
         time.sleep(0.02)
 
 
-def _setpriv_args(uid: int) -> list[str]:
-    """`setpriv` flags: a throw-away uid that may read (not write) root's files, no setuid.
+def _setpriv_args(uid: int, read_all: bool = False) -> list[str]:
+    """`setpriv` flags: a throw-away uid with no capability and no setuid.
 
-    Only root-owned interpreters (e.g. under a 0700 /root) need the read capability; it is
-    ambient so that it survives the exec of the interpreter. RLIMIT_NPROC binds this uid.
+    `read_all` (process mode only, when the interpreter is unreadable to any other uid, e.g.
+    under a 0700 /root) keeps CAP_DAC_READ_SEARCH, ambient so that it survives the exec of
+    the interpreter: the sample can then read every file. RLIMIT_NPROC binds this uid.
     """
-    return [
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--inh-caps=+dac_read_search",
-        "--ambient-caps=+dac_read_search",
-        "--no-new-privs",
-    ]
+    inh = "--inh-caps=-all,+dac_read_search" if read_all else "--inh-caps=-all"
+    caps = ["--ambient-caps=+dac_read_search"] if read_all else []
+    return [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", inh, *caps, "--no-new-privs"]
 
 
 def _chown_tree(root: Path, uid: int) -> None:
