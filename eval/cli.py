@@ -101,6 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from completion.ct2_engine import load_engine
     from completion.model_store import locate
     from completion.pipeline import CompletionOptions
+    from eval.execution import SandboxUnavailable
     from eval.run import RunSettings, SettingsMismatchError, run
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -131,7 +132,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"eval-runs/{suite_name}")
     try:
         summary = run(settings, out, lambda: load_engine(model), workers=args.workers)
-    except (SettingsMismatchError, FileNotFoundError) as exc:
+    except (SettingsMismatchError, FileNotFoundError, SandboxUnavailable) as exc:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     lat = summary["latency_ms"]

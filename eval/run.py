@@ -289,6 +289,7 @@ def run(
     produced = 0
     load = {}
     if todo:
+        execution.sandbox()  # probe first: stop before loading a model if nothing can run
         t0 = time.monotonic()
         engine = engine_factory()
         load = {

@@ -378,3 +378,19 @@ def test_signal_deaths_read_the_same_in_every_mode() -> None:
     out = run_program("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)", FAST)
     assert out.reason == "killed by SIGABRT"
     assert out.returncode == -signal.SIGABRT
+
+
+def test_a_run_stops_before_loading_the_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from eval.run import RunSettings, run
+
+    monkeypatch.setenv(execution.SANDBOX_ENV, "no-such-mode")
+
+    def factory() -> None:
+        raise AssertionError("the model was loaded although no sample could be judged")
+
+    settings = RunSettings(suite="humaneval-single-line", limit=1)
+    with pytest.raises(execution.SandboxUnavailable):
+        run(settings, tmp_path / "out", factory)  # type: ignore[arg-type]
+    assert not (tmp_path / "out" / "samples.jsonl").exists()
