@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.offpilot-installed
 
-.PHONY: run setup model test lint demo clean
+.PHONY: run setup model sandbox test lint demo clean
 
 run: setup  ## install everything (venv, deps, default model), then run the demo
 	$(BIN)/offpilot demo
 
-setup: $(STAMP) model
+setup: $(STAMP) model sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test]'
 	touch $(STAMP)
+
+sandbox:  ## bubblewrap for the eval sandbox: apt-get as root when missing, else a note (docs/eval.md)
+	scripts/sandbox-setup.sh
 
 model: $(STAMP)  ## build the default model into the cache (a verified no-op when present)
 	$(BIN)/offpilot model install
