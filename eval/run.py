@@ -395,6 +395,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": mem_gb,
         "os": platform.platform(),
         "python": platform.python_version(),
+        "sandbox": execution.sandbox().describe(),
     }
 
 
