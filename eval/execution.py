@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PASSED = "passed"
@@ -101,10 +101,18 @@ def _offpilot_launch():
         low = fd + 1
     sys.argv = [path]
     sys.path[0] = os.path.dirname(path)
+    sys.excepthook = _offpilot_hook
     import runpy
 
     runpy.run_path(path, run_name="__main__")
     os.write(keep[0], token)
+
+def _offpilot_hook(kind, value, tb):
+    # tracebacks start at the program, as if it ran as `python program.py`
+    ours = (__file__, "<frozen runpy>")
+    while tb is not None and tb.tb_frame.f_code.co_filename in ours:
+        tb = tb.tb_next
+    sys.__excepthook__(kind, value.with_traceback(tb), tb)
 
 _offpilot_launch()
 """
@@ -231,6 +239,8 @@ def _probe(python: str, mode: str) -> Sandbox:
             candidates.append(Sandbox(False, True, True, cgroup, setpriv=setpriv))
         else:
             candidates.append(Sandbox(False, False, False, cgroup))
+    if cgroup:  # the same without a cgroup, should joining one fail
+        candidates = [c for box in candidates for c in (box, replace(box, cgroup=False))]
     for box in candidates:
         try:
             out = _execute(box, _PROBE, Limits(timeout_s=60), None, python)
@@ -248,28 +258,29 @@ def _probe(python: str, mode: str) -> Sandbox:
 
 
 def _warn(box: Sandbox, root: bool, failed: list[str]) -> None:
-    """Say once, loudly, which defences are missing."""
+    """Say once, loudly, which defences are missing here."""
     missing = []
     if not box.namespace:
         missing.append(
-            "no namespace sandbox: samples can use the network, read what their uid can "
+            "NO NAMESPACE SANDBOX: samples can use the network, read whatever their uid can "
             "read and write to the shared /tmp"
-            + ("" if root else ", and signal (kill) the harness and your other processes")
         )
+        if not root:
+            missing.append("they can signal (kill) the harness and your other processes")
+        if not box.cgroup:
+            missing.append("their processes can outlive a killed harness")
     if box.read_all:
         missing.append("samples inherit CAP_DAC_READ_SEARCH: they can read every file")
-    if not box.throwaway_uid and root:
+    if root and not box.throwaway_uid:
         missing.append("samples run as root")
     if not box.cgroup:
-        missing.append("no cgroup: memory is capped per process, not per sample")
+        missing.append("memory is capped per process, not for the whole sample (needs root)")
     if not missing:
         log.info("eval sandbox: %s", box.describe())
         return
-    why = f" ({'; '.join(failed)})" if failed else ""
-    hint = "" if box.namespace else "; install bubblewrap (apt-get install bubblewrap)"
-    log.warning(
-        "eval sandbox: %s%s. %s%s", box.describe(), why, "; ".join(missing).capitalize(), hint
-    )
+    tried = f" Tried first: {'; '.join(failed)}." if failed else ""
+    hint = "" if box.namespace else " Install bubblewrap (apt-get install bubblewrap)."
+    log.warning("eval sandbox: %s. %s.%s%s", box.describe(), "; ".join(missing), tried, hint)
 
 
 def _execute(
@@ -357,7 +368,7 @@ def _execute(
         for fd in (token_read, result_read, result_write):
             if fd >= 0:
                 os.close(fd)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root)
     ms = (time.monotonic() - started) * 1000
     if box.namespace and 128 < returncode <= 128 + 64:
         returncode = 128 - returncode  # bwrap's init reports a signal death as 128 + signal
@@ -367,6 +378,15 @@ def _execute(
         mib = limits.memory_bytes >> 20
         reason = f"memory limit hit ({mib} MiB for the whole sample; {reason})"
     return Outcome(result, reason, returncode, text, ms)
+
+
+def _remove(root: Path) -> None:
+    """Delete a sample's directory (its killed processes may still be exiting)."""
+    for _ in range(20):
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            return
+        time.sleep(0.05)
 
 
 def _command(box: Sandbox, limits: Limits, root: Path, work: Path, uid: int | None) -> list[str]:
@@ -384,18 +404,21 @@ def _command(box: Sandbox, limits: Limits, root: Path, work: Path, uid: int | No
     size = ["--size", str(limits.tmp_bytes)] if limits.tmp_bytes > 0 else []
     for private in ("/tmp", "/dev/shm"):  # noqa: S108
         args += ["--perms", "1777", *size, "--tmpfs", private]
-    for empty in ("/run", *box.hidden):
-        args += ["--tmpfs", empty]
+    empty = ("/run", *box.hidden)
+    for path in empty:
+        args += ["--tmpfs", path]
     made: set[str] = set()
-    for path in box.binds:  # bwrap would make the mount points' parents 0700: make them 0755
+    fresh = ("/tmp", "/dev/shm", *empty)  # noqa: S108
+    for path, how in [*((b, "--ro-bind") for b in box.binds), (str(root), "--bind")]:
+        # bwrap would make a mount point's missing parents 0700 (unreadable to the uid)
         parts = Path(path).parts
         for i in range(2, len(parts)):
             parent = str(Path(*parts[:i]))
-            if parent not in made and not any(parent == h for h in ("/", *box.hidden)):
+            if parent not in made and any(parent != f and _under(parent, f) for f in fresh):
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", path, path]
-    args += ["--bind", str(root), str(root), "--chdir", str(work), "--"]
+        args += [how, path, path]
+    args += ["--chdir", str(work), "--"]
     return args + drop
 
 
