@@ -74,7 +74,7 @@ import os, resource, sys
 
 def _offpilot_launch():
     cpu, mem, fsize, nproc, token_fd = (int(x) for x in sys.argv[1:6])
-    keep = sorted(int(x) for x in sys.argv[6].split(","))
+    keep = [int(x) for x in sys.argv[6].split(",")]  # the result pipe first
     path = sys.argv[7]
     try:  # die with the parent (the harness thread, or the namespace's init)
         import ctypes
@@ -96,7 +96,7 @@ def _offpilot_launch():
     token = os.read(token_fd, 64)
     os.close(token_fd)
     low = 3
-    for fd in keep + [1 << 20]:
+    for fd in sorted(keep) + [1 << 20]:
         os.closerange(low, fd)
         low = fd + 1
     sys.argv = [path]
@@ -280,13 +280,25 @@ def _warn(box: Sandbox, root: bool, failed: list[str]) -> None:
         return
     tried = f" Tried first: {'; '.join(failed)}." if failed else ""
     hint = "" if box.namespace else " Install bubblewrap (apt-get install bubblewrap)."
-    log.warning("eval sandbox: %s. %s.%s%s", box.describe(), "; ".join(missing), tried, hint)
+    text = "; ".join(missing)
+    log.warning(
+        "eval sandbox: %s. %s.%s%s", box.describe(), text[0].upper() + text[1:], tried, hint
+    )
 
 
 def _execute(
-    box: Sandbox, program: str, limits: Limits, setup: Callable[[Path], None] | None, python: str
+    box: Sandbox,
+    program: str,
+    limits: Limits,
+    setup: Callable[[Path], None] | None,
+    python: str,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
-    """Run one program in `box` and classify how it ended."""
+    """Run one program in `box` and classify how it ended.
+
+    `pass_fds` stay open in the program under the same numbers (the launcher closes all
+    other descriptors), e.g. for a channel of the harness's own.
+    """
     token = secrets.token_hex(16).encode()
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     work = root / "work"
@@ -329,7 +341,7 @@ def _execute(
             str(limits.file_bytes),
             str(nproc),
             str(token_read),
-            str(result_write),
+            ",".join(str(fd) for fd in (result_write, *pass_fds)),
             str(work / "program.py"),
         ]
         args = _command(box, limits, root, work, sandbox_uid) + launch
@@ -345,7 +357,7 @@ def _execute(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=(token_read, result_write),
+            pass_fds=(token_read, result_write, *pass_fds),
             close_fds=True,
         )
         os.close(result_write)
