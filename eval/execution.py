@@ -183,13 +183,16 @@ def run_program(
     limits: Limits | None = None,
     setup: Callable[[Path], None] | None = None,
     python: str | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run `program` with Python in a fresh sandbox; `setup` fills its directory first.
 
-    Raises SandboxUnavailable when no sandbox can run even a trivial program here.
+    `pass_fds`: more of the caller's fds for the program to inherit, at the same numbers (a
+    private result channel, such as make-tasks' trace pipe). Raises SandboxUnavailable when
+    no sandbox can run even a trivial program here.
     """
     python = python or sys.executable
-    return _execute(sandbox(python), program, limits or Limits(), setup, python)
+    return _execute(sandbox(python), program, limits or Limits(), setup, python, pass_fds)
 
 
 _probe_lock = threading.Lock()
