@@ -28,6 +28,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from completion.crossfile import MAX_DOCUMENTS, Document
@@ -37,6 +38,7 @@ from completion.model_store import ModelError, locate
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
+from lsp_server.documents import LspDocument, LspWorkspace
 from lsp_server.stats import Stats
 
 log = logging.getLogger("offpilot.server")
@@ -60,7 +62,17 @@ class ServerSettings:
 
 
 class OffpilotProtocol(LanguageServerProtocol):
-    """pygls' protocol, hardened: a request it cannot parse gets an error reply, not silence."""
+    """pygls' protocol, hardened: a request it cannot parse gets an error reply, not silence.
+
+    Its documents end lines where LSP does and take edits cheaply (lsp_server/documents.py).
+    """
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Any:
+        """Initialize as pygls does, with a workspace that holds `LspDocument`s."""
+        result = yield from super().lsp_initialize(params)
+        self._workspace = LspWorkspace.like(self.workspace, self._server._text_document_sync_kind)
+        return result
 
     def structure_message(self, data: Any) -> Any:
         """Parse a message; a request with bad params is answered with its JSON-RPC error."""
@@ -332,12 +344,12 @@ async def handle_inline_completion(
     if doc is None:
         log.info("req %d: %s is not open", rid, uri)
         return empty
-    encoding = str(getattr(ls.workspace.position_encoding, "value", "utf-16"))
     t0 = time.monotonic()
     text = doc.source
-    pos = (text, params.position.line, params.position.character, encoding)
-    # a huge document's line scan would hold up the event loop: do it in a worker
-    offset = await asyncio.to_thread(offset_at, *pos) if len(text) > 1 << 20 else offset_at(*pos)
+    if isinstance(doc, LspDocument):
+        offset = doc.offset_of(params.position)
+    else:  # not opened through this protocol's workspace (no such path today)
+        offset = offset_at(text, params.position.line, params.position.character)
     ls.touch(uri)
     snap = Snapshot(
         uri,
