@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -39,6 +39,7 @@ from completion.positions import offset_at
 from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
 from lsp_server.documents import LspDocument, LspWorkspace
+from lsp_server.framing import GuardedReader
 from lsp_server.stats import Stats
 
 log = logging.getLogger("offpilot.server")
@@ -178,6 +179,10 @@ class OffpilotServer(LanguageServer):
             self.engine_future.exception(timeout=timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio, with bounded frames (lsp_server/framing.py)."""
+        super().start_io(GuardedReader(stdin or sys.stdin.buffer), stdout)  # type: ignore[arg-type]
 
     # -- status ----------------------------------------------------------------------------
     def send_status(self, state: str, message: str = "") -> None:

@@ -4,7 +4,13 @@ order, a model that fails to load, huge frames and documents, bursts, reloads, l
 
 from __future__ import annotations
 
+import json
+import queue
+import subprocess
+import sys
+import threading
 import time
+from typing import Any
 
 import pytest
 from lsp_helpers import ask, change, open_doc, start_server
@@ -76,3 +82,109 @@ async def test_edits_to_a_huge_document_do_not_hold_up_another(
         assert waited < 1.5, f"the 2-line file waited {waited:.2f} s behind the edits"
     finally:
         await client.shutdown_session()
+
+
+class RawServer:
+    """`offpilot serve` fed raw bytes: for what a well-behaved client never sends."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "offpilot.cli", "serve", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.states: list[str] = []  # offpilot/status states, in order
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while True:
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not line:
+                self.inbox.put(None)
+                return
+            self.inbox.put(json.loads(stream.read(length)))
+
+    def send(self, message: dict[str, Any] | bytes) -> None:
+        """One framed JSON-RPC message, or raw bytes as they are."""
+        if isinstance(message, dict):
+            body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+            message = b"Content-Length: %d\r\n\r\n" % len(body) + body
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(message)
+        self.proc.stdin.flush()
+
+    def reply(self, msg_id: int, timeout: float) -> dict[str, Any]:
+        """The reply to request `msg_id`; fails after `timeout` seconds without it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail(f"no reply to request {msg_id} within {timeout} s")
+            assert msg is not None, "the server closed its output"
+            if msg.get("method") == "offpilot/status":
+                self.states.append(msg["params"]["state"])
+            if msg.get("id") == msg_id and "method" not in msg:
+                return msg
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _initialize(msg_id: int) -> dict[str, Any]:
+    params = {"capabilities": {}, "initializationOptions": STEADY}
+    return {"id": msg_id, "method": "initialize", "params": params}
+
+
+INITIALIZED: dict[str, Any] = {"method": "initialized", "params": {}}
+OPEN: dict[str, Any] = {
+    "method": "textDocument/didOpen",
+    "params": {"textDocument": {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}},
+}
+
+
+def _completion(msg_id: int, line: int = 1, character: int = 11) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "method": "textDocument/inlineCompletion",
+        "params": {
+            "textDocument": {"uri": URI},
+            "position": {"line": line, "character": character},
+            "context": {"triggerKind": 2},
+        },
+    }
+
+
+def _shut_down(raw: RawServer, msg_id: int) -> None:
+    """`shutdown` is answered promptly and `exit` ends the process cleanly."""
+    started = time.monotonic()
+    raw.send({"id": msg_id, "method": "shutdown"})
+    assert raw.reply(msg_id, timeout=30)["result"] is None
+    assert time.monotonic() - started < 10
+    raw.send({"method": "exit"})
+    assert raw.proc.wait(timeout=20) == 0
+
+
+def test_a_huge_content_length_is_dropped_and_serving_goes_on(tiny_model: InstalledModel) -> None:
+    raw = RawServer("--model", str(tiny_model.path))
+    try:
+        raw.send(b"Content-Length: 99999999999999\r\n\r\n{}")  # the header claims 90 TB
+        raw.send(_initialize(1))
+        assert "capabilities" in raw.reply(1, timeout=30)["result"]
+        raw.send(INITIALIZED)
+        raw.send(OPEN)
+        raw.send(b"Content-Length: 99999999999999999999\r\n\r\n" + b"x" * 100_000)
+        raw.send(b"X-Header: " + b"y" * 1_000_000 + b"\r\n")  # one overlong header line
+        raw.send(_completion(2))
+        assert "items" in raw.reply(2, timeout=30)["result"]
+        _shut_down(raw, 3)
+    finally:
+        raw.close()
