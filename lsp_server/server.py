@@ -108,29 +108,72 @@ class OffpilotServer(LanguageServer):
         self.stats = Stats()
         self.request_ids = itertools.count(1)
         self.state = "loading"
-        self._loaded_with: tuple[str | None, int] | None = None
+        self._load_lock = threading.Lock()
+        self._wanted: tuple[str | None, int] | None = None  # the newest (model, threads) asked
+        self._loading = False  # a load thread runs; it loads `_wanted` until that holds still
+        self._closing = False
         self.recent: OrderedDict[str, None] = OrderedDict()  # document uris, most recent last
 
     # -- model -----------------------------------------------------------------------------
     def start_loading(self) -> None:
-        """(Re)load the model in a background thread if the settings call for another one."""
+        """Load the model the settings name, in a background thread, one load at a time.
+
+        A model is about 700 MB: a change while a load runs does not start another; the
+        running load's thread loads the newest setting next, skipping those in between.
+        """
         wanted = (self.config.model or self.settings.model, self.config.threads)
-        if self._loaded_with == wanted:
-            return
-        if self._loaded_with is not None:
-            self.engine_future = Future()
-        self._loaded_with = wanted
-        self.engine_future.set_running_or_notify_cancel()
-        future = self.engine_future
+        with self._load_lock:
+            if wanted == self._wanted:
+                return
+            self._wanted = wanted
+            if self.engine_future.done():
+                self.engine_future = Future()
+            if not self.engine_future.running():
+                self.engine_future.set_running_or_notify_cancel()
+            if self._loading:
+                log.info("model %s (threads=%d) will load after the load in progress", *wanted)
+                return
+            self._loading = True
         self.send_status("loading")
         token = self._progress_begin()
         threading.Thread(
-            target=self._load, args=(future, wanted, token), name="offpilot-model-load", daemon=True
+            target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
         ).start()
 
-    def _load(
-        self, future: Future[Engine], wanted: tuple[str | None, int], token: str | None
-    ) -> None:
+    def _load_latest(self, token: str | None) -> None:
+        """The load thread: load the newest setting, again while a newer one arrived meanwhile."""
+        while True:
+            with self._load_lock:
+                wanted = self._wanted
+            assert wanted is not None
+            engine, error = self._load(wanted)
+            with self._load_lock:
+                current = wanted == self._wanted
+                if current or self._closing:
+                    self._loading = False
+                    if engine is not None and current:
+                        self.engine_future.set_result(engine)
+                    else:
+                        error = error or ModelError("the server is shutting down")
+                        self.engine_future.set_exception(error)
+                    break
+            log.info("model %s (threads=%d) was loaded for a setting since changed", *wanted)
+            if engine is not None and hasattr(engine, "close"):
+                engine.close()  # free it now: the next load needs the memory
+        if self._closing:
+            return
+        if error is None:
+            self._progress_end(token, "model ready")
+            self.send_status("ready" if self.config.enable else "disabled")
+            return
+        self._progress_end(token, "model unavailable")
+        self.send_status("error", str(error))
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=f"offpilot: {error}")
+        )
+
+    def _load(self, wanted: tuple[str | None, int]) -> tuple[Engine | None, ModelError | None]:
+        """One load: the engine, or why there is none (any failure, as a ModelError)."""
         started = time.monotonic()
         model_name, threads = wanted
         try:
@@ -138,21 +181,16 @@ class OffpilotServer(LanguageServer):
             engine = load_engine(model, EngineOptions(threads=threads))
         except ModelError as exc:
             log.error("model unavailable: %s", exc)
-            future.set_exception(exc)
-            self._progress_end(token, "model unavailable")
-            self.send_status("error", str(exc))
-            self.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Error, message=f"offpilot: {exc}")
-            )
-            return
-        seconds = time.monotonic() - started
+            return None, exc
+        except Exception as exc:  # a malformed manifest or vocabulary, a failed warm-up...
+            log.exception("loading the model failed")
+            return None, ModelError(f"cannot load the model ({type(exc).__name__}: {exc})")
         log.info(
-            "model %s ready in %.2f s (load %.2f s, warm-up %.2f s)",
-            engine.name, seconds, engine.load_seconds, engine.warmup_seconds,
+            "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
+            engine.name, threads, time.monotonic() - started, engine.load_seconds,
+            engine.warmup_seconds,
         )  # fmt: skip
-        future.set_result(engine)
-        self._progress_end(token, f"{engine.name} ready in {seconds:.1f} s")
-        self.send_status("ready" if self.config.enable else "disabled")
+        return engine, None
 
     def _progress_begin(self) -> str | None:
         caps = self.client_capabilities.window if self.client_capabilities else None
@@ -169,11 +207,17 @@ class OffpilotServer(LanguageServer):
         if token is not None:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
+    @property
+    def load_started(self) -> bool:
+        """Whether a model load was ever asked for."""
+        return self._wanted is not None
+
     def quiesce(self, timeout_s: float = 60.0) -> None:
         """Before exit: stop generations and let a model load finish.
 
         Native CTranslate2 threads must not be running while the interpreter shuts down.
         """
+        self._closing = True  # a load queued behind the running one is not started
         self.completer.cancel_all()
         with contextlib.suppress(Exception):
             self.engine_future.exception(timeout=timeout_s)
@@ -269,7 +313,7 @@ def create_server(
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: OffpilotServer, params: types.DidChangeConfigurationParams) -> None:
         ls.apply_config(params.settings)
-        if ls._loaded_with is not None:
+        if ls.load_started:
             ls.start_loading()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

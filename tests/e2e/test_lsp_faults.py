@@ -4,19 +4,23 @@ order, a model that fails to load, huge frames and documents, bursts, reloads, l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lsp_helpers import ask, change, open_doc, start_server
+from lsprotocol import types
 
 from completion.engine import CT2Engine, load_engine
-from completion.model_store import InstalledModel
+from completion.model_store import MANIFEST_NAME, InstalledModel
 from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
 from lsp_server.completer import completion_options
@@ -188,3 +192,82 @@ def test_a_huge_content_length_is_dropped_and_serving_goes_on(tiny_model: Instal
         _shut_down(raw, 3)
     finally:
         raw.close()
+
+
+def _drop_a_size(model_dir: Path) -> None:
+    manifest = json.loads((model_dir / MANIFEST_NAME).read_text())
+    del manifest["files"]["vocabulary.json"]["size"]
+    (model_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def _cut_the_vocabulary(model_dir: Path) -> None:
+    """Ten tokens left: the model loads, and the warm-up meets an id past the vocabulary."""
+    vocabulary = model_dir / "vocabulary.json"
+    vocabulary.write_text(json.dumps(json.loads(vocabulary.read_text())[:10]))
+    manifest = json.loads((model_dir / MANIFEST_NAME).read_text())
+    manifest["files"]["vocabulary.json"]["size"] = vocabulary.stat().st_size
+    (model_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("corrupt", [_drop_a_size, _cut_the_vocabulary])
+async def test_a_model_that_fails_to_load_answers_empty_with_an_error(
+    tiny_model: InstalledModel, tmp_path: Path, corrupt: Any
+) -> None:
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model.path, broken)
+    corrupt(broken)
+    client = await start_server(
+        "--model", str(tiny_model.path), init_options={**STEADY, "model": str(broken)}
+    )
+    try:
+        open_doc(client, URI, SOURCE)
+        assert await asyncio.wait_for(ask(client, URI, 1, 11), 30) == []
+        for _ in range(100):
+            if client.statuses and client.messages:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.1)
+        assert client.statuses[-1]["state"] == "error"  # type: ignore[attr-defined]
+        assert client.messages and client.messages[-1].type == types.MessageType.Error
+        started = time.monotonic()
+        assert await asyncio.wait_for(ask(client, URI, 0, 3), 30) == []  # at once
+        assert time.monotonic() - started < 5
+    finally:
+        await client.shutdown_session()
+
+
+def _loads(log: str) -> list[str]:
+    """The model loads' start and end lines of a server log, in order."""
+    marks = ("loading model", "ready in", "model unavailable", "loading the model failed")
+    return [line for line in log.splitlines() if any(m in line for m in marks)]
+
+
+async def test_model_changes_load_one_at_a_time_and_the_newest_wins(
+    tiny_model: InstalledModel, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "server.log"
+    client = await start_server(
+        "--model", str(tiny_model.path), "--log-file", str(log_file), init_options=STEADY
+    )
+    try:
+        for threads in range(1, 7):  # six changes while the first load runs (or just after)
+            client.workspace_did_change_configuration(
+                types.DidChangeConfigurationParams(settings={"offpilot": {"threads": threads}})
+            )
+        open_doc(client, URI, SOURCE)
+        assert isinstance(await asyncio.wait_for(ask(client, URI, 1, 11), 60), list)
+        for _ in range(100):
+            if "threads=6) ready" in log_file.read_text():
+                break
+            await asyncio.sleep(0.1)
+        loads = _loads(log_file.read_text())
+        starts = [line for line in loads if "loading model" in line]
+        # the first load, perhaps one for the first change, then the newest setting
+        assert 2 <= len(starts) <= 3, loads
+        assert all("loading model" in loads[k] for k in range(0, len(loads), 2)), loads
+        assert len(loads) == 2 * len(starts), loads  # each load ends before the next starts
+        assert all("ready in" in loads[k + 1] for k in range(0, len(loads), 2)), loads
+        assert "threads=6) ready" in loads[-1]
+        states = [s["state"] for s in client.statuses]  # type: ignore[attr-defined]
+        assert "ready" in states and "error" not in states
+    finally:
+        await client.shutdown_session()
