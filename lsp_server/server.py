@@ -108,6 +108,7 @@ class OffpilotServer(LanguageServer):
         self.stats = Stats()
         self.request_ids = itertools.count(1)
         self.state = "loading"
+        self.initialize_seen = False  # `initialized` before `initialize` starts nothing
         self._load_lock = threading.Lock()
         self._wanted: tuple[str | None, int] | None = None  # the newest (model, threads) asked
         self._loading = False  # a load thread runs; it loads `_wanted` until that holds still
@@ -135,7 +136,11 @@ class OffpilotServer(LanguageServer):
                 return
             self._loading = True
         self.send_status("loading")
-        token = self._progress_begin()
+        try:
+            token = self._progress_begin()
+        except Exception:  # progress is a courtesy: the load must start regardless
+            log.exception("cannot report the model load's progress")
+            token = None
         threading.Thread(
             target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
         ).start()
@@ -219,8 +224,9 @@ class OffpilotServer(LanguageServer):
         """
         self._closing = True  # a load queued behind the running one is not started
         self.completer.cancel_all()
-        with contextlib.suppress(Exception):
-            self.engine_future.exception(timeout=timeout_s)
+        if self.engine_future.running():  # a load is in progress (none may ever have started)
+            with contextlib.suppress(Exception):
+                self.engine_future.exception(timeout=timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
 
@@ -300,6 +306,7 @@ def create_server(
 
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: OffpilotServer, params: types.InitializeParams) -> None:
+        ls.initialize_seen = True
         ls.apply_config(params.initialization_options)
 
     @server.feature(types.SHUTDOWN)
@@ -308,6 +315,9 @@ def create_server(
 
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: OffpilotServer, _params: types.InitializedParams) -> None:
+        if not ls.initialize_seen:  # the first completion after `initialize` starts the load
+            log.warning("`initialized` came before `initialize`; ignored")
+            return
         ls.start_loading()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -393,6 +403,8 @@ async def handle_inline_completion(
     if doc is None:
         log.info("req %d: %s is not open", rid, uri)
         return empty
+    if not ls.load_started:  # `initialized` never came (or came before `initialize`)
+        ls.start_loading()
     t0 = time.monotonic()
     text = doc.source
     if isinstance(doc, LspDocument):

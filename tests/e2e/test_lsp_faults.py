@@ -194,6 +194,25 @@ def test_a_huge_content_length_is_dropped_and_serving_goes_on(tiny_model: Instal
         raw.close()
 
 
+@pytest.mark.parametrize("then", ["complete", "initialized, complete", "shutdown"])
+def test_initialized_before_initialize(tiny_model: InstalledModel, then: str) -> None:
+    raw = RawServer("--model", str(tiny_model.path))
+    try:
+        raw.send(INITIALIZED)  # out of order: ignored
+        raw.send(_initialize(1))
+        assert "capabilities" in raw.reply(1, timeout=30)["result"]
+        if then != "shutdown":
+            if then.startswith("initialized"):
+                raw.send(INITIALIZED)
+            raw.send(OPEN)
+            raw.send(_completion(2))
+            assert "items" in raw.reply(2, timeout=30)["result"]
+            assert "ready" in raw.states
+        _shut_down(raw, 3)
+    finally:
+        raw.close()
+
+
 def _drop_a_size(model_dir: Path) -> None:
     manifest = json.loads((model_dir / MANIFEST_NAME).read_text())
     del manifest["files"]["vocabulary.json"]["size"]
