@@ -254,6 +254,36 @@ async def test_a_model_that_fails_to_load_answers_empty_with_an_error(
         await client.shutdown_session()
 
 
+async def test_a_burst_over_many_documents_does_not_delay_the_next(
+    tiny_model: InstalledModel,
+) -> None:
+    """A request per document in 25 documents, then one in a 26th: the newest is answered
+    within its time budget (it supersedes the burst; the budget counts from its arrival).
+
+    Long prompts make each of the tiny model's generations take a few hundred ms; the burst
+    run one after the other kept the 26th waiting for seconds.
+    """
+    budget_s = 2.0
+    options = {"timeBudgetMs": int(budget_s * 1000), "contextTokens": 2048}
+    client = await start_server("--model", str(tiny_model.path), init_options=options)
+    try:
+        uris = [f"file:///tmp/offpilot-e2e/burst{n}.py" for n in range(26)]
+        for n, uri in enumerate(uris):
+            body = "".join(f"def f{n}_{k}(a, b):\n    return a * {k} + b\n" for k in range(300))
+            open_doc(client, uri, body + "def main():\n    return ")
+        end = (600, 11)
+        await ask(client, uris[0], *end)  # the model is loaded
+        burst = [asyncio.ensure_future(ask(client, uri, *end)) for uri in uris[:25]]
+        await asyncio.sleep(0.3)  # the burst is in: generations are running or queued
+        started = time.monotonic()
+        await ask(client, uris[25], *end)
+        waited = time.monotonic() - started
+        await asyncio.gather(*burst)
+        assert waited < budget_s + 1.5, f"the 26th document waited {waited:.1f} s"
+    finally:
+        await client.shutdown_session()
+
+
 def _loads(log: str) -> list[str]:
     """The model loads' start and end lines of a server log, in order."""
     marks = ("loading model", "ready in", "model unavailable", "loading the model failed")
