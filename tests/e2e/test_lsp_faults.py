@@ -19,7 +19,7 @@ import pytest
 from lsp_helpers import ask, change, open_doc, start_server
 from lsprotocol import types
 
-from completion.engine import CT2Engine, load_engine
+from completion.ct2_engine import CT2Engine, load_engine
 from completion.model_store import MANIFEST_NAME, InstalledModel
 from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
