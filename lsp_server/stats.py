@@ -2,18 +2,31 @@
 
 Kept in a JSON file on this machine (nothing is ever sent anywhere):
 `$OFFPILOT_STATE_DIR/stats.json`, default `~/.local/state/offpilot/stats.json`.
+
+Several servers (one per editor window) share the file, so each event is a read-modify-write
+under an exclusive lock on `stats.json.lock` beside it, written to a temp file of its own,
+fsynced and renamed into place: no window's counts overwrite another's, and a crash mid-write
+leaves the old file whole. A file this code cannot read is set aside as
+`stats.json.bad-<time>` with a warning, and counting starts again from zero.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+EVENTS = ("shown", "accepted", "rejected")
 
 
 def state_dir() -> Path:
@@ -40,59 +53,120 @@ class LanguageStats:
         return self.accepted / self.shown if self.shown else 0.0
 
 
+COUNTERS = tuple(f.name for f in fields(LanguageStats))
+
+
+def parse_stats(data: Any) -> dict[str, LanguageStats]:
+    """The file's JSON -> counters; ValueError unless every counter is a non-negative int."""
+    languages = data.get("languages") if isinstance(data, dict) else None
+    if not isinstance(languages, dict):
+        raise ValueError('expected {"languages": {...}}')
+    out: dict[str, LanguageStats] = {}
+    for lang, counts in languages.items():
+        if not isinstance(counts, dict) or set(counts) - set(COUNTERS):
+            raise ValueError(f"bad entry for {lang!r}")
+        for name, value in counts.items():
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{lang}.{name} is {value!r}, not a count")
+        out[lang] = LanguageStats(**counts)
+    return out
+
+
 class Stats:
-    """Per-language counters, persisted after each event."""
+    """Per-language counters in a file shared by every server on this machine."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or state_dir() / "stats.json"
         self.languages: dict[str, LanguageStats] = {}
-        self._load()
+        self.refresh()
 
-    def _load(self) -> None:
+    def refresh(self) -> None:
+        """Read the file's counters (setting a bad file aside); keep the last ones on OSError."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.languages = {k: LanguageStats(**v) for k, v in data["languages"].items()}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable stats file %s: %s", self.path, exc)
-
-    def _save(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps({"languages": {k: asdict(v) for k, v in self.languages.items()}})
-            )
-            os.replace(tmp, self.path)
+            with self._locked():
+                self.languages = self._read()
         except OSError as exc:
-            log.warning("cannot save stats to %s: %s", self.path, exc)
+            log.warning("cannot read stats from %s: %s", self.path, exc)
 
     def record(self, event: str, language: str, length: int = 0) -> None:
         """Count a `shown`, `accepted` (with accepted length) or `rejected` event."""
-        s = self.languages.setdefault(language or "unknown", LanguageStats())
-        if event == "shown":
-            s.shown += 1
-            s.shown_chars += max(0, length)
-        elif event == "accepted":
-            s.accepted += 1
-            s.accepted_chars += max(0, length)
-        elif event == "rejected":
-            s.rejected += 1
-        else:
+        if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}")
-        self._save()
+        try:
+            with self._locked():
+                self.languages = self._read()
+                _count(self.languages, event, language, length)
+                self._write()
+        except OSError as exc:  # keep counting in memory; the next event tries again
+            log.warning("cannot save stats to %s: %s", self.path, exc)
+            _count(self.languages, event, language, length)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready counters with acceptance rates, per language and in total."""
+        """JSON-ready counters with acceptance rates, per language and in total (every window)."""
+        self.refresh()
         total = LanguageStats()
         out: dict[str, Any] = {"languages": {}, "path": str(self.path)}
         for lang, s in sorted(self.languages.items()):
             out["languages"][lang] = {**asdict(s), "acceptance_rate": round(s.acceptance_rate, 4)}
-            for f in ("shown", "accepted", "rejected", "accepted_chars", "shown_chars"):
+            for f in COUNTERS:
                 setattr(total, f, getattr(total, f) + getattr(s, f))
         out["total"] = {**asdict(total), "acceptance_rate": round(total.acceptance_rate, 4)}
         return out
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the exclusive lock that every server takes around the file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _read(self) -> dict[str, LanguageStats]:
+        """The counters on disk (under the lock); a bad file is set aside, not fatal."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            return parse_stats(json.loads(raw))
+        except (ValueError, RecursionError) as exc:  # ValueError: also bad JSON, bad UTF-8
+            aside = self.path.with_name(f"{self.path.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}")
+            while aside.exists():
+                aside = aside.with_name(aside.name + "-1")
+            os.replace(self.path, aside)
+            log.warning("unreadable stats file %s (%s): moved to %s", self.path, exc, aside)
+            return {}
+
+    def _write(self) -> None:
+        """Replace the file in one step (under the lock), from a temp file of this process."""
+        data = json.dumps({"languages": {k: asdict(v) for k, v in self.languages.items()}})
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def _count(languages: dict[str, LanguageStats], event: str, language: str, length: int) -> None:
+    s = languages.setdefault(language or "unknown", LanguageStats())
+    if event == "shown":
+        s.shown += 1
+        s.shown_chars += max(0, length)
+    elif event == "accepted":
+        s.accepted += 1
+        s.accepted_chars += max(0, length)
+    else:
+        s.rejected += 1
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -1,0 +1,112 @@
+"""The stats file: shared by several servers, never torn, a bad one set aside."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsp_server.stats import Stats
+
+WRITER = """
+import sys
+from pathlib import Path
+from lsp_server.stats import Stats
+stats = Stats(Path(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    stats.record("shown", "python", 3)
+"""
+
+
+def test_two_instances_keep_each_others_counts(tmp_path: Path) -> None:
+    """Two windows' servers: 5 events in one and 3 in the other leave 8."""
+    one, two = Stats(tmp_path / "stats.json"), Stats(tmp_path / "stats.json")
+    for i in range(5):
+        one.record("shown", "python", 2)
+        if i < 3:
+            two.record("accepted", "python", 1)
+    total = Stats(tmp_path / "stats.json").summary()["total"]
+    assert (total["shown"], total["accepted"], total["shown_chars"]) == (5, 3, 10)
+    assert one.summary()["total"] == two.summary()["total"] == total
+
+
+def test_concurrent_processes_lose_no_event(tmp_path: Path) -> None:
+    """Processes writing at once: every event counted, the file never torn."""
+    path, n, each = tmp_path / "stats.json", 4, 40
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(each)], text=True)
+        for _ in range(n)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * n
+    python = json.loads(path.read_text())["languages"]["python"]
+    assert (python["shown"], python["shown_chars"]) == (n * each, 3 * n * each)
+    assert not list(tmp_path.glob("stats.json.bad-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "stats.json.lock"]
+
+
+def test_write_does_not_touch_another_writers_temp_file(tmp_path: Path) -> None:
+    """The temp file is this process's own: a fixed `stats.tmp` is another writer's."""
+    other = tmp_path / "stats.tmp"
+    other.write_text("half of another server's write")
+    Stats(tmp_path / "stats.json").record("shown", "python")
+    assert other.read_text() == "half of another server's write"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"languages": null}',
+        b'{"languages": {"python": {"shown": "5"}}}',
+        b'{"languages": {"python": {"shown": -1}}}',
+        b'{"languages": {"python": {"shown": true}}}',
+        b'{"languages": {"python": {"shown": 1.5}}}',
+        b'{"languages": {"python": {"colour": 1}}}',
+        b'{"languages": {"python": null}}',
+        b'{"languages": []}',
+        b"[1, 2]",
+        b"null",
+        b"garbage",
+        b'{"languages": {"py',
+        b"\xff\xfe\x00",
+        b"[" * 100_000,
+    ],
+)
+def test_bad_file_is_set_aside_and_counting_restarts(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "stats.json"
+    path.write_bytes(content)
+    with caplog.at_level(logging.WARNING, logger="lsp_server.stats"):
+        stats = Stats(path)
+    assert stats.summary()["total"]["shown"] == 0
+    stats.record("shown", "python", 4)
+    stats.record("accepted", "python", 2)
+    python = Stats(path).summary()["languages"]["python"]
+    assert (python["shown"], python["accepted"], python["accepted_chars"]) == (1, 1, 2)
+    (aside,) = tmp_path.glob("stats.json.bad-*")
+    assert aside.read_bytes() == content
+    assert "unreadable stats file" in caplog.text and aside.name in caplog.text
+
+
+def test_two_bad_files_are_both_kept(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    for content in ("first", "second"):
+        path.write_text(content)
+        Stats(path)
+    kept = sorted(p.read_text() for p in tmp_path.glob("stats.json.bad-*"))
+    assert kept == ["first", "second"]
+
+
+def test_unwritable_state_dir_warns_and_counts_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    stats = Stats(blocker / "stats.json")
+    stats.record("shown", "python")
+    assert stats.languages["python"].shown == 1
+    assert "cannot save stats" in caplog.text
