@@ -41,6 +41,7 @@ from lsp_server.config import ServerConfig, parse_config
 from lsp_server.documents import LspDocument, LspWorkspace
 from lsp_server.framing import GuardedReader
 from lsp_server.stats import Stats
+from lsp_server.transport import parse_endpoint, serve_tcp, token_from_env
 
 log = logging.getLogger("offpilot.server")
 
@@ -113,6 +114,7 @@ class OffpilotServer(LanguageServer):
         self._wanted: tuple[str | None, int] | None = None  # the newest (model, threads) asked
         self._loading = False  # a load thread runs; it loads `_wanted` until that holds still
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by the first send_status
         self.recent: OrderedDict[str, None] = OrderedDict()  # document uris, most recent last
 
     # -- model -----------------------------------------------------------------------------
@@ -236,12 +238,24 @@ class OffpilotServer(LanguageServer):
 
     # -- status ----------------------------------------------------------------------------
     def send_status(self, state: str, message: str = "") -> None:
-        """Tell the client what the server is doing: loading, ready, busy, error, disabled."""
+        """Tell the client what the server is doing: loading, ready, busy, error, disabled.
+
+        Written from the event loop thread only: a worker thread's status (model load,
+        generation) is handed to the loop, the transport's one writer.
+        """
         self.state = state
-        self.protocol.notify(STATUS, {"state": state, "message": message})
+        params = {"state": state, "message": message}
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread
+            if self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                    self._loop.call_soon_threadsafe(self.protocol.notify, STATUS, params)
+                return
+        self.protocol.notify(STATUS, params)
 
     def _on_busy(self, busy: bool) -> None:
-        """Called from the generation thread; notifications are thread-safe in pygls."""
+        """Called from the generation thread (send_status hands it to the loop)."""
         if self.state in ("ready", "busy"):
             self.send_status("busy" if busy else "ready")
 
@@ -463,13 +477,17 @@ def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    """`offpilot serve`: stdio by default, or `--tcp HOST:PORT`."""
+    """`offpilot serve`: stdio by default, or `--tcp HOST:PORT` (loopback, with a token)."""
     configure_logging(args.log_level, args.log_file)
+    try:
+        tcp = (parse_endpoint(args.tcp), token_from_env()) if args.tcp else None
+    except ValueError as exc:
+        print(f"offpilot serve: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
     server = create_server(ServerSettings(model=args.model, cache_dir=args.cache_dir))
     atexit.register(server.quiesce, 30.0)  # also when the client exits without shutdown
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
+    if tcp:
+        serve_tcp(server, *tcp)
     else:
         server.start_io()
     return 0

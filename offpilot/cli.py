@@ -117,9 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--cache-dir", default=None)
     lst.set_defaults(func=_cmd_model_list)
 
-    serve = sub.add_parser("serve", help="run the language server")
+    serve = sub.add_parser(
+        "serve",
+        help="run the language server",
+        epilog="--tcp serves one client on a loopback address. Its first message must be "
+        "`initialize` with initializationOptions.token: $OFFPILOT_TCP_TOKEN if set, else a "
+        "random token the server writes to a file only you can read (its path is printed "
+        "on stderr). Any other connection is closed unanswered.",
+    )
     serve.add_argument("--stdio", action="store_true", help="talk LSP over stdio (the default)")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on TCP instead of stdio: a loopback HOST (127.0.0.1, ::1, localhost) "
+        "and a token (below); PORT 0 picks a free port",
+    )
     serve.add_argument("--log-file", default=None, help="log here instead of stderr")
     serve.add_argument("--log-level", default="INFO")
     _add_model_flags(serve)

@@ -1,4 +1,4 @@
-"""Start the real `offpilot serve` over stdio with pytest-lsp's client."""
+"""Start the real `offpilot serve` over stdio (or reach it over TCP) with pytest-lsp's client."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp.client import make_test_lsp_client
 
 from offpilot.lsp_client import completion_params, item_texts
 
@@ -32,6 +33,21 @@ async def start_server(
         server_env={**os.environ, **(env or {})},
     )
     client = await config.start()
+    await _handshake(client, editor, init_options)
+    return client
+
+
+async def connect_tcp(
+    host: str, port: int, *, editor: str = "visual-studio-code", init_options: Any = None
+) -> LanguageClient:
+    """Connect to a running `offpilot serve --tcp`, record its statuses, run the handshake."""
+    client = make_test_lsp_client()
+    await client.start_tcp(host, port)
+    await _handshake(client, editor, init_options)
+    return client
+
+
+async def _handshake(client: LanguageClient, editor: str, init_options: Any) -> None:
     client.statuses: list[dict[str, Any]] = []  # type: ignore[attr-defined,misc]
 
     @client.feature("offpilot/status")
@@ -43,7 +59,6 @@ async def start_server(
             capabilities=client_capabilities(editor), initialization_options=init_options
         )
     )
-    return client
 
 
 def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:

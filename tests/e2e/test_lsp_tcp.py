@@ -1,0 +1,173 @@
+"""`offpilot serve --tcp` over a real socket: loopback only, and only a client with the token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lsp_helpers import ask, connect_tcp, open_doc
+from lsprotocol import types
+
+from completion.model_store import InstalledModel
+
+URI = "file:///tmp/offpilot-e2e/tcp.py"
+STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
+ANNOUNCE = re.compile(r"listening on (\S+):(\d+); the client must send (.*)")
+
+
+@dataclass
+class TcpServer:
+    proc: asyncio.subprocess.Process
+    host: str
+    port: int
+    where: str  # how the server said to find the token
+
+
+async def _serve(model: InstalledModel, tmp_path: Path, env: dict[str, str]) -> TcpServer:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "offpilot.cli", "serve", "--tcp", "127.0.0.1:0"),
+        *("--model", str(model.path), "--log-file", str(tmp_path / "server.log")),
+        env={**os.environ, "OFFPILOT_STATE_DIR": str(tmp_path / "state"), **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    while line := (await asyncio.wait_for(proc.stderr.readline(), 60)).decode():
+        if match := ANNOUNCE.search(line):
+            return TcpServer(proc, match[1], int(match[2]), match[3])
+    raise AssertionError(f"the server did not announce its address ({proc.returncode})")
+
+
+@pytest.fixture
+async def served(tiny_model: InstalledModel, tmp_path: Path) -> AsyncIterator[TcpServer]:
+    server = await _serve(tiny_model, tmp_path, {})
+    try:
+        yield server
+    finally:
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()
+
+
+def _frame(message: object) -> bytes:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def _answer_to(server: TcpServer, data: bytes) -> bytes:
+    """Everything the server sends back on a connection that opens with `data`, until EOF."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+
+
+def _initialize(options: object = None, msg_id: int = 1) -> dict[str, object]:
+    params = {"processId": None, "capabilities": {}, "initializationOptions": options}
+    return {"jsonrpc": "2.0", "id": msg_id, "method": "initialize", "params": params}
+
+
+async def test_tcp_serves_only_the_client_with_the_token(served: TcpServer, tmp_path: Path) -> None:
+    match = re.fullmatch(
+        r"initializationOptions.token, the content of (\S+) \(mode 0600\)", served.where
+    )
+    assert match, served.where
+    token_file = Path(match[1])
+    assert token_file.parent == tmp_path / "state"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+
+    refused = [
+        _frame(_initialize()),
+        _frame(_initialize({"token": "not-the-token"})),
+        _frame(_initialize({"token": token[:-1]})),
+        _frame({"jsonrpc": "2.0", "method": "exit"}),  # would end the server
+        _frame({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}),
+        _frame(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "workspace/executeCommand",
+                "params": {"command": "offpilot.stats"},
+            }
+        ),  # fmt: skip
+        _frame(b"{not json"),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"Content-Length: 99999999999999\r\n\r\n",
+    ]
+    for data in refused:
+        assert await _answer_to(served, data) == b"", data
+        assert served.proc.returncode is None, data
+
+    client = await connect_tcp(served.host, served.port, init_options={**STEADY, "token": token})
+    try:
+        assert client.init_result.capabilities.inline_completion_provider  # type: ignore[attr-defined]
+        open_doc(client, URI, "def add(a, b):\n    return \n")
+        first = await asyncio.wait_for(ask(client, URI, 1, 11), 60)
+        # a second client, even with the token, cannot take the connection over
+        assert await _answer_to(served, _frame(_initialize({"token": token}))) == b""
+        assert await asyncio.wait_for(ask(client, URI, 1, 11), 60) == first
+        stats = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="offpilot.stats")
+        )
+        assert "languages" in stats
+        # the model loads in a thread: its "ready" status came through the loop
+        assert "ready" in [s["state"] for s in client.statuses]  # type: ignore[attr-defined]
+    finally:
+        await client.shutdown_session()
+    assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+    assert not token_file.exists()
+    assert "refused a connection" in (tmp_path / "server.log").read_text()
+
+
+async def test_tcp_token_from_the_environment(tiny_model: InstalledModel, tmp_path: Path) -> None:
+    token = "a-token-the-user-chose-0123456789"
+    server = await _serve(tiny_model, tmp_path, {"OFFPILOT_TCP_TOKEN": token})
+    try:
+        assert "$OFFPILOT_TCP_TOKEN" in server.where
+        assert not list((tmp_path / "state").glob("tcp-*.token"))
+        assert await _answer_to(server, _frame(_initialize({"token": "x" * 40}))) == b""
+        client = await connect_tcp(server.host, server.port, init_options={"token": token})
+        await client.shutdown_session()
+        assert await asyncio.wait_for(server.proc.wait(), 30) == 0
+    finally:
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "message"),
+    [
+        ("0.0.0.0:0", {}, "not a loopback address"),
+        ("[::]:0", {}, "not a loopback address"),
+        ("192.0.2.1:2087", {}, "not a loopback address"),
+        ("example.com:2087", {}, "not a loopback address"),
+        ("127.0.0.1:http", {}, "the port must be a number"),
+        ("127.0.0.1:0", {"OFFPILOT_TCP_TOKEN": "short"}, "at least 16 characters"),
+    ],
+)
+def test_tcp_refuses_a_bad_address_or_token(spec: str, env: dict[str, str], message: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "offpilot.cli", "serve", "--tcp", spec, "--model", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
