@@ -60,10 +60,16 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
     user = data / "user" / "User"
     user.mkdir(parents=True)
     log = tmp_path / "server.log"
+    command = [offpilot_bin, "serve", "--log-file", str(log)]
+    # offpilot.server.command is machine-scoped: code-server's window is a remote one, which
+    # reads such a setting from the machine's settings, not the user's (both are written)
+    machine = data / "user" / "Machine"
+    machine.mkdir(parents=True)
+    (machine / "settings.json").write_text(json.dumps({"offpilot.server.command": command}))
     (user / "settings.json").write_text(
         json.dumps(
             {
-                "offpilot.server.command": [offpilot_bin, "serve", "--log-file", str(log)],
+                "offpilot.server.command": command,
                 "offpilot.timeBudgetMs": TIME_BUDGET_MS,
                 "telemetry.telemetryLevel": "off",
                 "workbench.startupEditor": "none",

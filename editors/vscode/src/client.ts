@@ -23,7 +23,14 @@ export class OffpilotClient implements vscode.Disposable {
   ) {}
 
   async start(): Promise<void> {
-    const { command, args } = serverCommand(this.extensionPath);
+    const found = serverCommand(this.extensionPath);
+    if (!found) {
+      const message = 'offpilot is not on PATH: install it, or set offpilot.server.command';
+      this.status.set('error', message);
+      this.output.appendLine(message);
+      return;
+    }
+    const { command, args } = found;
     this.output.appendLine(`starting: ${command} ${args.join(' ')}`);
     const serverOptions: ServerOptions = { command, args };
     const clientOptions: LanguageClientOptions = {

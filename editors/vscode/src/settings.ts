@@ -1,7 +1,6 @@
 // Settings: read `offpilot.*` once per change and shape what the server understands.
-import * as fs from 'fs';
-import * as path from 'path';
 import * as vscode from 'vscode';
+import { resolveServerCommand, ServerCommand } from './serverCommand';
 
 export const SECTION = 'offpilot';
 
@@ -54,23 +53,11 @@ export function needsRestart(e: vscode.ConfigurationChangeEvent): boolean {
   );
 }
 
-/**
- * The command that starts the server: `offpilot.server.command`, else `offpilot` from a
- * `.venv` in a workspace folder or beside the extension (a checkout), else from PATH.
- */
-export function serverCommand(extensionPath: string): { command: string; args: string[] } {
+/** The command that starts the server (see `resolveServerCommand`); undefined: none found. */
+export function serverCommand(extensionPath: string): ServerCommand | undefined {
   const c = vscode.workspace.getConfiguration(SECTION);
+  // the user's (or remote machine's) value only, whatever a workspace's settings say
+  const configured = c.inspect<string[]>('server.command')?.globalValue;
   const logLevel = c.get<string>('server.logLevel', 'INFO');
-  const configured = c.get<string[]>('server.command', []);
-  if (configured.length > 0) {
-    return { command: configured[0], args: [...configured.slice(1), '--log-level', logLevel] };
-  }
-  const roots = [
-    ...(vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
-    path.resolve(extensionPath, '..', '..'),
-  ];
-  const found = roots
-    .map((root) => path.join(root, '.venv', 'bin', 'offpilot'))
-    .find((candidate) => fs.existsSync(candidate));
-  return { command: found ?? 'offpilot', args: ['serve', '--log-level', logLevel] };
+  return resolveServerCommand(Array.isArray(configured) ? configured : [], logLevel, extensionPath);
 }
