@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from completion.languages import resolve_language
 
 # Bounds the work on huge files before any tokenisation: far more than a prompt can hold.
 MAX_PREFIX_CHARS = 24_000
@@ -23,8 +25,14 @@ class Context:
     suffix: str
     line_prefix: str
     line_suffix: str
-    language: str = "python"
+    language: str = "python"  # the editor's id: crossfile's comment syntax knows 77 of them
     path: str | None = None
+    # The supported language whose grammar and rules the stages apply (`""`: plain text),
+    # resolved once from `language` and `path`.
+    syntax: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "syntax", resolve_language(self.language, self.path))
 
 
 def extract_context(

@@ -16,7 +16,6 @@ from completion import crossfile
 from completion.context import Context, extract_context
 from completion.engine import DEFAULT_TIME_BUDGET_S, Engine, GenerationParams
 from completion.generate import generate
-from completion.languages import resolve_language
 from completion.lines import opens_block
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import (
@@ -329,8 +328,7 @@ def _first_line_watch(
         if line is None:
             return
         done = True
-        language = resolve_language(prep.context.language, prep.context.path)
-        if opens_block(prep.context.line_prefix + line, language):
+        if opens_block(prep.context.line_prefix + line, prep.context.syntax):
             return
         shown = postprocess(line, prep.context, RULE, post)
         if shown:

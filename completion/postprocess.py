@@ -6,7 +6,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 from completion.context import Context
-from completion.languages import resolve_language
 from completion.lines import PAIRS, code_above, code_below, open_brackets, opens_block
 from completion.syntax import Insertion, in_brackets, in_comment_or_string
 
@@ -23,11 +22,6 @@ def clean_single_line(text: str, context: Context) -> str:
         if text.endswith(rest):  # the model rewrote what already follows the cursor
             text = text[: -len(rest)].rstrip()
     return text if text.strip() else ""
-
-
-def _language(context: Context) -> str:
-    """The supported language of the document (`""`: plain text), from its id or path."""
-    return resolve_language(context.language, context.path)
 
 
 def trim_lines(text: str) -> str:
@@ -86,7 +80,7 @@ def balance_brackets(text: str, context: Context) -> str:
             break
     if not closers:
         return text
-    language = _language(context)
+    language = context.syntax
     lines = context.prefix.split("\n")[-30:]
     if open_brackets("\n".join(lines), language) is None:
         lines = lines[-1:]  # the window starts inside a bracket: judge the line alone
@@ -125,7 +119,7 @@ def indent_under_opener(text: str, context: Context) -> str:
     The model sometimes writes the line under `if x:` at the header's depth, an
     IndentationError; the completion then moves right, later lines by the same amount.
     """
-    if _language(context) != "python" or context.line_prefix.strip() or not text.strip():
+    if context.syntax != "python" or context.line_prefix.strip() or not text.strip():
         return text
     above = code_above(context.prefix)
     if not opens_block(above, "python"):
@@ -167,7 +161,7 @@ def fit_block_below(text: str, context: Context, *, whole_block: bool = False) -
     back to its last line that fits; when none does, nothing is returned. Inside brackets,
     strings and comments the indentation is free, and the check is skipped.
     """
-    if _language(context) != "python" or context.line_suffix.strip() or not text.strip():
+    if context.syntax != "python" or context.line_suffix.strip() or not text.strip():
         return text
     below = next(iter(code_below(context.suffix)), "")
     if below.lstrip().startswith(("#", ")", "]", "}")):
@@ -218,7 +212,7 @@ def syntax_truncate(text: str, context: Context, *, keep_parse: bool) -> str:
     """
     if not text.strip():
         return text
-    check = Insertion(context.prefix, context.suffix, _language(context))
+    check = Insertion(context.prefix, context.suffix, context.syntax)
     before = check.before
     if before is None:
         return text
@@ -284,7 +278,7 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
     if options.syntax and text:
         text = syntax_truncate(text, context, keep_parse=options.keep_parse)
     elif options.keep_parse and text:
-        check = Insertion(context.prefix, context.suffix, _language(context))
+        check = Insertion(context.prefix, context.suffix, context.syntax)
         if check.before is False and check.has_error(text):
             text = ""
     if options.indent_fit and text.strip():

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from completion.context import Context
-from completion.languages import resolve_language
 from completion.lines import (
     CLOSERS,
     bracket_depth,
@@ -107,7 +106,7 @@ def stop_rule_for(
         return single_line_stop
     if not block_stop_on:
         return lambda _text: None
-    language = resolve_language(context.language, context.path)
+    language = context.syntax
     return block_stop(
         context.line_prefix,
         context.suffix,

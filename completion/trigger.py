@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from completion.context import Context
-from completion.languages import resolve_language
 from completion.lines import CLOSERS
 from completion.syntax import in_comment_or_string
 
@@ -53,7 +52,7 @@ _WORD_CHAR = re.compile(r"\w")
 def should_complete(context: Context, options: TriggerOptions | None = None) -> Mode:
     """Decide, from the text and syntax at the cursor, what kind of completion to make."""
     options = options or TriggerOptions()
-    language = resolve_language(context.language, context.path)
+    language = context.syntax
     rest = context.line_suffix.strip()
     if options.mid_line_rule and rest and not set(rest) <= set(CLOSERS + " \t"):
         if not options.mid_word_only or _WORD_CHAR.match(context.line_suffix):
