@@ -5,10 +5,12 @@ pygls reads a frame's body with `stdin.read(Content-Length)`: a header claiming
 died. `GuardedReader` wraps the stream pygls reads: a body over MAX_FRAME is not read;
 the frame is dropped with a warning and reading resumes at the next `Content-Length`
 header, wherever the dropped bytes end. A header line over MAX_LINE is cut the same way.
+`GuardedAsyncReader` does the same for `--tcp`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import BinaryIO
@@ -61,3 +63,43 @@ class GuardedReader:
             if chunk.endswith(b"\n"):
                 break
         return tail
+
+
+class GuardedAsyncReader:
+    """The same bounds for `--tcp`, over the asyncio stream pygls' `run_async` reads.
+
+    An oversized body is not read: the frame is dropped with a warning and reading resumes
+    at the next `Content-Length` header. A line past the stream's limit (asyncio raises
+    ValueError and discards it) reads as a header line that means nothing.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._resync = False
+
+    async def readline(self) -> bytes:
+        """One header line; after a dropped frame, the next header found inside a line."""
+        try:
+            line = await self._reader.readline()
+        except ValueError:  # asyncio's LimitOverrun: the line is gone from its buffer
+            log.warning("skipping an overlong line in the message stream")
+            self._resync = True
+            return b"X-Offpilot-Dropped: line\r\n"
+        if self._resync:
+            at = line.rfind(b"Content-Length: ")
+            if at < 0 or not _HEADER.fullmatch(line, at):
+                return b"X-Offpilot-Dropped: body\r\n" if line else line
+            self._resync = False
+            return line[at:]
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        """A frame's body; one over MAX_FRAME is left unread and stands for no message."""
+        if n <= MAX_FRAME:
+            return await self._reader.readexactly(n)
+        log.warning(
+            "dropped a message of %d bytes (the limit is %d); reading on at the next header",
+            n, MAX_FRAME,
+        )  # fmt: skip
+        self._resync = True
+        return b"null"

@@ -31,6 +31,7 @@ from typing import Any
 from pygls.io_ import run_async
 from pygls.lsp.server import LanguageServer
 
+from lsp_server.framing import GuardedAsyncReader
 from lsp_server.stats import state_dir
 
 log = logging.getLogger("offpilot.transport")
@@ -174,7 +175,7 @@ class TokenGate:
         )
         await run_async(
             stop_event=self.stop,
-            reader=reader,
+            reader=GuardedAsyncReader(reader),
             protocol=protocol,
             logger=log,
             error_handler=self.server.report_server_error,

@@ -171,3 +171,45 @@ def test_tcp_refuses_a_bad_address_or_token(spec: str, env: dict[str, str], mess
     )
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> dict[str, object]:
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(await reader.readexactly(length))
+
+
+async def _reply(reader: asyncio.StreamReader, msg_id: int) -> dict[str, object]:
+    while (message := await asyncio.wait_for(_read_frame(reader), 60)).get("id") != msg_id:
+        pass  # notifications (statuses, progress) on the way
+    return message
+
+
+async def test_tcp_drops_a_huge_frame_and_goes_on_serving(
+    tiny_model: InstalledModel, tmp_path: Path
+) -> None:
+    """A Content-Length of 99999999999999 from the client: dropped, the next frame answered."""
+    token = "t" * 32
+    served = await _serve(tiny_model, tmp_path, {"OFFPILOT_TCP_TOKEN": token})
+    try:
+        reader, writer = await asyncio.open_connection(served.host, served.port)
+        writer.write(_frame(_initialize({"token": token})))
+        assert "result" in await _reply(reader, 1)
+        stats = {"command": "offpilot.stats"}
+        ask_stats = {"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand"}
+        writer.write(b"Content-Length: 99999999999999\r\n\r\n")
+        writer.write(b"{" + b"x" * 200_000 + b"\r\n")  # part of the claimed body, one long line
+        writer.write(_frame({**ask_stats, "params": stats}))
+        await writer.drain()
+        answer = await _reply(reader, 2)
+        assert "languages" in answer["result"]  # type: ignore[operator]
+        writer.write(_frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
+        writer.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
+        await writer.drain()
+        assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+        assert "dropped a message of 99999999999999 bytes" in (tmp_path / "server.log").read_text()
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
