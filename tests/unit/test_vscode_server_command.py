@@ -41,8 +41,10 @@ def _node() -> str | None:
 def test_server_command_is_machine_scoped() -> None:
     """A workspace's .vscode/settings.json cannot choose the program the extension runs."""
     package = json.loads((VSCODE / "package.json").read_text())
-    setting = package["contributes"]["configuration"]["properties"]["offpilot.server.command"]
-    assert setting["scope"] == "machine"
+    settings = package["contributes"]["configuration"]["properties"]
+    assert settings["offpilot.server.command"]["scope"] == "machine"
+    # nor which model the server loads (a directory of its own, issue 14 item 5)
+    assert settings["offpilot.model"]["scope"] == "machine"
 
 
 def test_server_command_is_read_from_user_settings_only() -> None:
