@@ -102,7 +102,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from completion.model_store import locate
     from completion.pipeline import CompletionOptions
     from eval.execution import SandboxUnavailable
-    from eval.run import RunSettings, SettingsMismatchError, run
+    from eval.records import RunSettings, SettingsMismatchError
+    from eval.run import run
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = args.set if args.set is not None else os.environ.get("OFFPILOT_PIPELINE", "")
@@ -153,8 +154,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_repost(args: argparse.Namespace) -> int:
+    from eval.records import SettingsMismatchError
     from eval.repost import RepostError, repost
-    from eval.run import SettingsMismatchError
 
     try:
         workers = args.workers or os.cpu_count() or 1

@@ -28,19 +28,18 @@ from completion.postprocess import postprocess
 from completion.stops import cut_offline
 from completion.trigger import Mode
 from eval import data
-from eval.report import write_report
-from eval.run import (
+from eval.progress import Progress
+from eval.records import (
     SAMPLES,
     SETTINGS,
     SUMMARY,
-    Progress,
     RunSettings,
-    _check_settings,
-    judge,
+    check_settings,
     read_samples,
-    request_for,
     summarize,
 )
+from eval.report import write_report
+from eval.run import judge, request_for
 
 
 class RepostError(Exception):
@@ -110,7 +109,7 @@ def repost(
             "block_stop can be reposted only from a run made with block_stop=0 (uncut output)"
         )
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, settings)
+    check_settings(out, settings)
     tasks = {t.task_id: t for t in data.load_suite(base.suite)}
     started = time.monotonic()
     progress = Progress(len(records), 0, progress_stream)

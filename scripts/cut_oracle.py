@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 from eval import data
+from eval.records import read_samples
 from eval.repost import load_settings
-from eval.run import judge, read_samples
+from eval.run import judge
 
 CUT = ("max_tokens", "time_budget")  # the last line is unfinished
 

@@ -11,8 +11,9 @@ import pytest
 
 from completion.fake_engine import FakeEngine
 from eval import data
+from eval.records import RunSettings, read_samples
 from eval.repost import RepostError, repost
-from eval.run import RunSettings, read_samples, run
+from eval.run import run
 
 REPO = Path(__file__).resolve().parents[2]
 

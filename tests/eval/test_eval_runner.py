@@ -17,7 +17,8 @@ from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from completion.trigger import TriggerOptions
 from eval import data
-from eval.run import RunSettings, SettingsMismatchError, read_samples, request_for, run
+from eval.records import RunSettings, SettingsMismatchError, read_samples
+from eval.run import request_for, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,7 +156,8 @@ import sys
 sys.path.insert(0, {str(REPO / "tests" / "eval")!r})
 from pathlib import Path
 from test_eval_runner import fake
-from eval.run import RunSettings, run
+from eval.records import RunSettings
+from eval.run import run
 run(RunSettings(suite={suite!r}, timeout_s=2.0), Path({str(out)!r}),
     lambda: fake(step_delay_s=0.05), workers=1)
 """
@@ -241,7 +243,7 @@ def test_real_model_run(tmp_path: Path, real_model) -> None:  # type: ignore[no-
 def test_progress_bar_shows_count_and_eta() -> None:
     import io
 
-    from eval.run import Progress
+    from eval.progress import Progress
 
     stream = io.StringIO()
     bar = Progress(10, done=2, stream=stream)

@@ -383,7 +383,8 @@ def test_signal_deaths_read_the_same_in_every_mode() -> None:
 def test_a_run_stops_before_loading_the_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from eval.run import RunSettings, run
+    from eval.records import RunSettings
+    from eval.run import run
 
     monkeypatch.setenv(execution.SANDBOX_ENV, "no-such-mode")
 

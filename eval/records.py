@@ -1,0 +1,188 @@
+"""A run's directory: its settings, its samples (appended as they finish), its summary.
+
+`DIR/settings.json` pins what a run does, so a resumed run cannot mix settings;
+`DIR/samples.jsonl` holds one record per finished sample; `DIR/sessions.jsonl` one line per
+process that worked on the run; `summary.json` is computed from these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from completion.pipeline import CompletionOptions
+from eval import execution, metrics
+
+SAMPLES = "samples.jsonl"
+SUMMARY = "summary.json"
+SETTINGS = "settings.json"
+REPORT = "report.md"
+STAGES = (
+    "context",
+    "crossfile",
+    "prompt",
+    "tokenize",
+    "first_token",
+    "decode",
+    "postprocess",
+    "total",
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run does; a resumed run must have the same ones."""
+
+    suite: str
+    limit: int | None = None
+    seed: int = 0
+    samples: int = 1
+    temperature: float = 0.0
+    timeout_s: float = 10.0
+    max_new_tokens: int = CompletionOptions.max_new_tokens
+    time_budget_s: float = CompletionOptions.time_budget_s
+    model: str = ""
+    pipeline: str = ""  # `--set` of the run: pipeline options, `name=value,...` (docs/quality.md)
+    reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
+
+    def options(self) -> CompletionOptions:
+        """The pipeline options (the editor's defaults unless overridden)."""
+        return CompletionOptions(
+            max_new_tokens=self.max_new_tokens,
+            time_budget_s=self.time_budget_s,
+            temperature=self.temperature,
+            seed=self.seed if self.temperature > 0 else None,
+        ).with_spec(self.pipeline)
+
+
+class SettingsMismatchError(Exception):
+    """The output directory holds a run made with other settings."""
+
+
+def read_samples(out: Path) -> list[dict[str, Any]]:
+    """Records already in DIR/samples.jsonl; a line cut short by a kill is dropped (and fixed)."""
+    path = out / SAMPLES
+    if not path.exists():
+        return []
+    records, broken = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            broken = True
+    if broken or (path.stat().st_size and not path.read_bytes().endswith(b"\n")):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        tmp.replace(path)
+    return records
+
+
+def check_settings(out: Path, settings: RunSettings) -> None:
+    """Pin `settings` to DIR, or refuse when DIR holds a run made with others."""
+    path = out / SETTINGS
+    mine = asdict(settings)
+    if path.exists():
+        defaults = {f.name: f.default for f in fields(RunSettings)}
+        theirs = {**defaults, **json.loads(path.read_text(encoding="utf-8"))}
+        if theirs != mine:
+            diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+            raise SettingsMismatchError(
+                f"{out} holds a run with other settings {diff}; use another --out"
+            )
+    else:
+        path.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
+
+
+def append_session(out: Path, session: str, wall: float, load: dict[str, float]) -> None:
+    """Record one process's work on the run (its wall time and model load)."""
+    path = out / "sessions.jsonl"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"session": session, "wall_s": round(wall, 2), **load}) + "\n")
+
+
+def sessions(out: Path) -> list[dict[str, Any]]:
+    """The processes that worked on the run, oldest first."""
+    path = out / "sessions.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def machine() -> dict[str, Any]:
+    """The hardware and software that ran the benchmark."""
+    cpu = platform.processor() or ""
+    mem_gb = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = round(int(line.split()[1]) / 1e6, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sandbox": execution.sandbox().describe(),
+    }
+
+
+def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """summary.json: pass@k, result counts, latency percentiles per stage, cold request."""
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    kinds: dict[str, list[bool]] = defaultdict(list)
+    for r in records:
+        by_task[r["task_id"]].append(bool(r["passed"]))
+        kinds[r.get("kind", "")].append(bool(r["passed"]))
+    counts = [(len(v), sum(v)) for v in by_task.values()]
+    n = settings.samples
+    pass_k = {f"pass@{k}": metrics.mean_pass_at_k(counts, k) for k in range(1, n + 1)}
+    warm = [r for r in records if not r.get("cold")]
+    cold = [r for r in records if r.get("cold")]
+
+    def stage(rs: list[dict[str, Any]], name: str) -> list[float]:
+        return [float(r["timings_ms"][name]) for r in rs if name in r.get("timings_ms", {})]
+
+    past = sessions(out)
+    summary: dict[str, Any] = {
+        "suite": settings.suite,
+        "model": settings.model,
+        "settings": asdict(settings),
+        "machine": machine(),
+        "tasks": len(by_task),
+        "samples_per_task": n,
+        "samples": len(records),
+        **pass_k,
+        "results": dict(Counter(r["result"] for r in records)),
+        "pass_rate_by_kind": {
+            k: {"samples": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(kinds.items())
+        },
+        "latency_ms": {
+            **metrics.latency_stats([float(r["latency_ms"]) for r in warm]),
+            "stages": {s: metrics.latency_stats(stage(warm, s)) for s in STAGES},
+            "cold": [{"task_id": r["task_id"], **r["timings_ms"]} for r in cold],
+        },
+        "tokens": {
+            "in_mean": _mean([r.get("tokens_in", 0) for r in records]),
+            "out_mean": _mean([r.get("tokens_out", 0) for r in records]),
+            "in_total": sum(r.get("tokens_in", 0) for r in records),
+            "out_total": sum(r.get("tokens_out", 0) for r in records),
+        },
+        "wall_s": round(sum(s.get("wall_s", 0.0) for s in past), 1),
+        "sessions": past,
+    }
+    return summary
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
