@@ -213,3 +213,39 @@ def strip_lexemes(code: str, language: str | None) -> str:
     """`code` without its one-line strings and comments, for counting brackets."""
     spec = spec_for(language)
     return (spec.lexemes if spec else PLAIN_LEXEMES).sub("", code)
+
+
+# Line comment syntax per language id; (start, end) for languages with block comments only.
+_LINE_COMMENT: dict[str, str] = {
+    **dict.fromkeys(
+        "python shellscript bash sh zsh fish ruby perl r yaml toml dockerfile makefile "
+        "powershell elixir julia nim coffeescript cmake nix crystal gdscript".split(),
+        "#",
+    ),
+    **dict.fromkeys(
+        "javascript javascriptreact typescript typescriptreact go rust java c cpp csharp "
+        "swift kotlin scala php dart zig objective-c objective-cpp groovy jsonc proto "
+        "solidity hlsl glsl cuda verilog d".split(),
+        "//",
+    ),
+    **dict.fromkeys("lua sql haskell elm ada purescript".split(), "--"),
+    **dict.fromkeys("clojure lisp scheme racket commonlisp".split(), ";"),
+    **dict.fromkeys("latex tex erlang matlab prolog".split(), "%"),
+    **dict.fromkeys("vim viml".split(), '"'),
+    "fortran": "!",
+}
+
+
+_BLOCK_COMMENT: dict[str, tuple[str, str]] = {
+    **dict.fromkeys("html xml vue svelte markdown".split(), ("<!--", "-->")),
+    **dict.fromkeys("css scss less".split(), ("/*", "*/")),
+}
+
+
+def comment(line: str, language: str) -> str:
+    """`line` as a comment of `language` (`#` when the language is unknown)."""
+    if language in _BLOCK_COMMENT:
+        start, end = _BLOCK_COMMENT[language]
+        return f"{start} {line.replace(end, '')} {end}" if line else f"{start} {end}"
+    mark = _LINE_COMMENT.get(language, "#")
+    return f"{mark} {line}" if line else mark

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from completion import crossfile
 from completion.context import Context, extract_context
+from completion.document import Document
 from completion.engine import DEFAULT_TIME_BUDGET_S, Engine, GenerationParams
 from completion.generate import generate
 from completion.lines import opens_block
@@ -159,7 +160,7 @@ class CompletionRequest:
     offset: int
     language: str = "python"
     path: str | None = None
-    documents: tuple[crossfile.Document, ...] = ()
+    documents: tuple[Document, ...] = ()
     root: str | None = None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion import crossfile
-from completion.crossfile import Document
+from completion.document import Document
 from completion.engine import Engine
 from completion.pipeline import (
     CompletionOptions,

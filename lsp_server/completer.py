@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from completion.crossfile import Document
+from completion.document import Document
 from completion.engine import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent

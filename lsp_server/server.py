@@ -31,8 +31,9 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from completion.crossfile import MAX_DOCUMENTS, Document
+from completion.crossfile import MAX_DOCUMENTS
 from completion.ct2_engine import EngineOptions, load_engine
+from completion.document import Document
 from completion.engine import Engine
 from completion.model_store import ModelError, locate
 from completion.positions import offset_at

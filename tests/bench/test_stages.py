@@ -21,6 +21,7 @@ import pytest
 from completion import crossfile
 from completion.context import Context, extract_context
 from completion.ct2_engine import CT2Engine, EngineOptions
+from completion.document import Document
 from completion.engine import GenerationParams
 from completion.model_store import InstalledModel, ModelError, verify
 from completion.pipeline import CompletionRequest, complete
@@ -58,7 +59,7 @@ def test_crossfile(benchmark: Any) -> None:
     """A new file being written next to an open module it resembles: Jaccard windows."""
     head = SOURCE[:CURSOR]  # the new file holds only the code above the cursor so far
     ctx = extract_context(head, len(head), "python", "/w/new.py")
-    docs = (crossfile.Document("/w/colorsys.py", SOURCE[CURSOR:] + "\n" + SOURCE[:200]),)
+    docs = (Document("/w/colorsys.py", SOURCE[CURSOR:] + "\n" + SOURCE[:200]),)
     opts = crossfile.CrossfileOptions(windows=True, imports=False, budget_tokens=256)
 
     def run() -> crossfile.Crossfile:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from completion import crossfile as cf
-from completion.crossfile import CrossfileOptions, Document, Snippet
+from completion.crossfile import assembly, common, definitions, imports, outline, windows
+from completion.crossfile.common import CrossfileOptions, Snippet
+from completion.document import Document
 from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 
@@ -27,21 +28,21 @@ def chars(text: str) -> int:
 
 def test_windows_cover_the_file_with_half_overlap() -> None:
     lines = [f"l{i}" for i in range(130)]
-    spans = cf.windows(lines, 60, 30)
+    spans = windows.windows(lines, 60, 30)
     assert spans[0] == (0, 60) and spans[1] == (30, 90)
     assert spans[-1] == (70, 130)  # the last window ends at the last line
-    assert cf.windows(lines[:10], 60, 30) == [(0, 10)]
-    assert cf.windows([], 60, 30) == []
+    assert windows.windows(lines[:10], 60, 30) == [(0, 10)]
+    assert windows.windows([], 60, 30) == []
 
 
 def test_identifiers_drop_keywords_and_short_names() -> None:
-    ids = cf.identifiers("def parse_header(self, raw):\n    return x + raw.split(':')")
+    ids = common.identifiers("def parse_header(self, raw):\n    return x + raw.split(':')")
     assert ids == {"parse_header", "raw", "split"}
 
 
 def test_jaccard() -> None:
-    assert cf.jaccard({"a", "b"}, {"b", "c"}) == pytest.approx(1 / 3)
-    assert cf.jaccard(set(), {"a"}) == 0.0
+    assert windows.jaccard({"a", "b"}, {"b", "c"}) == pytest.approx(1 / 3)
+    assert windows.jaccard(set(), {"a"}) == 0.0
 
 
 def _doc(path: str, body: str, language: str = "python") -> Document:
@@ -57,18 +58,18 @@ RELATED = (
 
 
 def test_best_windows_rank_the_similar_document_first() -> None:
-    query = cf.identifiers("merged = merge_headers(headers, extra_headers)\nreturn merged")
+    query = common.identifiers("merged = merge_headers(headers, extra_headers)\nreturn merged")
     docs = [_doc("/w/paint.py", UNRELATED), _doc("/w/http.py", RELATED)]
-    found, timed_out = cf.best_windows(query, docs, "python", CrossfileOptions(), "/w")
+    found, timed_out = windows.best_windows(query, docs, "python", CrossfileOptions(), "/w")
     assert not timed_out
     assert found[0].path == "http.py" and "merge_headers" in found[0].text
     assert all(s.path != "paint.py" for s in found)  # below the minimum score
 
 
 def test_best_windows_do_not_overlap_and_prefer_the_same_language() -> None:
-    query = cf.identifiers("merge_headers headers extra_headers merged")
+    query = common.identifiers("merge_headers headers extra_headers merged")
     docs = [_doc("/w/http.py", RELATED), _doc("/w/http.js", RELATED, "javascript")]
-    found, _ = cf.best_windows(query, docs, "python", CrossfileOptions(max_windows=3), "/w")
+    found, _ = windows.best_windows(query, docs, "python", CrossfileOptions(max_windows=3), "/w")
     assert found[0].path == "http.py"
     py = [s for s in found if s.path == "http.py"]
     for a in py:
@@ -77,12 +78,12 @@ def test_best_windows_do_not_overlap_and_prefer_the_same_language() -> None:
 
 
 def test_binary_and_huge_documents_are_skipped() -> None:
-    query = cf.identifiers("merge_headers headers")
+    query = common.identifiers("merge_headers headers")
     docs = [
         _doc("/w/blob.py", "\x00\x01" + RELATED),
-        _doc("/w/huge.py", RELATED + "x = 1\n" * (cf.MAX_FILE_CHARS // 6 + 10)),
+        _doc("/w/huge.py", RELATED + "x = 1\n" * (common.MAX_FILE_CHARS // 6 + 10)),
     ]
-    assert cf.best_windows(query, docs, "python", CrossfileOptions())[0] == []
+    assert windows.best_windows(query, docs, "python", CrossfileOptions())[0] == []
 
 
 # -- imports ---------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def test_parse_imports() -> None:
         "def f():\n    from pkg.late import late_name\n"
         '"""\nfrom the docs import nothing\n"""\n'
     )
-    found = {(i.module, i.level, i.name, i.alias) for i in cf.parse_imports(text)}
+    found = {(i.module, i.level, i.name, i.alias) for i in imports.parse_imports(text)}
     assert ("os", 0, None, "os") in found
     assert ("pkg.mod", 0, None, "m") in found
     assert ("", 1, "sibling", "sibling") in found
@@ -137,15 +138,15 @@ def test_resolve_relative_absolute_src_layout_and_missing(tmp_path: Path) -> Non
     root = _project(tmp_path)
     views = str(root / "src/pkg/sub/views.py")
     pkg = (root / "src/pkg").resolve()
-    assert cf.resolve_module("models", 2, views, str(root)) == pkg / "models.py"
-    assert cf.resolve_module("", 2, views, str(root)) == pkg / "__init__.py"
-    assert cf.resolve_module("pkg.util", 0, views, str(root)) == pkg / "util.py"
-    assert cf.resolve_module("pkg", 0, views, str(root)) == pkg / "__init__.py"
-    assert cf.resolve_module("pkg.missing", 0, views, str(root)) is None
-    assert cf.resolve_module("os", 0, views, str(root)) is None  # not a workspace file
-    assert cf.resolve_module("models", 5, views, str(root)) is None  # above the root
+    assert imports.resolve_module("models", 2, views, str(root)) == pkg / "models.py"
+    assert imports.resolve_module("", 2, views, str(root)) == pkg / "__init__.py"
+    assert imports.resolve_module("pkg.util", 0, views, str(root)) == pkg / "util.py"
+    assert imports.resolve_module("pkg", 0, views, str(root)) == pkg / "__init__.py"
+    assert imports.resolve_module("pkg.missing", 0, views, str(root)) is None
+    assert imports.resolve_module("os", 0, views, str(root)) is None  # not a workspace file
+    assert imports.resolve_module("models", 5, views, str(root)) is None  # above the root
     # without a root, absolute imports are looked up from the file's ancestors
-    assert cf.resolve_module("pkg.util", 0, views, None) == pkg / "util.py"
+    assert imports.resolve_module("pkg.util", 0, views, None) == pkg / "util.py"
 
 
 def test_imported_definitions_signature_docstring_and_class_outline(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_imported_definitions_signature_docstring_and_class_outline(tmp_path: Pa
         "from ..models import Record, LIMIT\nfrom pkg import util\nimport pkg.missing\n\n"
         "def show(r):\n    s = util.slugify(r.key)\n    return r.render_record(LIMIT)\n"
     )
-    found, timed_out = cf.imported_definitions(text, text, views, str(root))
+    found, timed_out = definitions.imported_definitions(text, text, views, str(root))
     assert not timed_out
     by_name = {s.name: s for s in found}
     assert set(by_name) == {"Record", "LIMIT", "slugify"}
@@ -175,27 +176,27 @@ def test_reexports_are_followed_and_open_documents_win(tmp_path: Path) -> None:
     root = _project(tmp_path)
     views = str(root / "src/pkg/sub/views.py")
     text = "from pkg import Record\n\nRecord(1, 2)\n"
-    found, _ = cf.imported_definitions(text, text, views, str(root))
+    found, _ = definitions.imported_definitions(text, text, views, str(root))
     assert [s.name for s in found] == ["Record"] and found[0].path == "src/pkg/models.py"
     util = str((root / "src/pkg/util.py").resolve())
     edited = {util: "def slugify(text):\n    return text  # unsaved\n"}
     text = "from pkg.util import slugify\nslugify('a b')\n"
-    found, _ = cf.imported_definitions(text, text, views, str(root), edited)
+    found, _ = definitions.imported_definitions(text, text, views, str(root), edited)
     assert "unsaved" in found[0].text
 
 
 def test_modules_are_cached_by_mtime_and_size(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text("def one():\n    return 1\n")
-    first = cf.load_module(path)
-    assert first is not None and cf.load_module(path) is first
+    first = outline.load_module(path)
+    assert first is not None and outline.load_module(path) is first
     path.write_text("def one():\n    return 1\n\ndef two():\n    return 2\n")
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-    second = cf.load_module(path)
+    second = outline.load_module(path)
     assert second is not first and second is not None and "two" in second.definitions
     (tmp_path / "bin.py").write_bytes(b"def x():\x00\x01 pass")
-    assert cf.load_module(tmp_path / "bin.py") == cf.Module()
-    assert cf.load_module(tmp_path / "gone.py") is None
+    assert outline.load_module(tmp_path / "bin.py") == common.Module()
+    assert outline.load_module(tmp_path / "gone.py") is None
 
 
 # -- assembly: dedupe, budget, time, formatting ----------------------------------------------
@@ -205,9 +206,9 @@ def test_dedupe_against_the_prompt() -> None:
     snip = Snippet(
         "a.py", 0, 3, "merged = dict(headers)\nmerged.update(extra)\nreturn merged", 1, "window"
     )
-    assert cf.duplicated(snip, {"merged = dict(headers)", "merged.update(extra)"})
-    assert not cf.duplicated(snip, {"merged = dict(headers)"})
-    kept, used = cf.assemble(
+    assert assembly.duplicated(snip, {"merged = dict(headers)", "merged.update(extra)"})
+    assert not assembly.duplicated(snip, {"merged = dict(headers)"})
+    kept, used = assembly.assemble(
         [snip], "python", 500, chars, {"merged = dict(headers)", "merged.update(extra)"}, set()
     )
     assert kept == [] and used == 0
@@ -216,16 +217,16 @@ def test_dedupe_against_the_prompt() -> None:
 def test_budget_share_windows_are_cut_and_definitions_go_compact() -> None:
     lines = [f"value_{i} = compute(value_{i - 1})" for i in range(60)]
     window = Snippet("w.py", 0, 60, "\n".join(lines), 0.5, "window")
-    query = cf.identifiers("value_30 value_31 compute")
-    kept, used = cf.assemble([window], "python", 200, chars, set(), query)
+    query = common.identifiers("value_30 value_31 compute")
+    kept, used = assembly.assemble([window], "python", 200, chars, set(), query)
     assert kept and used <= 200 and "value_30" in kept[0].text
     assert kept[0].end - kept[0].start < 60
     long_def = Snippet(
         "d.py", 0, 9, "def f(a):\n" + "    x = 1\n" * 30, 1.0, "definition", "f", "def f(a): ..."
     )
-    kept, used = cf.assemble([long_def], "python", 60, chars, set(), set())
+    kept, used = assembly.assemble([long_def], "python", 60, chars, set(), set())
     assert kept[0].text == "def f(a): ..." and used <= 60
-    kept, used = cf.assemble([long_def], "python", 5, chars, set(), set())
+    kept, used = assembly.assemble([long_def], "python", 5, chars, set(), set())
     assert kept == [] and used == 0
 
 
@@ -236,7 +237,7 @@ def test_collect_stays_within_the_token_budget(tmp_path: Path) -> None:
     text += "slugify(Record(1, 2).key)\n"
     docs = [_doc(str(root / "other.py"), RELATED)]
     for budget in (40, 120, 400):
-        out = cf.collect(
+        out = assembly.collect(
             text,
             text,
             "",
@@ -257,7 +258,7 @@ def test_time_budget_stops_collection_without_error(tmp_path: Path) -> None:
     views = str(root / "src/pkg/sub/views.py")
     text = "from ..util import slugify\nslugify('x')\n"
     docs = [_doc(f"/w/d{i}.py", RELATED) for i in range(20)]
-    out = cf.collect(
+    out = assembly.collect(
         text, text, "", "python", views, docs, str(root), CrossfileOptions(time_budget_ms=0), chars
     )
     assert out.timed_out and out.text == ""
@@ -270,11 +271,11 @@ def test_files_too_slow_to_parse_now_are_parsed_in_the_background(tmp_path: Path
     text = "from big import target\ntarget(1, 2)\n"
     # 50 ms cannot parse 420 kB by the guess: nothing now, a background parse for later
     soon = time.monotonic() + 0.05
-    found, _ = cf.imported_definitions(text, text, here, str(tmp_path), deadline=soon)
+    found, _ = definitions.imported_definitions(text, text, here, str(tmp_path), deadline=soon)
     assert found == []
-    cf.wait_warm()
+    outline.wait_warm()
     later = time.monotonic() + 5
-    found, _ = cf.imported_definitions(text, text, here, str(tmp_path), deadline=later)
+    found, _ = definitions.imported_definitions(text, text, here, str(tmp_path), deadline=later)
     assert [s.name for s in found] == ["target"]
 
 
@@ -283,7 +284,7 @@ def test_unknown_language_gets_windows_only() -> None:
         f"(defun merge-headers-{i} (headers extra) (append headers extra))" for i in range(5)
     )
     text = "from pkg import thing\n(merge-headers-1 headers extra)\n"
-    out = cf.collect(
+    out = assembly.collect(
         text,
         text,
         "",
@@ -299,12 +300,14 @@ def test_unknown_language_gets_windows_only() -> None:
 
 
 def test_comment_syntax_and_path_header() -> None:
-    assert cf.path_header("/w/pkg/mod.py", "python", "/w") == "# Path: pkg/mod.py\n"
-    assert cf.path_header("/w/main.go", "go", "/w") == "// Path: main.go\n"
-    assert cf.path_header("/w/a.lua", "lua", "/w") == "-- Path: a.lua\n"
-    assert cf.path_header("/w/x.html", "html", "/w") == "<!-- Path: x.html -->\n"
-    assert cf.path_header("/else/where/deep/mod.py", "python", "/w") == "# Path: deep/mod.py\n"
-    assert cf.path_header(None, "python") == ""
+    assert assembly.path_header("/w/pkg/mod.py", "python", "/w") == "# Path: pkg/mod.py\n"
+    assert assembly.path_header("/w/main.go", "go", "/w") == "// Path: main.go\n"
+    assert assembly.path_header("/w/a.lua", "lua", "/w") == "-- Path: a.lua\n"
+    assert assembly.path_header("/w/x.html", "html", "/w") == "<!-- Path: x.html -->\n"
+    assert (
+        assembly.path_header("/else/where/deep/mod.py", "python", "/w") == "# Path: deep/mod.py\n"
+    )
+    assert assembly.path_header(None, "python") == ""
 
 
 # -- through the pipeline --------------------------------------------------------------------
@@ -358,7 +361,7 @@ def test_long_signatures_are_cut_between_parameters() -> None:
         "def style(text: t.Any, fg: int | tuple[int, int, int] | str | None = None, "
         "bg: int | tuple[int, int, int] | str | None = None, bold: bool | None = None) -> str:",
     )
-    line = cf._one_line(rows)
+    line = outline._one_line(rows)
     assert line.startswith("def style(text: t.Any, fg: int | tuple[int, int, int] | str | None")
     assert line.endswith(", ...) -> str:") and "tuple[int, int, ..." not in line
 
