@@ -16,7 +16,6 @@ import itertools
 import logging
 import os
 import sys
-import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -41,6 +40,7 @@ from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
 from lsp_server.documents import LspDocument, LspWorkspace
 from lsp_server.framing import GuardedReader
+from lsp_server.model_loader import ModelLoader, Wanted
 from lsp_server.stats import Stats
 from lsp_server.transport import parse_endpoint, serve_tcp, token_from_env
 
@@ -103,73 +103,48 @@ class OffpilotServer(LanguageServer):
         super().__init__("offpilot", "0.1.0", protocol_cls=OffpilotProtocol)
         self.settings = settings
         self.config = settings.config
-        self.engine_future: Future[Engine] = Future()
-        if engine is not None:
-            self.engine_future.set_result(engine)
+        self.loader = ModelLoader(
+            self._load_engine, self._load_started, self._load_finished, engine
+        )
         self.completer = Completer(self.config, on_busy=self._on_busy)
         self.stats = Stats()
         self.request_ids = itertools.count(1)
         self.state = "loading"
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
-        self._load_lock = threading.Lock()
-        self._wanted: tuple[str | None, int] | None = None  # the newest (model, threads) asked
-        self._loading = False  # a load thread runs; it loads `_wanted` until that holds still
-        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None  # set by the first send_status
         self.recent: OrderedDict[str, None] = OrderedDict()  # document uris, most recent last
 
     # -- model -----------------------------------------------------------------------------
-    def start_loading(self) -> None:
-        """Load the model the settings name, in a background thread, one load at a time.
+    @property
+    def engine_future(self) -> Future[Engine]:
+        """The engine for the newest model setting (lsp_server/model_loader.py)."""
+        return self.loader.engine
 
-        A model is about 700 MB: a change while a load runs does not start another; the
-        running load's thread loads the newest setting next, skipping those in between.
-        """
-        wanted = (self.config.model or self.settings.model, self.config.threads)
-        with self._load_lock:
-            if wanted == self._wanted:
-                return
-            self._wanted = wanted
-            if self.engine_future.done():
-                self.engine_future = Future()
-            if not self.engine_future.running():
-                self.engine_future.set_running_or_notify_cancel()
-            if self._loading:
-                log.info("model %s (threads=%d) will load after the load in progress", *wanted)
-                return
-            self._loading = True
+    def start_loading(self) -> None:
+        """Load the model the settings name, in the background (the newest setting wins)."""
+        self.loader.request((self.config.model or self.settings.model, self.config.threads))
+
+    def _load_engine(self, wanted: Wanted) -> Engine:
+        started = time.monotonic()
+        model_name, threads = wanted
+        model = locate(model_name, self.settings.cache_dir)
+        engine = load_engine(model, EngineOptions(threads=threads))
+        log.info(
+            "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
+            engine.name, threads, time.monotonic() - started, engine.load_seconds,
+            engine.warmup_seconds,
+        )  # fmt: skip
+        return engine
+
+    def _load_started(self) -> str | None:
         self.send_status("loading")
         try:
-            token = self._progress_begin()
+            return self._progress_begin()
         except Exception:  # progress is a courtesy: the load must start regardless
             log.exception("cannot report the model load's progress")
-            token = None
-        threading.Thread(
-            target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
-        ).start()
+            return None
 
-    def _load_latest(self, token: str | None) -> None:
-        """The load thread: load the newest setting, again while a newer one arrived meanwhile."""
-        while True:
-            with self._load_lock:
-                wanted = self._wanted
-            assert wanted is not None
-            engine, error = self._load(wanted)
-            with self._load_lock:
-                current = wanted == self._wanted
-                if current or self._closing:
-                    self._loading = False
-                    if engine is not None and current:
-                        self.engine_future.set_result(engine)
-                    else:
-                        error = error or ModelError("the server is shutting down")
-                        self.engine_future.set_exception(error)
-                    break
-            log.info("model %s (threads=%d) was loaded for a setting since changed", *wanted)
-            if engine is not None and hasattr(engine, "close"):
-                engine.close()  # free it now: the next load needs the memory
-        if self._closing:
-            return
+    def _load_finished(self, token: str | None, error: ModelError | None) -> None:
         if error is None:
             self._progress_end(token, "model ready")
             self.send_status("ready" if self.config.enable else "disabled")
@@ -179,26 +154,6 @@ class OffpilotServer(LanguageServer):
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=f"offpilot: {error}")
         )
-
-    def _load(self, wanted: tuple[str | None, int]) -> tuple[Engine | None, ModelError | None]:
-        """One load: the engine, or why there is none (any failure, as a ModelError)."""
-        started = time.monotonic()
-        model_name, threads = wanted
-        try:
-            model = locate(model_name, self.settings.cache_dir)
-            engine = load_engine(model, EngineOptions(threads=threads))
-        except ModelError as exc:
-            log.error("model unavailable: %s", exc)
-            return None, exc
-        except Exception as exc:  # a malformed manifest or vocabulary, a failed warm-up...
-            log.exception("loading the model failed")
-            return None, ModelError(f"cannot load the model ({type(exc).__name__}: {exc})")
-        log.info(
-            "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
-            engine.name, threads, time.monotonic() - started, engine.load_seconds,
-            engine.warmup_seconds,
-        )  # fmt: skip
-        return engine, None
 
     def _progress_begin(self) -> str | None:
         caps = self.client_capabilities.window if self.client_capabilities else None
@@ -218,18 +173,15 @@ class OffpilotServer(LanguageServer):
     @property
     def load_started(self) -> bool:
         """Whether a model load was ever asked for."""
-        return self._wanted is not None
+        return self.loader.requested
 
     def quiesce(self, timeout_s: float = 60.0) -> None:
         """Before exit: stop generations and let a model load finish.
 
         Native CTranslate2 threads must not be running while the interpreter shuts down.
         """
-        self._closing = True  # a load queued behind the running one is not started
         self.completer.cancel_all()
-        if self.engine_future.running():  # a load is in progress (none may ever have started)
-            with contextlib.suppress(Exception):
-                self.engine_future.exception(timeout=timeout_s)
+        self.loader.close(timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
 

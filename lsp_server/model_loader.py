@@ -1,0 +1,115 @@
+"""The server's engine, loaded in a background thread: one load at a time, the newest wins.
+
+A model is about 700 MB and takes seconds to load. A settings change while a load runs
+starts no second load: the running load's thread loads the newest setting next, skipping
+those in between, and frees an engine loaded for a setting since changed. Any failure of a
+load (a missing or corrupt model, a malformed manifest, a failed warm-up) ends in a
+`ModelError`: the server shows it and answers requests empty at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from completion.engine import Engine
+from completion.model_store import ModelError
+
+log = logging.getLogger("offpilot.server")
+
+Wanted = tuple[str | None, int]  # (model name or directory, threads)
+
+
+class ModelLoader:
+    """`engine` is the future of the engine for the newest `request`.
+
+    `load` turns a setting into an engine (or raises); `started` runs when a load thread
+    starts (it returns a token for `finished`); `finished(token, error)` runs in that thread
+    when the newest setting's load has ended, unless the server is closing.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[Wanted], Engine],
+        started: Callable[[], str | None],
+        finished: Callable[[str | None, ModelError | None], None],
+        engine: Engine | None = None,
+    ) -> None:
+        self.engine: Future[Engine] = Future()
+        if engine is not None:
+            self.engine.set_result(engine)
+        self._load_engine = load
+        self._started = started
+        self._finished = finished
+        self._lock = threading.Lock()
+        self._wanted: Wanted | None = None  # the newest setting asked for
+        self._loading = False  # a load thread runs; it loads `_wanted` until that holds still
+        self._closing = False
+
+    @property
+    def requested(self) -> bool:
+        """Whether a load was ever asked for."""
+        return self._wanted is not None
+
+    def request(self, wanted: Wanted) -> None:
+        """Have the engine for `wanted`: start a load, or queue it behind the running one."""
+        with self._lock:
+            if wanted == self._wanted:
+                return
+            self._wanted = wanted
+            if self.engine.done():
+                self.engine = Future()
+            if not self.engine.running():
+                self.engine.set_running_or_notify_cancel()
+            if self._loading:
+                log.info("model %s (threads=%d) will load after the load in progress", *wanted)
+                return
+            self._loading = True
+        token = self._started()
+        threading.Thread(
+            target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
+        ).start()
+
+    def _load_latest(self, token: str | None) -> None:
+        """The load thread: load the newest setting, again while a newer one arrived meanwhile."""
+        while True:
+            with self._lock:
+                wanted = self._wanted
+            assert wanted is not None
+            engine, error = self._load(wanted)
+            with self._lock:
+                current = wanted == self._wanted
+                if current or self._closing:
+                    self._loading = False
+                    if engine is not None and current:
+                        self.engine.set_result(engine)
+                    else:
+                        error = error or ModelError("the server is shutting down")
+                        self.engine.set_exception(error)
+                    break
+            log.info("model %s (threads=%d) was loaded for a setting since changed", *wanted)
+            if engine is not None and hasattr(engine, "close"):
+                engine.close()  # free it now: the next load needs the memory
+        if not self._closing:
+            self._finished(token, error)
+
+    def _load(self, wanted: Wanted) -> tuple[Engine | None, ModelError | None]:
+        """One load: the engine, or why there is none (any failure, as a ModelError)."""
+        try:
+            return self._load_engine(wanted), None
+        except ModelError as exc:
+            log.error("model unavailable: %s", exc)
+            return None, exc
+        except Exception as exc:  # a malformed manifest or vocabulary, a failed warm-up...
+            log.exception("loading the model failed")
+            return None, ModelError(f"cannot load the model ({type(exc).__name__}: {exc})")
+
+    def close(self, timeout_s: float) -> None:
+        """Start no queued load, and let a running one finish (up to `timeout_s`)."""
+        self._closing = True
+        if self.engine.running():  # a load is in progress (none may ever have started)
+            with contextlib.suppress(Exception):
+                self.engine.exception(timeout=timeout_s)
