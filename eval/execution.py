@@ -632,7 +632,9 @@ class _Cgroup:
         roots, v2 = found
         with _cgroup_lock:
             _cgroup_counter += 1
-            name = f"{os.getpid()}-{_cgroup_counter}"
+            # pids are reused (pid_max is often 32768): a dead harness's cgroup may still
+            # carry this pid, so the name gets a random part too
+            name = f"{os.getpid()}-{_cgroup_counter}-{secrets.token_hex(4)}"
         group = cls(tuple(r / name for r in roots), v2)
         try:
             for d in group.dirs:

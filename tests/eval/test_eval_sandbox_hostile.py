@@ -202,6 +202,7 @@ def test_a_killed_harness_takes_its_samples_and_files_along() -> None:
         pytest.skip("process mode without cgroups: samples outlive a killed harness (documented)")
     marker = f"orphan-{secrets.token_hex(6)}"
     program = _escaper(marker) + "import time\ntime.sleep(600)\n"
+    errors = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     harness = subprocess.Popen(  # noqa: S603 (the program on stdin: its marker is not ours)
         [
             sys.executable,
@@ -210,16 +211,22 @@ def test_a_killed_harness_takes_its_samples_and_files_along() -> None:
             "run_program(sys.stdin.read(), Limits(timeout_s=120))\n",
         ],
         stdin=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
     assert harness.stdin is not None
     harness.stdin.write(program)
     harness.stdin.close()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not _processes_with(marker) and time.monotonic() < deadline:
+            if harness.poll() is not None:
+                break
             time.sleep(0.05)
-        assert _processes_with(marker), "the sample never started"
+        assert _processes_with(marker), (
+            f"the sample never started (harness exit {harness.poll()}): "
+            + Path(errors.name).read_text()[-2000:]
+        )
         harness.kill()
         harness.wait()
         assert _wait_gone(marker) == [], "samples outlived the harness"
