@@ -182,7 +182,21 @@ class CT2Engine:
                 tokens = tokens[static_len:]
             else:
                 reused = 0
-        kwargs |= {
+        kwargs |= self._decoding(params)
+
+        def callback(_step: Any) -> bool:
+            return cancel is not None and cancel.is_set()
+
+        raw = self._generator.generate_tokens(tokens, callback=callback, **kwargs)
+        to_id = self._to_tokenizer_id
+        ids = (step.token_id if to_id is None else to_id[step.token_id] for step in raw)
+        stream = Stream(_closing(ids, raw), params, self._stop_ids, cancel)
+        stream.reused_tokens = reused
+        return stream
+
+    def _decoding(self, params: GenerationParams) -> dict[str, Any]:
+        """CTranslate2's length, end-token and sampling arguments, for stream and batch alike."""
+        kwargs: dict[str, Any] = {
             "max_length": params.max_new_tokens,
             "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,
         }
@@ -194,16 +208,7 @@ class CT2Engine:
             )
         else:
             kwargs["sampling_topk"] = 1
-
-        def callback(_step: Any) -> bool:
-            return cancel is not None and cancel.is_set()
-
-        raw = self._generator.generate_tokens(tokens, callback=callback, **kwargs)
-        to_id = self._to_tokenizer_id
-        ids = (step.token_id if to_id is None else to_id[step.token_id] for step in raw)
-        stream = Stream(_closing(ids, raw), params, self._stop_ids, cancel)
-        stream.reused_tokens = reused
-        return stream
+        return kwargs
 
     def sample(
         self,
@@ -223,19 +228,12 @@ class CT2Engine:
         count = 1 if greedy else n  # greedy hypotheses are all the same: decode one
         tracker = HypothesisTracker(count, self.decode, params, self._stop_ids, stop_rule, cancel)
         kwargs: dict[str, Any] = {
-            "max_length": params.max_new_tokens,
-            "end_token": [self._tokenizer.id_to_token(i) for i in sorted(self._stop_ids)] or None,
+            **self._decoding(params),
             "num_hypotheses": count,
             "include_prompt_in_result": False,
         }
-        if params.temperature > 0:
-            kwargs.update(
-                sampling_topk=0,
-                sampling_topp=params.top_p,
-                sampling_temperature=params.temperature,
-            )
-        else:
-            kwargs.update(sampling_topk=1, beam_size=1)
+        if greedy:
+            kwargs["beam_size"] = 1
         if params.seed is not None and not greedy:
             import ctranslate2
 
