@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -10,7 +11,33 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
+from completion.engine import Engine
+from completion.pipeline import CompletionRequest, complete
+from lsp_server.completer import completion_options
+from lsp_server.config import ServerConfig
 from offpilot.lsp_client import completion_params, item_texts
+
+# No time budget: answers must not depend on how busy the machine is. One-line answers: a
+# block's first line is answered before its rest is written, so a block's answer would not
+# be the pipeline's whole answer that `expected` computes.
+STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
+STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False)
+
+
+def expected(
+    engine: Engine, text: str, offset: int, config: ServerConfig | None = None
+) -> list[str]:
+    """What the pipeline itself answers for this snapshot (greedy decoding is deterministic)."""
+    out = complete(
+        engine, CompletionRequest(text, offset), completion_options(config or STEADY_CONFIG)
+    )
+    return [out.text] if out.text else []
+
+
+def frame(message: object) -> bytes:
+    """One LSP frame: `message` as JSON, or bytes as the body they are."""
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 async def start_server(

@@ -16,31 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsp_helpers import ask, change, open_doc, start_server
+from lsp_helpers import STEADY, ask, change, expected, frame, open_doc, start_server
 from lsprotocol import types
 
-from completion.ct2_engine import CT2Engine, load_engine
+from completion.ct2_engine import CT2Engine
 from completion.model_store import MANIFEST_NAME, InstalledModel
-from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
-from lsp_server.completer import completion_options
-from lsp_server.config import ServerConfig
 
 URI = "file:///tmp/offpilot-e2e/faults.py"
 SOURCE = "def add(a, b):\n    return \n"
-STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
-STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model: InstalledModel) -> CT2Engine:
-    return load_engine(tiny_model)
-
-
-def expected(engine: CT2Engine, text: str, offset: int) -> list[str]:
-    """What the pipeline itself answers for this snapshot (greedy decoding is deterministic)."""
-    out = complete(engine, CompletionRequest(text, offset), completion_options(STEADY_CONFIG))
-    return [out.text] if out.text else []
 
 
 async def test_an_edit_after_a_unicode_line_separator(
@@ -118,8 +102,7 @@ class RawServer:
     def send(self, message: dict[str, Any] | bytes) -> None:
         """One framed JSON-RPC message, or raw bytes as they are."""
         if isinstance(message, dict):
-            body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-            message = b"Content-Length: %d\r\n\r\n" % len(body) + body
+            message = frame({"jsonrpc": "2.0", **message})
         assert self.proc.stdin is not None
         self.proc.stdin.write(message)
         self.proc.stdin.flush()

@@ -13,42 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
-from lsp_helpers import ask, change, open_doc, start_server
+from lsp_helpers import STEADY, STEADY_CONFIG, ask, change, expected, frame, open_doc, start_server
 from lsprotocol import types
 
-from completion.ct2_engine import CT2Engine, load_engine
+from completion.ct2_engine import CT2Engine
 from completion.model_store import InstalledModel
-from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
-from lsp_server.completer import completion_options
-from lsp_server.config import ServerConfig
 
 URI = "file:///tmp/offpilot-e2e/robust.py"
-# No time budget: answers must not depend on how busy the machine is.
-# one-line answers: a block's first line is answered before its rest is written, so a
-# block's answer would not be the pipeline's whole answer that `expected` computes
-STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
-STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model: InstalledModel) -> CT2Engine:
-    return load_engine(tiny_model)
-
-
-def expected(
-    engine: CT2Engine, text: str, offset: int, config: ServerConfig | None = None
-) -> list[str]:
-    """What the pipeline itself answers for this snapshot (greedy decoding is deterministic)."""
-    out = complete(
-        engine, CompletionRequest(text, offset), completion_options(config or STEADY_CONFIG)
-    )
-    return [out.text] if out.text else []
-
-
-def _frame(body: bytes) -> bytes:
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 def _read_message(stream: Any) -> dict[str, Any]:
@@ -69,7 +41,7 @@ def test_malformed_json_rpc_and_unknown_methods(tiny_model: InstalledModel) -> N
     assert proc.stdin and proc.stdout
 
     def send(obj: Any) -> None:
-        proc.stdin.write(_frame(obj if isinstance(obj, bytes) else json.dumps(obj).encode()))  # type: ignore[union-attr]
+        proc.stdin.write(frame(obj))  # type: ignore[union-attr]
         proc.stdin.flush()  # type: ignore[union-attr]
 
     try:

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lsp_helpers import ask, connect_tcp, open_doc
+from lsp_helpers import STEADY, ask, connect_tcp, frame, open_doc
 from lsprotocol import types
 
 from completion.model_store import InstalledModel
 
 URI = "file:///tmp/offpilot-e2e/tcp.py"
-STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
 ANNOUNCE = re.compile(r"listening on (\S+):(\d+); the client must send (.*)")
 
 
@@ -59,11 +58,6 @@ async def served(tiny_model: InstalledModel, tmp_path: Path) -> AsyncIterator[Tc
             await server.proc.wait()
 
 
-def _frame(message: object) -> bytes:
-    body = message if isinstance(message, bytes) else json.dumps(message).encode()
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
 async def _answer_to(server: TcpServer, data: bytes) -> bytes:
     """Everything the server sends back on a connection that opens with `data`, until EOF."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
@@ -92,12 +86,12 @@ async def test_tcp_serves_only_the_client_with_the_token(served: TcpServer, tmp_
     assert len(token) >= 32
 
     refused = [
-        _frame(_initialize()),
-        _frame(_initialize({"token": "not-the-token"})),
-        _frame(_initialize({"token": token[:-1]})),
-        _frame({"jsonrpc": "2.0", "method": "exit"}),  # would end the server
-        _frame({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}),
-        _frame(
+        frame(_initialize()),
+        frame(_initialize({"token": "not-the-token"})),
+        frame(_initialize({"token": token[:-1]})),
+        frame({"jsonrpc": "2.0", "method": "exit"}),  # would end the server
+        frame({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}),
+        frame(
             {
                 "jsonrpc": "2.0",
                 "id": 1,
@@ -105,7 +99,7 @@ async def test_tcp_serves_only_the_client_with_the_token(served: TcpServer, tmp_
                 "params": {"command": "offpilot.stats"},
             }
         ),  # fmt: skip
-        _frame(b"{not json"),
+        frame(b"{not json"),
         b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"Content-Length: 99999999999999\r\n\r\n",
     ]
@@ -119,7 +113,7 @@ async def test_tcp_serves_only_the_client_with_the_token(served: TcpServer, tmp_
         open_doc(client, URI, "def add(a, b):\n    return \n")
         first = await asyncio.wait_for(ask(client, URI, 1, 11), 60)
         # a second client, even with the token, cannot take the connection over
-        assert await _answer_to(served, _frame(_initialize({"token": token}))) == b""
+        assert await _answer_to(served, frame(_initialize({"token": token}))) == b""
         assert await asyncio.wait_for(ask(client, URI, 1, 11), 60) == first
         stats = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="offpilot.stats")
@@ -140,7 +134,7 @@ async def test_tcp_token_from_the_environment(tiny_model: InstalledModel, tmp_pa
     try:
         assert "$OFFPILOT_TCP_TOKEN" in server.where
         assert not list((tmp_path / "state").glob("tcp-*.token"))
-        assert await _answer_to(server, _frame(_initialize({"token": "x" * 40}))) == b""
+        assert await _answer_to(server, frame(_initialize({"token": "x" * 40}))) == b""
         client = await connect_tcp(server.host, server.port, init_options={"token": token})
         await client.shutdown_session()
         assert await asyncio.wait_for(server.proc.wait(), 30) == 0
@@ -173,7 +167,7 @@ def test_tcp_refuses_a_bad_address_or_token(spec: str, env: dict[str, str], mess
     assert message in out.stderr and "Traceback" not in out.stderr
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> dict[str, object]:
+async def _readframe(reader: asyncio.StreamReader) -> dict[str, object]:
     length = 0
     while (line := await reader.readline()) not in (b"\r\n", b""):
         if line.lower().startswith(b"content-length:"):
@@ -182,7 +176,7 @@ async def _read_frame(reader: asyncio.StreamReader) -> dict[str, object]:
 
 
 async def _reply(reader: asyncio.StreamReader, msg_id: int) -> dict[str, object]:
-    while (message := await asyncio.wait_for(_read_frame(reader), 60)).get("id") != msg_id:
+    while (message := await asyncio.wait_for(_readframe(reader), 60)).get("id") != msg_id:
         pass  # notifications (statuses, progress) on the way
     return message
 
@@ -195,18 +189,18 @@ async def test_tcp_drops_a_huge_frame_and_goes_on_serving(
     served = await _serve(tiny_model, tmp_path, {"OFFPILOT_TCP_TOKEN": token})
     try:
         reader, writer = await asyncio.open_connection(served.host, served.port)
-        writer.write(_frame(_initialize({"token": token})))
+        writer.write(frame(_initialize({"token": token})))
         assert "result" in await _reply(reader, 1)
         stats = {"command": "offpilot.stats"}
         ask_stats = {"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand"}
         writer.write(b"Content-Length: 99999999999999\r\n\r\n")
         writer.write(b"{" + b"x" * 200_000 + b"\r\n")  # part of the claimed body, one long line
-        writer.write(_frame({**ask_stats, "params": stats}))
+        writer.write(frame({**ask_stats, "params": stats}))
         await writer.drain()
         answer = await _reply(reader, 2)
         assert "languages" in answer["result"]  # type: ignore[operator]
-        writer.write(_frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
-        writer.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
+        writer.write(frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
+        writer.write(frame({"jsonrpc": "2.0", "method": "exit"}))
         await writer.drain()
         assert await asyncio.wait_for(served.proc.wait(), 30) == 0
         assert "dropped a message of 99999999999999 bytes" in (tmp_path / "server.log").read_text()
