@@ -23,6 +23,19 @@ _HEADER = re.compile(rb"Content-Length: \d+\r\n")  # the header pygls looks for
 _TAIL = 64  # bytes of an overlong line kept: enough to hold a header that ends it
 
 
+def _header_in(line: bytes) -> bytes | None:
+    """The `Content-Length` header that ends `line` (after dropped bytes), or None."""
+    at = line.rfind(b"Content-Length: ")
+    return line[at:] if at >= 0 and _HEADER.fullmatch(line, at) else None
+
+
+def _dropped(size: int) -> None:
+    log.warning(
+        "dropped a message of %d bytes (the limit is %d); reading on at the next header",
+        size, MAX_FRAME,
+    )  # fmt: skip
+
+
 class GuardedReader:
     """The `readline`/`read` stream that pygls' message loop reads, with MAX_FRAME enforced."""
 
@@ -35,21 +48,16 @@ class GuardedReader:
         line = self._stream.readline(MAX_LINE)
         if len(line) == MAX_LINE and not line.endswith(b"\n"):
             line = self._skip_line(line)
-        if self._resync:
-            at = line.rfind(b"Content-Length: ")
-            if at >= 0 and _HEADER.fullmatch(line, at):
-                self._resync = False
-                return line[at:]
+        if self._resync and (header := _header_in(line)) is not None:
+            self._resync = False
+            return header
         return line
 
     def read(self, size: int) -> bytes:
         """A frame's body; one over MAX_FRAME is left unread and stands for no message."""
         if size <= MAX_FRAME:
             return self._stream.read(size)
-        log.warning(
-            "dropped a message of %d bytes (the limit is %d); reading on at the next header",
-            size, MAX_FRAME,
-        )  # fmt: skip
+        _dropped(size)
         self._resync = True
         return b"null"  # parses to None, which the protocol ignores
 
@@ -86,20 +94,17 @@ class GuardedAsyncReader:
             self._resync = True
             return b"X-Offpilot-Dropped: line\r\n"
         if self._resync:
-            at = line.rfind(b"Content-Length: ")
-            if at < 0 or not _HEADER.fullmatch(line, at):
+            header = _header_in(line)
+            if header is None:
                 return b"X-Offpilot-Dropped: body\r\n" if line else line
             self._resync = False
-            return line[at:]
+            return header
         return line
 
     async def readexactly(self, n: int) -> bytes:
         """A frame's body; one over MAX_FRAME is left unread and stands for no message."""
         if n <= MAX_FRAME:
             return await self._reader.readexactly(n)
-        log.warning(
-            "dropped a message of %d bytes (the limit is %d); reading on at the next header",
-            n, MAX_FRAME,
-        )  # fmt: skip
+        _dropped(n)
         self._resync = True
         return b"null"
