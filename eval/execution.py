@@ -234,7 +234,7 @@ def _probe(python: str, mode: str) -> Sandbox:
             failed.append("namespace: setpriv (util-linux) is not installed")
         else:
             hidden = _hidden_dirs()
-            binds = _binds(python, hidden)
+            binds = _binds(python, (*_PRIVATE, "/run", *hidden))
             candidates.append(Sandbox(True, root, False, cgroup, bwrap, setpriv, hidden, binds))
     if mode != "namespace":
         if root and setpriv:
@@ -417,13 +417,13 @@ def _command(box: Sandbox, limits: Limits, root: Path, work: Path, uid: int | No
         args += ["--unshare-user", "--disable-userns"]
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     size = ["--size", str(limits.tmp_bytes)] if limits.tmp_bytes > 0 else []
-    for private in ("/tmp", "/dev/shm"):  # noqa: S108
+    for private in _PRIVATE:
         args += ["--perms", "1777", *size, "--tmpfs", private]
     empty = ("/run", *box.hidden)
     for path in empty:
         args += ["--tmpfs", path]
     made: set[str] = set()
-    fresh = ("/tmp", "/dev/shm", *empty)  # noqa: S108
+    fresh = (*_PRIVATE, *empty)
     for path, how in [*((b, "--ro-bind") for b in box.binds), (str(root), "--bind")]:
         # bwrap would make a mount point's missing parents 0700 (unreadable to the uid)
         parts = Path(path).parts
@@ -515,6 +515,11 @@ def _collect(
     return b"".join(chunks), False, False
 
 
+# Replaced by a private tmpfs in namespace mode; an interpreter under them is bound back
+# (a checkout, and its .venv, in /tmp is common: CI's, `mktemp -d`).
+_PRIVATE = ("/tmp", "/dev/shm")  # noqa: S108
+
+
 def _hidden_dirs() -> tuple[str, ...]:
     """Home directories to empty in namespace mode: /root, /home and the user's own."""
     dirs = [*_HIDDEN, os.path.expanduser("~")]
@@ -527,7 +532,7 @@ def _hidden_dirs() -> tuple[str, ...]:
 
 
 def _binds(python: str, hidden: tuple[str, ...]) -> tuple[str, ...]:
-    """The interpreter's paths that lie under a hidden directory (bound back read-only)."""
+    """The interpreter's paths that lie under an emptied directory (bound back read-only)."""
     code = (
         "import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, "
         "sys.exec_prefix, sys.base_exec_prefix, *sys.path]))"

@@ -402,3 +402,21 @@ def test_a_run_stops_before_loading_the_model(
     with pytest.raises(execution.SandboxUnavailable):
         run(settings, tmp_path / "out", factory)  # type: ignore[arg-type]
     assert not (tmp_path / "out" / "samples.jsonl").exists()
+
+
+def test_an_interpreter_under_tmp_runs_in_the_namespace(tmp_path: Path) -> None:
+    """A checkout and its venv in /tmp (CI's clean checkout, `mktemp -d`): the private /tmp
+    must not hide the interpreter's packages, nor push the sandbox down to process mode."""
+    _need_namespace()
+    assert str(tmp_path).startswith(tempfile.gettempdir())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    Path(site, "offpilot_probe_pkg.py").write_text("WHERE = 'venv under tmp'\n")
+    assert execution.sandbox(python).namespace, execution.sandbox(python).describe()
+    out = run_program("import offpilot_probe_pkg\nprint(offpilot_probe_pkg.WHERE)\n", python=python)
+    assert out.result == PASSED and "venv under tmp" in out.output, out.output
