@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from cursor import at_cursor, context_at
 
-from completion.context import Context, extract_context
+from completion.context import extract_context
 from completion.fake_engine import FakeEngine
 from completion.languages import SPECS, resolve_language
 from completion.lines import opens_block
@@ -29,13 +30,8 @@ NO_COMMENTS = TriggerOptions(
 MID_LINE_OFF = TriggerOptions(mid_line_rule=False, multiline=False, mid_word_only=False)
 
 
-def ctx(doc: str, language: str, path: str | None = None) -> Context:
-    offset = doc.index("|")
-    return extract_context(doc.replace("|", ""), offset, language, path)
-
-
 def mode(doc: str, language: str, options: TriggerOptions) -> Mode:
-    return should_complete(ctx(doc, language), options)
+    return should_complete(context_at(doc, language), options)
 
 
 @dataclass(frozen=True)
@@ -240,7 +236,7 @@ def test_every_grammar_loads() -> None:
 def test_snippets_parse(case: Case) -> None:
     """The snippets are real code: each file parses before the completion."""
     for doc in (case.header, case.statement, case.single, case.hole, case.closed):
-        assert has_error(doc.replace("|", ""), case.language) is False, doc
+        assert has_error(at_cursor(doc)[0], case.language) is False, doc
 
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
@@ -275,7 +271,7 @@ def test_trigger_in_comment_or_string_off_by_option(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_keep_parse_of_a_single_line(case: Case) -> None:
-    c = ctx(case.single, case.language)
+    c = context_at(case.single, case.language)
     options = PostOptions()
     assert postprocess(case.single_ok, c, "end_token", options) == case.single_ok
     assert postprocess(case.single_bad, c, "end_token", options) == ""
@@ -285,7 +281,7 @@ def test_keep_parse_of_a_single_line(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_syntax_truncate_of_a_runaway_completion(case: Case) -> None:
-    c = ctx(case.hole, case.language)
+    c = context_at(case.hole, case.language)
     assert syntax_truncate(case.runaway, c, keep_parse=True) == case.runaway_cut
     multi = PostOptions(multiline=True)
     assert postprocess(case.runaway, c, "end_token", multi) == case.runaway_cut
@@ -301,8 +297,7 @@ def test_syntax_truncate_of_a_runaway_completion(case: Case) -> None:
 
 def _complete(doc: str, language: str, model: str, path: str | None = None) -> tuple[str, str]:
     engine = FakeEngine(default=model)
-    offset = doc.index("|")
-    request = CompletionRequest(doc.replace("|", ""), offset, language, path)
+    request = CompletionRequest(*at_cursor(doc), language, path)
     result = complete(engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)))
     return result.text, result.stop_reason
 
@@ -311,7 +306,7 @@ def _complete(doc: str, language: str, model: str, path: str | None = None) -> t
 def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
     text, reason = _complete(case.open_end, case.language, case.model)
     assert (text, reason) == (case.block, "stop_rule")
-    whole = case.open_end.replace("|", "") + text
+    whole = at_cursor(case.open_end)[0] + text
     if case.language != "java":  # the class is still open there
         assert has_error(whole, case.language) is False
     assert _complete(case.closed, case.language, case.model) == (case.closed_block, "stop_rule")
@@ -319,7 +314,7 @@ def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_block_stop_with_the_language_lexemes(case: Case) -> None:
-    c = ctx(case.open_end, case.language)
+    c = context_at(case.open_end, case.language)
     rule = block_stop(c.line_prefix, c.suffix, language=case.language)
     at = rule(case.model)
     got = case.model if at is None else case.model[:at]
@@ -420,11 +415,11 @@ def test_language_ids_aliases_and_extensions(
 
 def test_language_from_the_path_when_the_id_is_plaintext() -> None:
     doc = "package main\n\nfunc area(r float64) float64 {\n\treturn |\n}\n"
-    c = ctx(doc, "plaintext", "/src/area.go")
+    c = context_at(doc, "plaintext", "/src/area.go")
     assert postprocess("(r *", c, "end_token", PostOptions()) == ""
-    assert postprocess("(r *", ctx(doc, "plaintext"), "end_token", PostOptions()) == "(r *"
+    assert postprocess("(r *", context_at(doc, "plaintext"), "end_token", PostOptions()) == "(r *"
     comment = "package main\n\nvar total = 1 // running sum|\n"
-    assert should_complete(ctx(comment, "plaintext", "/src/a.go"), NO_COMMENTS) is Mode.NONE
+    assert should_complete(context_at(comment, "plaintext", "/src/a.go"), NO_COMMENTS) is Mode.NONE
     text, _ = _complete(
         "package main\n\nfunc area(r float64) float64 {|",
         "plaintext",
@@ -450,7 +445,7 @@ def test_unknown_language_gets_plain_text_rules(language: str) -> None:
     assert mode("when done:|\n", language, MULTI) is Mode.MULTI
     assert mode("some te|xt\n", language, MULTI) is Mode.NONE
     assert mode("* a comment|\n", language, NO_COMMENTS) is Mode.SINGLE
-    c = ctx("x = 1\n|\ny = 2\n", language)
+    c = context_at("x = 1\n|\ny = 2\n", language)
     assert syntax_truncate("z = (", c, keep_parse=True) == "z = ("
     assert postprocess("z = (", c, "end_token", PostOptions()) == "z = ("
     text, reason = _complete("begin {|", language, "\n  step one\n}\nmore\n")
@@ -552,7 +547,7 @@ if __name__ == "__main__":  # figures for docs/quality.md: python tests/unit/tes
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_incremental_check_matches_a_whole_parse(case: Case) -> None:
-    c = ctx(case.hole, case.language)
+    c = context_at(case.hole, case.language)
     note = "#" if case.language == "python" else "//"
     prefix = c.prefix.replace("\n", f"\n{note} 漢字 🙂 é\n", 1)  # columns in bytes
     check = Insertion(prefix, c.suffix, case.language)

@@ -1,8 +1,8 @@
 """Multi-line stop rules and post-processing, string in, string out."""
 
 import pytest
+from cursor import context_at
 
-from completion.context import extract_context
 from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
 from completion.postprocess import (
@@ -23,11 +23,6 @@ def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 
     rule = block_stop(line_prefix, suffix, floor=floor)
     at = rule(rule_text)
     return rule_text if at is None else rule_text[:at]
-
-
-def ctx(doc: str, language: str = "python"):  # type: ignore[no-untyped-def]
-    offset = doc.index("|")
-    return extract_context(doc.replace("|", ""), offset, language)
 
 
 def test_block_stop_at_dedent() -> None:
@@ -102,29 +97,29 @@ def test_block_stop_on_degenerate_repetition_and_blank_lines() -> None:
 
 
 def test_drop_suffix_and_line_above_repeats() -> None:
-    c = ctx("def f(x):\n    y = x\n|\n    return y\n")
+    c = context_at("def f(x):\n    y = x\n|\n    return y\n")
     assert drop_suffix_repeat("    y += 1\n    return y", c) == "    y += 1"
     assert drop_line_above_repeat("    y = x\n    z = 1", c) == "    z = 1"
     assert drop_line_above_repeat("    z = 1", c) == "    z = 1"
-    end = ctx("def f(x):\n    if x:\n        return False\n|")  # the same code, one level up
+    end = context_at("def f(x):\n    if x:\n        return False\n|")  # the same code, one level up
     assert drop_line_above_repeat("    return False", end) == "    return False"
 
 
 def test_a_single_line_that_repeats_the_next_line_is_dropped() -> None:
-    c = ctx("def f(x):\n    y = x\n|\n\n    return y\n")
+    c = context_at("def f(x):\n    y = x\n|\n\n    return y\n")
     assert drop_next_line_repeat("    return y", c) == ""
     assert drop_next_line_repeat("    y += 1", c) == "    y += 1"
     assert postprocess("    return y", c, "stop_rule", PostOptions()) == ""
     assert postprocess("    return y", c, "stop_rule", PostOptions(dedupe=False)) == "    return y"
-    mid = ctx("def f(x):\n    y = |x\n    return y\n")  # text right of the cursor: no rule
+    mid = context_at("def f(x):\n    y = |x\n    return y\n")  # text right of the cursor: no rule
     assert drop_next_line_repeat("return y", mid) == "return y"
 
 
 def test_balance_brackets_against_the_rest_of_the_line() -> None:
-    assert balance_brackets("b)", ctx("x = foo(a, |)\n")) == "b"
-    assert balance_brackets("b))", ctx("x = foo(bar(a, |))\n")) == "b"
-    assert balance_brackets("g(1)", ctx("x = f(|)\n")) == "g(1)"
-    assert balance_brackets("2]", ctx("x = [1, |]\n")) == "2"
+    assert balance_brackets("b)", context_at("x = foo(a, |)\n")) == "b"
+    assert balance_brackets("b))", context_at("x = foo(bar(a, |))\n")) == "b"
+    assert balance_brackets("g(1)", context_at("x = f(|)\n")) == "g(1)"
+    assert balance_brackets("2]", context_at("x = [1, |]\n")) == "2"
 
 
 def test_drop_repetition() -> None:
@@ -133,17 +128,17 @@ def test_drop_repetition() -> None:
 
 
 def test_syntax_truncate_ends_at_a_whole_unit() -> None:
-    c = ctx("def f(x):\n    if x:\n|\n    return 0\n")
+    c = context_at("def f(x):\n    if x:\n|\n    return 0\n")
     text = "        return 1\n    x = ("
     assert syntax_truncate(text, c, keep_parse=False) == "        return 1"
 
 
 def test_keep_parse_drops_a_completion_that_breaks_the_file() -> None:
-    c = ctx("x = 1\n|\ny = 2\n")
+    c = context_at("x = 1\n|\ny = 2\n")
     assert syntax_truncate("z = (", c, keep_parse=True) == ""
     assert syntax_truncate("z = (", c, keep_parse=False) == "z = ("
     assert syntax_truncate("z = 3", c, keep_parse=True) == "z = 3"
-    assert syntax_truncate("z = (", ctx("x = 1\n|\n", "cobol"), keep_parse=True) == "z = ("
+    assert syntax_truncate("z = (", context_at("x = 1\n|\n", "cobol"), keep_parse=True) == "z = ("
 
 
 @pytest.mark.parametrize(
@@ -155,7 +150,7 @@ def test_keep_parse_drops_a_completion_that_breaks_the_file() -> None:
     ],
 )
 def test_postprocess_multi_line(raw: str, expected: str) -> None:
-    c = ctx("def f(x):\n    a = 1\n|\n    return y\n")
+    c = context_at("def f(x):\n    a = 1\n|\n    return y\n")
     assert postprocess(raw, c, "end_token", PostOptions(multiline=True)) == expected
 
 

@@ -1,5 +1,7 @@
 import threading
 
+from cursor import CURSOR, SOURCE
+
 from completion.context import extract_context
 from completion.engine import GenerationParams
 from completion.fake_engine import FakeEngine
@@ -18,9 +20,6 @@ from completion.prompt import (
 from completion.stops import RULE, StopReason, single_line_stop
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
-
-SOURCE = "def add(a, b):\n    return \n\nprint(add(1, 2))\n"
-CURSOR = SOURCE.index("return ") + len("return ")
 
 
 def test_context_splits_at_cursor() -> None:

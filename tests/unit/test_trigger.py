@@ -1,6 +1,7 @@
 """should_complete: none, single-line or multi-line, from the text and syntax at the cursor."""
 
-from completion.context import extract_context
+from cursor import context_at
+
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
 
@@ -8,8 +9,7 @@ MULTI = TriggerOptions(multiline=True, mid_word_only=False)
 
 
 def mode(doc: str, language: str = "python", options: TriggerOptions = MULTI) -> Mode:
-    offset = doc.index("|")
-    return should_complete(extract_context(doc.replace("|", ""), offset, language), options)
+    return should_complete(context_at(doc, language), options)
 
 
 def test_mid_line_only_before_blanks_or_closers() -> None:
