@@ -1,15 +1,9 @@
 """should_complete: none, single-line or multi-line, from the text and syntax at the cursor."""
 
-from cursor import context_at
+from language_cases import mode
 
 from completion.syntax import in_comment_or_string
-from completion.trigger import Mode, TriggerOptions, should_complete
-
-MULTI = TriggerOptions(multiline=True, mid_word_only=False)
-
-
-def mode(doc: str, language: str = "python", options: TriggerOptions = MULTI) -> Mode:
-    return should_complete(context_at(doc, language), options)
+from completion.trigger import Mode, TriggerOptions
 
 
 def test_mid_line_only_before_blanks_or_closers() -> None:
