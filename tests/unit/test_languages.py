@@ -18,7 +18,6 @@ from completion.context import extract_context
 from completion.languages import SPECS, resolve_language
 from completion.lines import opens_block
 from completion.postprocess import PostOptions, postprocess, syntax_truncate
-from completion.stops import block_stop
 from completion.syntax import Insertion, has_error, in_comment_or_string, parser_for
 from completion.trigger import Mode, TriggerOptions, should_complete
 
@@ -103,46 +102,6 @@ def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
     if case.language != "java":  # the class is still open there
         assert has_error(whole, case.language) is False
     assert complete_at(case.closed, case.language, case.model) == (case.closed_block, "stop_rule")
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_block_stop_with_the_language_lexemes(case: Case) -> None:
-    c = context_at(case.open_end, case.language)
-    rule = block_stop(c.line_prefix, c.suffix, language=case.language)
-    at = rule(case.model)
-    got = case.model if at is None else case.model[:at]
-    assert got.rstrip("\n") == case.block
-
-
-def test_brace_block_end_rules() -> None:
-    go = "go"
-
-    def cut(text: str, line_prefix: str, suffix: str = "") -> str:
-        at = block_stop(line_prefix, suffix, language=go)(text)
-        return text if at is None else text[:at]
-
-    # `} else {` goes on; the closer of the else ends it
-    assert cut("\n\ta()\n} else {\n\tb()\n}\nc()\n", "if x {") == "\n\ta()\n} else {\n\tb()\n}"
-    # opened on the cursor's line by `} else {` itself
-    assert cut("\n\tb()\n}\nc()\n", "} else {") == "\n\tb()\n}"
-    assert cut("\n\tb()\n}\nc()\n", "} else {", "\n}\n") == "\n\tb()"
-    # a closer inside a string is no closer
-    assert cut('\n\ts := "}"\n\treturn s\n}\nx\n', "func f() string {") == (
-        '\n\ts := "}"\n\treturn s\n}'
-    )
-    # an empty line in a block whose closer is missing: the closer ends it
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t") == "return 1\n}"
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\nfunc h() {\n}\n") == "return 1\n}"
-    # the block goes on below, or the suffix closes it: cut before the closer
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\n\tfoo()\n}\n") == "return 1"
-    assert cut("return 1\n}\n", "\t", "\n}\n") == "return 1"
-    # a closer still on its way is waited for: `}` may become `} else {`
-    assert block_stop("if x {", "", language=go)("\n\ta()\n}") is None
-    # brackets of a call around the block close too: `});`
-    js = block_stop("run(function () {", "", language="javascript")
-    model = "\n  go();\n});\nmore();\n"
-    at = js(model)
-    assert at is not None and model[:at] == "\n  go();\n});"
 
 
 @pytest.mark.parametrize(

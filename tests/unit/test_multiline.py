@@ -15,42 +15,7 @@ from completion.postprocess import (
     postprocess,
     syntax_truncate,
 )
-from completion.stops import block_stop, indent_floor
 from completion.trigger import TriggerOptions
-
-
-def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 0) -> str:
-    rule = block_stop(line_prefix, suffix, floor=floor)
-    at = rule(rule_text)
-    return rule_text if at is None else rule_text[:at]
-
-
-def test_block_stop_at_dedent() -> None:
-    text = "    for i in x:\n        y += i\n    z = 1\nprint(z)\n"
-    assert cut(text) == "    for i in x:\n        y += i\n    z = 1"
-
-
-def test_block_stop_after_opener_uses_body_indent() -> None:
-    assert cut("\n        a = 1\n        b = 2\n    c = 3", "    if x:") == (
-        "\n        a = 1\n        b = 2"
-    )
-
-
-def test_block_stop_at_repeat_of_suffix_and_floor() -> None:
-    assert cut("    y = x + 1\n    return y\n", suffix="\n    return y\n") == "    y = x + 1"
-    assert cut("x = 1\n", floor=4) == ""
-    assert indent_floor("def f():\n    a = 1\n", "\n    return a\n") == 4
-    assert indent_floor("def f():\n", "\n    return a\n") == 1
-
-
-def test_a_line_still_streaming_is_no_repeat_of_the_suffix() -> None:
-    """`out += "_"` below: a streamed line that has only reached those characters goes on."""
-    suffix = '\n    out += "_"\n    return out\n'
-    rule = block_stop("", suffix)
-    text = '    if n:\n        out += "_" * n\n'
-    ends = [rule(text[:end]) for end in range(1, len(text) + 1)]
-    assert all(at is None for at in ends)
-    assert rule('    if n:\n        out += "_"\n') == len("    if n:")
 
 
 def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
@@ -64,36 +29,6 @@ def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
         engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)), 1
     )
     assert (sampled.text, sampled.stop_reason) == ("ans.extend(odds)", "stop_rule")  # batch path
-
-
-def test_python_literal_closer_does_not_end_the_completion() -> None:
-    """`}` closing a dict opened above the cursor: Python statements may follow it."""
-    text = "        'b': 2,\n    }\n    return d\n\ndef g():\n"
-    rule = block_stop("", "\n", floor=8, language="python")
-    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }\n    return d"
-    # the brace languages: the closer ends the completion when nothing below closes the block
-    rule = block_stop("", "\n", floor=8, language="javascript")
-    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }"
-    # the suffix holds more of the literal: cut before the closer, as before
-    rule = block_stop("", "\n        'c': 3,\n    }\n", floor=8, language="python")
-    assert text[: rule(text)].rstrip() == "        'b': 2,"
-
-
-def test_python_at_the_end_of_the_file_the_function_may_be_finished() -> None:
-    """Nothing below: after the inner block, the function's own lines go on; new top-level
-    code does not. With code below, the block's end stays the end."""
-    text = "            y += i\n        z = y\n    return z\n\n\ndef check(c):\n"
-    rule = block_stop("", "\n", floor=0, language="python")
-    assert text[: rule(text)].rstrip() == "            y += i\n        z = y\n    return z"
-    rule = block_stop("", "\n    return w\n", floor=4, language="python")
-    assert text[: rule(text)].rstrip() == "            y += i"
-    rule = block_stop("", "\n", floor=0, language="javascript")
-    assert text[: rule(text)].rstrip() == "            y += i"
-
-
-def test_block_stop_on_degenerate_repetition_and_blank_lines() -> None:
-    assert cut("    a = 1\n    a = 1\n    a = 1\n    a = 1") == "    a = 1"
-    assert cut("    a = 1\n\n\n    b = 2") == "    a = 1\n\n"
 
 
 def test_drop_suffix_and_line_above_repeats() -> None:
@@ -187,56 +122,6 @@ def test_option_specs_apply_and_refuse_what_they_do_not_know(
     monkeypatch.setenv("OFFPILOT_PIPELINE", "multiline=0")
     engine = FakeEngine(default="x = 1\ny = 2\n")
     assert complete(engine, CompletionRequest("", 0)).mode == "multi"
-
-
-def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
-    suffix = "\n        ans.append(x)\n    return ans\n"
-    assert cut("    ans.extend(odds)\n    return ans\n", suffix=suffix) == "    ans.extend(odds)"
-    assert cut("    for x in y:\n        ans.append(x)\n", suffix=suffix) == "    for x in y:"
-
-
-def test_python_a_header_may_go_on_into_its_body() -> None:
-    """`elif` + its body, then the header whose body is below: no stop after the first line."""
-    suffix = '\n            grade = "E"\n    return grade\n'
-    text = '        elif g > 3:\n            grade = "A"\n        else:\n            grade = "E"\n'
-    rule = block_stop("", suffix, floor=9, language="python")
-    assert (
-        text[: rule(text)].rstrip() == '        elif g > 3:\n            grade = "A"\n        else:'
-    )
-    # in a brace language the header whose body is below ends the completion at once
-    suffix = '\n            grade = "E";\n        }\n'
-    text = '        if (g > 3) {\n            grade = "A";\n'
-    rule = block_stop("", suffix, floor=9, language="javascript")
-    assert text[: rule(text)].rstrip() == "        if (g > 3) {"
-
-
-def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:
-    suffix = "\n            depth -= 1\n"
-    text = "        elif c == ')':\n            depth -= 1\n"
-    assert cut(text, suffix=suffix, floor=12) == "        elif c == ')':"
-    assert cut("        x = 1\n", suffix=suffix, floor=12) == ""
-
-
-def test_block_stop_goes_on_when_the_suffix_is_two_levels_deeper() -> None:
-    suffix = "\n            m = e\n    return m\n"
-    text = "    for e in l:\n        if e > m:\n            m = e\n"
-    assert cut(text, suffix=suffix) == "    for e in l:\n        if e > m:"
-
-
-def test_block_stop_keeps_a_closer_the_suffix_lacks() -> None:
-    # a bracket opened above the cursor and closed nowhere below: its closer ends the block
-    assert cut("    2,\n]\nprint(x)\n", suffix="") == "    2,\n]"
-    assert cut("    2,\n]\nprint(x)\n", suffix="\n]\n") == "    2,"  # the suffix closes it
-    assert cut("    2,\n]\nprint(x)\n", suffix="\n    3,\n]\n") == "    2,"  # it goes on below
-    assert cut("    2,\n] + [\n    3,\n]\n", suffix="") == "    2,"  # reopened: left to the user
-
-
-def test_the_same_code_at_another_depth_is_no_repeat_of_the_suffix() -> None:
-    """`if n < 2:` + `return False`, above a loop whose inner block also returns False."""
-    suffix = "\n    for k in range(2, n):\n        if n % k == 0:\n            return False\n"
-    assert cut("        return False\n", suffix=suffix, floor=4) == "        return False\n"
-    # at its own depth it is a repeat: the model is writing the code below again
-    assert cut("    for k in range(2, n):\n", suffix=suffix) == ""
 
 
 def test_a_block_never_runs_into_the_next_definition_nor_ends_inside_a_string() -> None:

@@ -17,7 +17,7 @@ from completion.prompt import (
     fit_suffix,
     strip_healed,
 )
-from completion.stops import RULE, StopReason, single_line_stop
+from completion.stops import RULE, StopReason
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions, should_complete
 
@@ -102,13 +102,6 @@ def test_prompt_budget_cuts_at_line_boundaries() -> None:
     assert prompt.static_len <= 3 + 10 + 40
     assert prompt.prefix.endswith("line95\nline96\nline97\nline98\nline99\n    return")
     assert len(prompt.ids) - prompt.static_len == len("line96\n") * 4 + len("    return")
-
-
-def test_single_line_stop_rule() -> None:
-    assert single_line_stop("a + b") is None
-    assert single_line_stop("a + b\n    x") == 5
-    assert single_line_stop("\n    return x\nfoo") == 0  # never leaves the cursor's line
-    assert single_line_stop("x\r\ny") == 1
 
 
 def test_clean_single_line_drops_repeat_of_rest_of_line() -> None:
