@@ -69,32 +69,6 @@ def test_trigger_in_comment_or_string_off_by_option(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_keep_parse_of_a_single_line(case: Case) -> None:
-    c = context_at(case.single, case.language)
-    options = PostOptions()
-    assert postprocess(case.single_ok, c, "end_token", options) == case.single_ok
-    assert postprocess(case.single_bad, c, "end_token", options) == ""
-    off = PostOptions(keep_parse=False)
-    assert postprocess(case.single_bad, c, "end_token", off) == case.single_bad
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_syntax_truncate_of_a_runaway_completion(case: Case) -> None:
-    c = context_at(case.hole, case.language)
-    assert syntax_truncate(case.runaway, c, keep_parse=True) == case.runaway_cut
-    multi = PostOptions(multiline=True)
-    assert postprocess(case.runaway, c, "end_token", multi) == case.runaway_cut
-    # without the syntax stage keep-parse can only drop it all
-    no_syntax = PostOptions(multiline=True, syntax=False)
-    assert postprocess(case.runaway, c, "end_token", no_syntax) == ""
-    neither = PostOptions(multiline=True, syntax=False, keep_parse=False)
-    assert postprocess(case.runaway, c, "end_token", neither) == case.runaway
-    broken = case.runaway.split("\n")[-1].strip()  # only the line that breaks the file
-    assert syntax_truncate(broken, c, keep_parse=True) == ""
-    assert syntax_truncate(broken, c, keep_parse=False) == broken
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
     text, reason = complete_at(case.open_end, case.language, case.model)
     assert (text, reason) == (case.block, "stop_rule")

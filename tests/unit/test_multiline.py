@@ -1,20 +1,9 @@
 """Multi-line stop rules and post-processing, string in, string out."""
 
 import pytest
-from cursor import context_at
 
 from completion.fake_engine import FakeEngine
 from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
-from completion.postprocess import (
-    PostOptions,
-    balance_brackets,
-    drop_line_above_repeat,
-    drop_next_line_repeat,
-    drop_repetition,
-    drop_suffix_repeat,
-    postprocess,
-    syntax_truncate,
-)
 from completion.trigger import TriggerOptions
 
 
@@ -29,64 +18,6 @@ def test_the_last_line_is_judged_whole_when_the_stream_ends() -> None:
         engine, request, CompletionOptions(trigger=TriggerOptions(multiline=True)), 1
     )
     assert (sampled.text, sampled.stop_reason) == ("ans.extend(odds)", "stop_rule")  # batch path
-
-
-def test_drop_suffix_and_line_above_repeats() -> None:
-    c = context_at("def f(x):\n    y = x\n|\n    return y\n")
-    assert drop_suffix_repeat("    y += 1\n    return y", c) == "    y += 1"
-    assert drop_line_above_repeat("    y = x\n    z = 1", c) == "    z = 1"
-    assert drop_line_above_repeat("    z = 1", c) == "    z = 1"
-    end = context_at("def f(x):\n    if x:\n        return False\n|")  # the same code, one level up
-    assert drop_line_above_repeat("    return False", end) == "    return False"
-
-
-def test_a_single_line_that_repeats_the_next_line_is_dropped() -> None:
-    c = context_at("def f(x):\n    y = x\n|\n\n    return y\n")
-    assert drop_next_line_repeat("    return y", c) == ""
-    assert drop_next_line_repeat("    y += 1", c) == "    y += 1"
-    assert postprocess("    return y", c, "stop_rule", PostOptions()) == ""
-    assert postprocess("    return y", c, "stop_rule", PostOptions(dedupe=False)) == "    return y"
-    mid = context_at("def f(x):\n    y = |x\n    return y\n")  # text right of the cursor: no rule
-    assert drop_next_line_repeat("return y", mid) == "return y"
-
-
-def test_balance_brackets_against_the_rest_of_the_line() -> None:
-    assert balance_brackets("b)", context_at("x = foo(a, |)\n")) == "b"
-    assert balance_brackets("b))", context_at("x = foo(bar(a, |))\n")) == "b"
-    assert balance_brackets("g(1)", context_at("x = f(|)\n")) == "g(1)"
-    assert balance_brackets("2]", context_at("x = [1, |]\n")) == "2"
-
-
-def test_drop_repetition() -> None:
-    assert drop_repetition("a\nb\nb\nb\nb") == "a\nb"
-    assert drop_repetition("a\nb\nb") == "a\nb\nb"
-
-
-def test_syntax_truncate_ends_at_a_whole_unit() -> None:
-    c = context_at("def f(x):\n    if x:\n|\n    return 0\n")
-    text = "        return 1\n    x = ("
-    assert syntax_truncate(text, c, keep_parse=False) == "        return 1"
-
-
-def test_keep_parse_drops_a_completion_that_breaks_the_file() -> None:
-    c = context_at("x = 1\n|\ny = 2\n")
-    assert syntax_truncate("z = (", c, keep_parse=True) == ""
-    assert syntax_truncate("z = (", c, keep_parse=False) == "z = ("
-    assert syntax_truncate("z = 3", c, keep_parse=True) == "z = 3"
-    assert syntax_truncate("z = (", context_at("x = 1\n|\n", "cobol"), keep_parse=True) == "z = ("
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("    y = x  \n    return y\n", "    y = x"),
-        ("    y = x\n    y = x\n    y = x\n    y = x\n", "    y = x"),
-        ("\n\n", ""),
-    ],
-)
-def test_postprocess_multi_line(raw: str, expected: str) -> None:
-    c = context_at("def f(x):\n    a = 1\n|\n    return y\n")
-    assert postprocess(raw, c, "end_token", PostOptions(multiline=True)) == expected
 
 
 def test_pipeline_multi_line_stops_at_block_end_while_streaming() -> None:

@@ -8,7 +8,6 @@ from completion.fake_engine import FakeEngine
 from completion.generate import generate
 from completion.model_specs import QWEN2, FimOrder, fim_order
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
-from completion.postprocess import clean_single_line
 from completion.prompt import (
     CHECKPOINT_LINES,
     PromptBudget,
@@ -102,16 +101,6 @@ def test_prompt_budget_cuts_at_line_boundaries() -> None:
     assert prompt.static_len <= 3 + 10 + 40
     assert prompt.prefix.endswith("line95\nline96\nline97\nline98\nline99\n    return")
     assert len(prompt.ids) - prompt.static_len == len("line96\n") * 4 + len("    return")
-
-
-def test_clean_single_line_drops_repeat_of_rest_of_line() -> None:
-    ctx = extract_context("print(\n", len("print("))
-    assert ctx.line_suffix == ""
-    ctx = extract_context("x = foo()\n", len("x = foo("))
-    assert clean_single_line("a, b)", ctx) == "a, b"
-    assert clean_single_line("  \t", ctx) == ""
-    assert clean_single_line(")", ctx) == ""
-    assert clean_single_line("\n    y = 2", ctx) == ""  # cannot break the line in two
 
 
 def test_complete_end_to_end_with_fake_engine() -> None:
