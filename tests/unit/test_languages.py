@@ -12,7 +12,7 @@ import time
 
 import pytest
 from cursor import at_cursor, context_at
-from language_cases import BY_ID, CASES, MID_LINE_OFF, MULTI, NO_COMMENTS, Case, complete_at, mode
+from language_cases import BY_ID, CASES, MULTI, NO_COMMENTS, Case, complete_at, mode
 
 from completion.context import extract_context
 from completion.languages import SPECS, resolve_language
@@ -36,36 +36,6 @@ def test_snippets_parse(case: Case) -> None:
     """The snippets are real code: each file parses before the completion."""
     for doc in (case.header, case.statement, case.single, case.hole, case.closed):
         assert has_error(at_cursor(doc)[0], case.language) is False, doc
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_trigger_block_opener_is_multi_line(case: Case) -> None:
-    """Nothing after the cursor on its line: a block may follow (a header, a line's end)."""
-    assert mode(case.header, case.language, MULTI) is Mode.MULTI
-    assert (
-        mode(case.header, case.language, TriggerOptions(multiline=False, mid_word_only=False))
-        is Mode.SINGLE
-    )
-    assert mode(case.hole, case.language, MULTI) is Mode.MULTI
-    assert mode(case.statement, case.language, MULTI) is Mode.MULTI
-    line = case.header[: case.header.index("|")].split("\n")[-1]
-    assert opens_block(line, case.language)
-    assert not opens_block(case.statement[: case.statement.index("|")], case.language)
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_trigger_mid_line_rule(case: Case) -> None:
-    assert mode(case.mid_line, case.language, MULTI) is Mode.NONE
-    assert mode(case.mid_line, case.language, MID_LINE_OFF) is Mode.SINGLE
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_trigger_in_comment_or_string_off_by_option(case: Case) -> None:
-    for doc in (case.comment, case.string):
-        assert mode(doc, case.language, NO_COMMENTS) is Mode.NONE, doc
-        assert mode(doc, case.language, MID_LINE_OFF) is Mode.SINGLE, doc  # on by default
-    assert mode(case.code, case.language, NO_COMMENTS) is Mode.SINGLE
-    assert mode(case.statement, case.language, NO_COMMENTS) is Mode.SINGLE
 
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)

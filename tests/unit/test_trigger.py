@@ -1,7 +1,9 @@
 """should_complete: none, single-line or multi-line, from the text and syntax at the cursor."""
 
-from language_cases import mode
+import pytest
+from language_cases import BY_ID, CASES, MID_LINE_OFF, MULTI, NO_COMMENTS, Case, mode
 
+from completion.lines import opens_block
 from completion.syntax import in_comment_or_string
 from completion.trigger import Mode, TriggerOptions
 
@@ -69,3 +71,33 @@ def test_unknown_language_falls_back_to_text_rules() -> None:
     assert mode("some te|xt\n", "cobol") is Mode.NONE
     off = TriggerOptions(in_comments=False, multiline=True, mid_word_only=False)
     assert mode("x = 1\n|\n", "cobol", off) is Mode.MULTI
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_block_opener_is_multi_line(case: Case) -> None:
+    """Nothing after the cursor on its line: a block may follow (a header, a line's end)."""
+    assert mode(case.header, case.language, MULTI) is Mode.MULTI
+    assert (
+        mode(case.header, case.language, TriggerOptions(multiline=False, mid_word_only=False))
+        is Mode.SINGLE
+    )
+    assert mode(case.hole, case.language, MULTI) is Mode.MULTI
+    assert mode(case.statement, case.language, MULTI) is Mode.MULTI
+    line = case.header[: case.header.index("|")].split("\n")[-1]
+    assert opens_block(line, case.language)
+    assert not opens_block(case.statement[: case.statement.index("|")], case.language)
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_mid_line_rule(case: Case) -> None:
+    assert mode(case.mid_line, case.language, MULTI) is Mode.NONE
+    assert mode(case.mid_line, case.language, MID_LINE_OFF) is Mode.SINGLE
+
+
+@pytest.mark.parametrize("case", CASES, ids=BY_ID)
+def test_trigger_in_comment_or_string_off_by_option(case: Case) -> None:
+    for doc in (case.comment, case.string):
+        assert mode(doc, case.language, NO_COMMENTS) is Mode.NONE, doc
+        assert mode(doc, case.language, MID_LINE_OFF) is Mode.SINGLE, doc  # on by default
+    assert mode(case.code, case.language, NO_COMMENTS) is Mode.SINGLE
+    assert mode(case.statement, case.language, NO_COMMENTS) is Mode.SINGLE
