@@ -7,7 +7,6 @@ raise.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -16,9 +15,8 @@ from language_cases import BY_ID, CASES, MULTI, NO_COMMENTS, Case, complete_at, 
 
 from completion.context import extract_context
 from completion.languages import SPECS, resolve_language
-from completion.lines import opens_block
 from completion.postprocess import PostOptions, postprocess, syntax_truncate
-from completion.syntax import Insertion, has_error, in_comment_or_string, parser_for
+from completion.syntax import has_error, in_comment_or_string, parser_for
 from completion.trigger import Mode, TriggerOptions, should_complete
 
 
@@ -46,42 +44,6 @@ def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
     if case.language != "java":  # the class is still open there
         assert has_error(whole, case.language) is False
     assert complete_at(case.closed, case.language, case.model) == (case.closed_block, "stop_rule")
-
-
-@pytest.mark.parametrize(
-    ("doc", "language", "expected"),
-    [
-        ("switch (x) {\ncase 1:|\ncase 2:\n    break;\n}\n", "c", Mode.MULTI),
-        ("switch x {\ncase 1:|\n}\n", "go", Mode.MULTI),
-        ("switch (x) {\n    default:|\n}\n", "java", Mode.MULTI),
-        ("label:|\n", "c", Mode.SINGLE),
-        ("if x:|\n", "javascript", Mode.SINGLE),  # a Python header in a brace language
-        ("if x {|\n", "python", Mode.SINGLE),  # and the other way round
-        ("foo(() => {|\n});\n", "javascript", Mode.MULTI),
-    ],
-)
-def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> None:
-    """What opens a block, per language (a block's first line is not shown alone if it does)."""
-    line = doc[: doc.index("|")].split("\n")[-1]
-    assert opens_block(line, language) is (expected is Mode.MULTI)
-
-
-def test_comment_and_string_edges() -> None:
-    js = "const a = 1; /* note */ const b = 2;\n"
-    assert in_comment_or_string(js, js.index("*/") + 2, "javascript") is False
-    assert in_comment_or_string(js, js.index("*/"), "javascript") is True
-    go = "package main\n\nvar r = 'x'\n"
-    assert in_comment_or_string(go, go.index("'x") + 1, "go") is True
-    assert in_comment_or_string(go, go.index("'x") + 3, "go") is False
-    py = 'x = f"a{b}c"\n'
-    assert in_comment_or_string(py, py.index("b}"), "python") is False
-    assert in_comment_or_string(py, py.index('c"'), "python") is True
-    java = 'class A {\n    String t = """\n        text\n        """;\n}\n'
-    assert in_comment_or_string(java, java.index("text") + 2, "java") is True
-    rust = "fn f() {} /* a */\n// b\n"
-    assert in_comment_or_string(rust, rust.index("a */"), "rust") is True
-    assert in_comment_or_string(rust, rust.index("// b") + 4, "rust") is True
-    assert in_comment_or_string(rust, rust.index("fn f") + 4, "rust") is False
 
 
 @pytest.mark.parametrize(
@@ -123,13 +85,6 @@ def test_language_from_the_path_when_the_id_is_plaintext() -> None:
         "/src/area.go",
     )
     assert text == "\n\treturn 3.14 * r * r\n}"
-
-
-def test_tsx_and_jsx_parse_with_their_grammar() -> None:
-    tsx = "const App = (): JSX.Element => <div>{1}</div>;\n"
-    assert has_error(tsx, "typescriptreact") is False
-    assert has_error(tsx, "typescript") is True  # `<div>` is a type assertion there
-    assert has_error("const a = <b>{x}</b>;\n", "javascriptreact") is False
 
 
 @pytest.mark.parametrize("language", ["cobol", "", "plaintext", "PYTHON2"])
@@ -239,30 +194,3 @@ if __name__ == "__main__":  # docs/quality.md: PYTHONPATH=tests python tests/uni
     for lang in sorted(FUNCS):
         t, p = stage_cost_ms(lang, repeats=200)
         logging.info("%-12s should_complete %.3f ms  postprocess %.3f ms", lang, t, p)
-
-
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_incremental_check_matches_a_whole_parse(case: Case) -> None:
-    c = context_at(case.hole, case.language)
-    note = "#" if case.language == "python" else "//"
-    prefix = c.prefix.replace("\n", f"\n{note} 漢字 🙂 é\n", 1)  # columns in bytes
-    check = Insertion(prefix, c.suffix, case.language)
-    assert check.before is False
-    lines = case.runaway.split("\n")
-    for k in range(1, len(lines) + 1):
-        for end in ("", "\n", f"  {note} é🙂"):
-            text = "\n".join(lines[:k]) + end
-            whole = has_error(prefix + text + c.suffix, case.language)
-            assert check.has_error(text) is whole, (text, whole)
-    assert Insertion("x = 1\n", "", "cobol").has_error("(") is None
-    line = Insertion("s = 'é🙂'; y = ", "\nz = 2\n", "python")  # the cursor's line too
-    assert (line.has_error("1"), line.has_error("(")) == (False, True)
-
-
-def test_parsers_are_per_thread() -> None:
-    here = parser_for("go")
-    there: list[object] = []
-    thread = threading.Thread(target=lambda: there.append(parser_for("go")))
-    thread.start()
-    thread.join()
-    assert here is parser_for("go") and there[0] is not None and there[0] is not here

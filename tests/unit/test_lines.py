@@ -14,6 +14,7 @@ from completion.lines import (
     opens_indent,
     unclosed,
 )
+from completion.trigger import Mode
 
 
 def test_indent_counts_a_tab_as_four() -> None:
@@ -69,3 +70,21 @@ def test_brackets_ignore_strings_and_comments() -> None:
     assert open_brackets("f(a))", "python") is None
     assert unclosed("} else {", "javascript") == 1
     assert bracket_depth("}) // x(", "javascript") == (2, -2)
+
+
+@pytest.mark.parametrize(
+    ("doc", "language", "expected"),
+    [
+        ("switch (x) {\ncase 1:|\ncase 2:\n    break;\n}\n", "c", Mode.MULTI),
+        ("switch x {\ncase 1:|\n}\n", "go", Mode.MULTI),
+        ("switch (x) {\n    default:|\n}\n", "java", Mode.MULTI),
+        ("label:|\n", "c", Mode.SINGLE),
+        ("if x:|\n", "javascript", Mode.SINGLE),  # a Python header in a brace language
+        ("if x {|\n", "python", Mode.SINGLE),  # and the other way round
+        ("foo(() => {|\n});\n", "javascript", Mode.MULTI),
+    ],
+)
+def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> None:
+    """What opens a block, per language (a block's first line is not shown alone if it does)."""
+    line = doc[: doc.index("|")].split("\n")[-1]
+    assert opens_block(line, language) is (expected is Mode.MULTI)

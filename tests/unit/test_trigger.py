@@ -57,14 +57,6 @@ def test_comments_and_strings_off_by_option() -> None:
     assert mode("# a comment |\nx = 1\n") is Mode.MULTI  # on by default
 
 
-def test_syntax_positions() -> None:
-    src = 'def f(x):\n    s = "abc"\n    # hi\n    return x\n'
-    assert in_comment_or_string(src, src.index('"a') + 2, "python") is True
-    assert in_comment_or_string(src, src.index('"abc"') + 5, "python") is False
-    assert in_comment_or_string(src, src.index("# hi") + 4, "python") is True
-    assert in_comment_or_string(src, src.index("return x") + 8, "python") is False
-
-
 def test_unknown_language_falls_back_to_text_rules() -> None:
     assert in_comment_or_string("# x", 3, "cobol") is None
     assert mode("begin {|\n", "cobol") is Mode.MULTI
