@@ -1,10 +1,6 @@
-import threading
-
 from cursor import CURSOR, SOURCE
 
-from completion.engine import GenerationParams
 from completion.fake_engine import FakeEngine
-from completion.generate import generate
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.stops import RULE, StopReason
 from completion.trigger import TriggerOptions
@@ -42,30 +38,6 @@ def test_token_cap_and_end_token() -> None:
     assert complete(engine, CompletionRequest("", 0), multi).text == "abcd"
     ended = complete(engine, CompletionRequest("", 0), single)
     assert (ended.text, ended.stop_reason) == ("abcdefghij", StopReason.END_TOKEN)
-
-
-def test_cancel_flag_stops_between_tokens() -> None:
-    engine = FakeEngine(default="x" * 1000, step_delay_s=0.001)
-    cancel = threading.Event()
-    seen: list[int] = []
-
-    def rule(text: str) -> int | None:
-        seen.append(len(text))
-        if len(text) == 5:
-            cancel.set()
-        return None
-
-    out = generate(engine, [1], GenerationParams(max_new_tokens=1000), rule, cancel)
-    assert out.stop_reason == StopReason.CANCELLED
-    assert out.tokens == 5
-
-
-def test_time_budget_stops_generation() -> None:
-    engine = FakeEngine(default="y" * 1000, step_delay_s=0.01)
-    params = GenerationParams(max_new_tokens=1000, time_budget_s=0.05)
-    out = generate(engine, [1], params, lambda _t: None)
-    assert out.stop_reason == StopReason.TIME_BUDGET
-    assert 1 <= out.tokens < 100
 
 
 def test_pipeline_passes_the_static_head_to_the_engine() -> None:
