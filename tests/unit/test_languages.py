@@ -36,16 +36,6 @@ def test_snippets_parse(case: Case) -> None:
         assert has_error(at_cursor(doc)[0], case.language) is False, doc
 
 
-@pytest.mark.parametrize("case", CASES, ids=BY_ID)
-def test_multi_line_stops_at_the_end_of_the_block(case: Case) -> None:
-    text, reason = complete_at(case.open_end, case.language, case.model)
-    assert (text, reason) == (case.block, "stop_rule")
-    whole = at_cursor(case.open_end)[0] + text
-    if case.language != "java":  # the class is still open there
-        assert has_error(whole, case.language) is False
-    assert complete_at(case.closed, case.language, case.model) == (case.closed_block, "stop_rule")
-
-
 @pytest.mark.parametrize(
     ("language", "path", "expected"),
     [
