@@ -1,4 +1,4 @@
-"""The stats file: shared by several servers, never torn, a bad one set aside."""
+"""The stats file: shared by several servers, never torn, a bad one set aside; the summary."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.stats import Stats
+from lsp_server.stats import Stats, format_summary
 
 WRITER = """
 import sys
@@ -110,3 +110,17 @@ def test_unwritable_state_dir_warns_and_counts_in_memory(
     stats.record("shown", "python")
     assert stats.languages["python"].shown == 1
     assert "cannot save stats" in caplog.text
+
+
+def test_stats_persist(tmp_path: Path) -> None:
+    stats = Stats(tmp_path / "s.json")
+    stats.record("shown", "python", 10)
+    stats.record("accepted", "python", 4)
+    stats.record("shown", "rust", 3)
+    stats.record("rejected", "rust")
+    again = Stats(tmp_path / "s.json").summary()
+    assert again["languages"]["python"]["acceptance_rate"] == 1.0
+    assert again["total"]["shown"] == 2 and again["total"]["accepted_chars"] == 4
+    assert "python" in format_summary(again)
+    (tmp_path / "s.json").write_text("garbage")
+    assert Stats(tmp_path / "s.json").summary()["total"]["shown"] == 0

@@ -1,0 +1,47 @@
+"""Server config: the settings parsed once, with defaults, aliases and a warning per bad key."""
+
+from __future__ import annotations
+
+from lsp_server.config import ServerConfig, parse_config
+
+
+def test_config_defaults_and_aliases() -> None:
+    config, warnings = parse_config(
+        {
+            "offpilot": {
+                "maxTokens": 20,
+                "debounceMs": 0,
+                "languages": {"markdown": False},
+                "multiLine": True,
+            }
+        }
+    )
+    assert warnings == []
+    assert (config.max_tokens, config.debounce_ms, config.multiline) == (20, 0, True)
+    assert not config.language_enabled("markdown") and config.language_enabled("python")
+    assert config.prefix_tokens + config.suffix_tokens == config.context_tokens
+    assert parse_config(None) == (ServerConfig(), [])
+
+
+def test_invalid_config_warns_and_keeps_defaults() -> None:
+    config, warnings = parse_config(
+        {
+            "maxTokens": "lots",
+            "debounceMs": -5,
+            "enable": "yes",
+            "threads": 2,
+            "bogus": 1,
+            "languages": [1],
+        }
+    )
+    assert config.max_tokens == ServerConfig().max_tokens
+    assert config.debounce_ms == ServerConfig().debounce_ms
+    assert config.enable is True and config.threads == 2
+    assert len(warnings) == 5
+    assert any("bogus" in w for w in warnings)
+    assert parse_config("nonsense")[1]
+
+
+def test_disable_switches_everything_off() -> None:
+    config, _ = parse_config({"enable": False})
+    assert not config.language_enabled("python")
