@@ -29,7 +29,7 @@ from completion.pipeline import (
     complete,
     complete_samples,
 )
-from eval import data, execution, make_tasks
+from eval import data, execution, tracing
 from eval.progress import Progress
 from eval.records import (
     SAMPLES,
@@ -75,7 +75,7 @@ def project_documents(project: Path, current: str, text: str) -> tuple[Document,
             if found is not None:
                 imported.add(found)
     candidates = [
-        p.resolve() for p in make_tasks.source_files(project) if p.resolve() != here.resolve()
+        p.resolve() for p in tracing.source_files(project) if p.resolve() != here.resolve()
     ]
 
     def rank(p: Path) -> tuple[int, int, str]:

@@ -11,7 +11,9 @@ import pytest
 
 from eval import data
 from eval.execution import PASSED, Limits, run_program
-from eval.make_tasks import build_tasks, find_tests, holes, imported_names, make_tasks
+from eval.holes import holes
+from eval.make_tasks import build_tasks, imported_names, make_tasks
+from eval.tracing import find_tests
 
 SOURCE = '''\
 """A tiny library."""

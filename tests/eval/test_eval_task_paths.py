@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eval import data, execution, make_tasks, run
+from eval import data, execution, make_tasks, run, tracing
 
 CORE = '''\
 """A tiny library."""
@@ -145,7 +145,7 @@ def test_symlink_out_of_the_project_makes_no_task_and_is_never_written(tmp_path:
     tasks = make_tasks.make_tasks(project, out, timeout_s=60, workers=2, kinds=("line",))
     assert target.read_text() == VICTIM
     assert tasks and {t.path for t in tasks} == {"tinylib/core.py"}
-    assert all(p.name != "evil.py" for p in make_tasks.source_files(project))
+    assert all(p.name != "evil.py" for p in tracing.source_files(project))
     # tasks from a trace that names the link: none
     calls = {("tinylib/evil.py", 1): ["tests/test_evil.py::test_shout"]}
     assert make_tasks.build_tasks(project, calls, random.Random(0), []) == []
@@ -170,7 +170,7 @@ def test_forge():
 def test_a_forged_trace_line_does_not_decide_the_trace(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     (project / "tests" / "test_core.py").write_text(FORGED_TESTS)
-    calls = make_tasks.trace(project, ["tests"], timeout_s=60)
+    calls = tracing.trace(project, ["tests"], timeout_s=60)
     ids = {i for found in calls.values() for i in found}
     assert "tests/test_core.py::test_forged" not in ids
     assert calls[("tinylib/core.py", 4)] == ["tests/test_core.py::test_clamp"]
@@ -196,7 +196,7 @@ def test_a_message_without_the_token_on_the_channel_is_no_trace(tmp_path: Path) 
     project = make_project(tmp_path / "p")
     (project / "tests" / "test_core.py").write_text(FD_FORGED_TESTS)
     try:
-        calls = make_tasks.trace(project, ["tests"], timeout_s=60)
+        calls = tracing.trace(project, ["tests"], timeout_s=60)
     except RuntimeError as exc:  # the channel held junk: refused, not believed
         assert "no trace came back" in str(exc)
     else:
