@@ -1,11 +1,11 @@
 """The one entry point shared by the server, the CLI and the benchmark.
 
 document snapshot -> context -> prompt -> generate -> postprocess -> completion text.
+Its options, and their `--set` syntax, are in completion/options.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from completion import crossfile
 from completion.context import Context, extract_context
 from completion.document import Document
-from completion.engine import DEFAULT_TIME_BUDGET_S, Engine, GenerationParams
+from completion.engine import Engine, GenerationParams
 from completion.generate import generate
 from completion.lines import opens_block
+from completion.options import CompletionOptions
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import (
     Prompt,
@@ -28,123 +29,8 @@ from completion.prompt import (
     repo_tokens,
     strip_healed,
 )
-from completion.stops import RULE, StopRule, stop_rule_for
-from completion.trigger import Mode, TriggerOptions, should_complete
-
-
-@dataclass(frozen=True)
-class CompletionOptions:
-    """Tunable pipeline settings, all defaulted; each stage's switches in its own options."""
-
-    max_new_tokens: int = GenerationParams.max_new_tokens
-    time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    prefix_tokens: int = PromptBudget.prefix_tokens
-    suffix_tokens: int = PromptBudget.suffix_tokens
-    temperature: float = GenerationParams.temperature
-    seed: int | None = None
-    trigger: TriggerOptions = TriggerOptions()
-    post: PostOptions = PostOptions()
-    # Let the engine cache the model state of the prompt's head (the suffix and the lines
-    # above the checkpoint). It pays: typing replay, pause p50 964 -> 328 ms, prompt tokens
-    # computed per model answer p50 142 -> 19 (docs/latency.md). It costs ~170 KB a token,
-    # bounded by `EngineOptions.prompt_cache_tokens` (about 260 MB) and freed by a reload.
-    prompt_cache: bool = True
-    multiline_max_new_tokens: int = 96  # token cap of a multi-line completion
-    block_stop: bool = True  # multi-line: stop streaming at the end of the block
-    # Context from other files, as comment blocks at the top of the prompt (crossfile.py).
-    # Off by default: on click tasks that use imported names it did not help the 0.5B or the
-    # 1.5B model (docs/quality.md, "Cross-file context"); the server's crossFile turns it on.
-    crossfile: bool = False  # windows of other open documents like the lines above the cursor
-    imports: bool = False  # definitions of the names imported from workspace files (Python)
-    crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
-    crossfile_extra: bool = False  # their tokens come on top of the prefix's (longer prompt)
-    crossfile_ms: int = 25  # time budget of collecting them
-    path_header: bool = False  # `# Path: pkg/mod.py` above the file's code (did not help)
-    # On an empty line the suffix starts at the next line (the model writes the line break)
-    join_empty_line: bool = False
-    # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
-    # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
-    crossfile_format: str = "comment"
-
-    def stop_rule(self, context: Context, mode: Mode) -> StopRule:
-        """The streaming stop rule these switches give a completion of `mode`."""
-        return stop_rule_for(
-            context, mode, block_stop_on=self.block_stop, repeat_suffix=self.post.dedupe
-        )
-
-    def post_for(self, multiline: bool) -> PostOptions:
-        """The post-processing switches for a single- or multi-line completion."""
-        return dataclasses.replace(self.post, multiline=multiline)
-
-    def with_spec(self, spec: str) -> CompletionOptions:
-        """These options with a comma list of `name=value` applied, e.g. `dedupe=0,multiline=1`.
-
-        Names are the fields of these options and of the nested stage options (`SPEC_NAMES`).
-        For the benchmark's `--set` (docs/quality.md): an unknown name or a bad value raises
-        ValueError, so that a typo never runs the baseline under an ablation's name.
-        """
-        changes: dict[str, dict[str, object]] = {}
-        for item in filter(None, (i.strip() for i in spec.split(","))):
-            key, sep, value = (p.strip() for p in item.partition("="))
-            key = _SPEC_ALIASES.get(key, key)
-            where = SPEC_NAMES.get(key)
-            try:
-                if not sep or where is None:
-                    raise ValueError
-                group, kind = where
-                changes.setdefault(group, {})[key] = _parse_value(kind, value)
-            except ValueError:
-                known = ", ".join(sorted((*SPEC_NAMES, *_SPEC_ALIASES)))
-                raise ValueError(
-                    f"bad pipeline option {item!r}: expected name=value with a name of {known}"
-                ) from None
-        nested = {
-            group: dataclasses.replace(getattr(self, group), **values)
-            for group, values in changes.items()
-            if group
-        }
-        return dataclasses.replace(self, **changes.get("", {}), **nested)  # type: ignore[arg-type]
-
-
-def _parse_value(kind: str, value: str) -> object:
-    """A `--set` value of a field annotated `kind`; ValueError when it does not fit."""
-    if kind == "bool":
-        if value.lower() in ("1", "true", "on", "yes"):
-            return True
-        if value.lower() in ("0", "false", "off", "no"):
-            return False
-        raise ValueError
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind == "str":
-        return value
-    if kind == "int | None":
-        return int(value) if value else None
-    raise ValueError
-
-
-_NESTED = {"trigger": TriggerOptions, "post": PostOptions}
-# `--set` name -> (the nested options holding it, "" for the top level; its annotation)
-SPEC_NAMES: dict[str, tuple[str, str]] = {
-    **{
-        f.name: ("", str(f.type))
-        for f in dataclasses.fields(CompletionOptions)
-        if f.name not in _NESTED
-    },
-    **{
-        f.name: (group, str(f.type))
-        for group, kind in _NESTED.items()
-        for f in dataclasses.fields(kind)
-        if (group, f.name) != ("post", "multiline")  # set from the trigger's mode
-    },
-}
-_SPEC_ALIASES = {"trigger": "mid_line_rule"}  # the stage's name in docs/quality.md's runs
-
-# The switches that only post-processing reads: `offpilot eval repost` can switch them on a
-# finished run's raw output without generating again.
-POST_STAGES = tuple(name for name, (group, _) in SPEC_NAMES.items() if group == "post")
+from completion.stops import RULE, StopRule
+from completion.trigger import Mode, should_complete
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from completion.ct2_engine import load_engine
     from completion.model_store import locate
-    from completion.pipeline import CompletionOptions
+    from completion.options import CompletionOptions
     from eval.execution import SandboxUnavailable
     from eval.records import RunSettings, SettingsMismatchError
     from eval.run import run

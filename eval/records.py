@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from completion.pipeline import CompletionOptions
+from completion.options import CompletionOptions
 from eval import execution, metrics
 
 SAMPLES = "samples.jsonl"

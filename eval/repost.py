@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion.context import extract_context
-from completion.pipeline import POST_STAGES, CompletionOptions
+from completion.options import POST_STAGES, CompletionOptions
 from completion.postprocess import postprocess
 from completion.stops import cut_offline
 from completion.trigger import Mode

@@ -22,13 +22,8 @@ from typing import Any, TextIO
 from completion import crossfile
 from completion.document import Document
 from completion.engine import Engine
-from completion.pipeline import (
-    CompletionOptions,
-    CompletionRequest,
-    CompletionResult,
-    complete,
-    complete_samples,
-)
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, CompletionResult, complete, complete_samples
 from eval import data, execution, tracing
 from eval.progress import Progress
 from eval.records import (

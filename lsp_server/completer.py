@@ -22,7 +22,8 @@ from completion.document import Document
 from completion.engine import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
-from completion.pipeline import CompletionOptions, CompletionRequest, CompletionResult, complete
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, CompletionResult, complete
 from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig

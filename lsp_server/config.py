@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from completion.pipeline import CompletionOptions
+from completion.options import CompletionOptions
 
 # The pipeline's defaults, written once there (completion/pipeline.py).
 _PIPELINE = CompletionOptions()

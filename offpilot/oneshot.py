@@ -8,7 +8,8 @@ from pathlib import Path
 
 from completion.ct2_engine import load_engine
 from completion.model_store import locate
-from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
 
 MAX_FILE_BYTES = 50 * 1024 * 1024

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 
 from completion.context import extract_context
-from completion.pipeline import CompletionOptions
+from completion.options import CompletionOptions
 from completion.stops import cut_offline
 from completion.trigger import Mode
 from eval import data

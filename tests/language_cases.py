@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from cursor import at_cursor, context_at
 
 from completion.fake_engine import FakeEngine
-from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, complete
 from completion.trigger import Mode, TriggerOptions, should_complete
 
 MULTI = TriggerOptions(multiline=True, mid_word_only=False)

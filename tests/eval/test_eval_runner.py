@@ -14,7 +14,8 @@ import pytest
 
 from completion.ct2_engine import load_engine
 from completion.fake_engine import FakeEngine
-from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, complete, complete_samples
 from completion.trigger import TriggerOptions
 from eval import data
 from eval.records import RunSettings, SettingsMismatchError, read_samples

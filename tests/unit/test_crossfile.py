@@ -12,7 +12,8 @@ from completion.crossfile import assembly, common, definitions, imports, outline
 from completion.crossfile.common import CrossfileOptions, Snippet
 from completion.document import Document
 from completion.fake_engine import FakeEngine
-from completion.pipeline import CompletionOptions, CompletionRequest, complete
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, complete
 
 # cross-file context switched on, whatever the defaults
 ON = {"crossfile": True, "imports": True}

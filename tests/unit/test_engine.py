@@ -115,7 +115,8 @@ def test_abandoned_stream_does_not_abort_the_process(tiny_model: InstalledModel)
 
 def test_a_cached_head_never_leaks_into_another_prompt(tiny_model: InstalledModel) -> None:
     """Edits above the cursor, a changed suffix, another file: the same answer as cache-off."""
-    from completion.pipeline import CompletionOptions, CompletionRequest, complete
+    from completion.options import CompletionOptions
+    from completion.pipeline import CompletionRequest, complete
 
     engine = CT2Engine(tiny_model, EngineOptions(warmup=False, prompt_cache_tokens=600))
     body = "".join(f"    v{i} = {i}\n" for i in range(12))

@@ -5,7 +5,8 @@ from cursor import CURSOR, SOURCE, at_cursor
 from language_cases import BY_ID, CASES, Case, complete_at
 
 from completion.fake_engine import FakeEngine
-from completion.pipeline import CompletionOptions, CompletionRequest, complete, complete_samples
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, complete, complete_samples
 from completion.stops import RULE, StopReason
 from completion.syntax import has_error
 from completion.trigger import TriggerOptions
