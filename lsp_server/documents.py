@@ -6,16 +6,24 @@ line; and it re-splits and rebuilds the whole text on every change, which held u
 loop for a tenth of a second per keystroke in a 50 MB file. Here only \n, \r\n and \r end
 lines, and the text is kept in pieces with their line-end counts: an edit rebuilds the
 pieces it touches, and the whole text is joined once, when it is read.
+
+`RecentDocuments` and `root_of` give the other open documents and the workspace folder
+that cross-file context draws on.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections import OrderedDict
 from typing import Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
+from completion.crossfile import MAX_DOCUMENTS
+from completion.document import Document
 from completion.positions import offset_at
 
 PIECE = 1 << 16  # characters per piece of a document's text
@@ -203,3 +211,40 @@ class LspWorkspace(Workspace):
             list(workspace.folders.values()),
             workspace.position_codec.encoding,
         )
+
+
+class RecentDocuments:
+    """The uris of the documents used lately, most recent last (a few times MAX_DOCUMENTS)."""
+
+    def __init__(self) -> None:
+        self.uris: OrderedDict[str, None] = OrderedDict()
+
+    def touch(self, uri: str) -> None:
+        """Note a document as the most recently used."""
+        self.uris[uri] = None
+        self.uris.move_to_end(uri)
+        while len(self.uris) > 4 * MAX_DOCUMENTS:
+            self.uris.popitem(last=False)
+
+    def forget(self, uri: str) -> None:
+        """A closed document is no source of context."""
+        self.uris.pop(uri, None)
+
+    def others(self, workspace: Workspace, uri: str) -> tuple[Document, ...]:
+        """The other open documents, most recently used first, at most MAX_DOCUMENTS."""
+        docs: list[Document] = []
+        for other in reversed(self.uris):
+            doc = workspace.text_documents.get(other)
+            if other == uri or doc is None:
+                continue
+            docs.append(Document(doc.path, doc.source, doc.language_id or "plaintext"))
+            if len(docs) >= MAX_DOCUMENTS:
+                break
+        return tuple(docs)
+
+
+def root_of(workspace: Workspace, path: str | None) -> str | None:
+    """The workspace folder that holds `path` (the innermost), else the root path."""
+    folders = [to_fs_path(f.uri) for f in workspace.folders.values()]
+    inside = [f for f in folders if f and path and path.startswith(f.rstrip(os.sep) + os.sep)]
+    return max(inside, key=len) if inside else workspace.root_path

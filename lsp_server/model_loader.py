@@ -12,15 +12,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from completion.ct2_engine import EngineOptions, load_engine
 from completion.engine import Engine
-from completion.model_store import ModelError
+from completion.model_store import ModelError, locate
 
 log = logging.getLogger("offpilot.server")
 
 Wanted = tuple[str | None, int]  # (model name or directory, threads)
+
+
+def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
+    """The CTranslate2 engine of a model setting, found in `cache_dir` (or raises)."""
+    started = time.monotonic()
+    model_name, threads = wanted
+    model = locate(model_name, cache_dir)
+    engine = load_engine(model, EngineOptions(threads=threads))
+    log.info(
+        "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
+        engine.name, threads, time.monotonic() - started, engine.load_seconds,
+        engine.warmup_seconds,
+    )  # fmt: skip
+    return engine
 
 
 class ModelLoader:

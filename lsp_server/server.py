@@ -3,46 +3,38 @@
 Handlers only translate between LSP and plain Python: they convert positions once, call the
 `Completer` (cache, reuse, debounce, one generation at a time, cancellation) and convert back.
 The model loads in a background thread after `initialized`, reported with `$/progress` and
-`offpilot/status` notifications.
+`offpilot/status` notifications. What is not a handler lives beside: the hardened protocol
+(protocol.py), documents (documents.py), the model load (model_loader.py), `offpilot serve`
+(serve.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import atexit
 import contextlib
 import itertools
 import logging
-import os
 import sys
 import time
 import uuid
-from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
-from pygls.uris import to_fs_path
 
-from completion.crossfile import MAX_DOCUMENTS
-from completion.ct2_engine import EngineOptions, load_engine
 from completion.document import Document
 from completion.engine import Engine
-from completion.model_store import ModelError, locate
+from completion.model_store import ModelError
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
-from lsp_server.documents import LspDocument, LspWorkspace
+from lsp_server.documents import LspDocument, RecentDocuments, root_of
 from lsp_server.framing import GuardedReader
-from lsp_server.model_loader import ModelLoader, Wanted
+from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
+from lsp_server.protocol import OffpilotProtocol, plain
 from lsp_server.stats import Stats
-from lsp_server.transport import parse_endpoint, serve_tcp, token_from_env
 
 log = logging.getLogger("offpilot.server")
 
@@ -64,38 +56,6 @@ class ServerSettings:
     config: ServerConfig = field(default_factory=ServerConfig)
 
 
-class OffpilotProtocol(LanguageServerProtocol):
-    """pygls' protocol, hardened: a request it cannot parse gets an error reply, not silence.
-
-    Its documents end lines where LSP does and take edits cheaply (lsp_server/documents.py).
-    """
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(self, params: types.InitializeParams) -> Any:
-        """Initialize as pygls does, with a workspace that holds `LspDocument`s."""
-        result = yield from super().lsp_initialize(params)
-        self._workspace = LspWorkspace.like(self.workspace, self._server._text_document_sync_kind)
-        return result
-
-    def structure_message(self, data: Any) -> Any:
-        """Parse a message; a request with bad params is answered with its JSON-RPC error."""
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                log.warning("bad %s request %r: %s", data["method"], data["id"], exc)
-                self._send_response(data["id"], error=exc.to_response_error())
-            return None
-
-    def handle_message(self, message: Any) -> None:
-        """Ignore what is not a JSON-RPC message (after one log line)."""
-        if not hasattr(message, "jsonrpc"):
-            if message is not None:
-                log.warning("ignoring a message that is not JSON-RPC: %.200r", message)
-            return
-        super().handle_message(message)
-
-
 class OffpilotServer(LanguageServer):
     """A pygls server that owns the engine, the completer and local statistics."""
 
@@ -112,7 +72,7 @@ class OffpilotServer(LanguageServer):
         self.state = "loading"
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
         self._loop: asyncio.AbstractEventLoop | None = None  # set by the first send_status
-        self.recent: OrderedDict[str, None] = OrderedDict()  # document uris, most recent last
+        self.recent = RecentDocuments()
 
     # -- model -----------------------------------------------------------------------------
     @property
@@ -125,16 +85,7 @@ class OffpilotServer(LanguageServer):
         self.loader.request((self.config.model or self.settings.model, self.config.threads))
 
     def _load_engine(self, wanted: Wanted) -> Engine:
-        started = time.monotonic()
-        model_name, threads = wanted
-        model = locate(model_name, self.settings.cache_dir)
-        engine = load_engine(model, EngineOptions(threads=threads))
-        log.info(
-            "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
-            engine.name, threads, time.monotonic() - started, engine.load_seconds,
-            engine.warmup_seconds,
-        )  # fmt: skip
-        return engine
+        return load_wanted(wanted, self.settings.cache_dir)
 
     def _load_started(self) -> str | None:
         self.send_status("loading")
@@ -215,30 +166,15 @@ class OffpilotServer(LanguageServer):
     # -- documents -------------------------------------------------------------------------
     def touch(self, uri: str) -> None:
         """Note a document as the most recently used."""
-        self.recent[uri] = None
-        self.recent.move_to_end(uri)
-        while len(self.recent) > 4 * MAX_DOCUMENTS:
-            self.recent.popitem(last=False)
+        self.recent.touch(uri)
 
     def other_documents(self, uri: str) -> tuple[Document, ...]:
         """The other open documents, most recently used first (for cross-file context)."""
-        if not self.config.crossfile:
-            return ()
-        docs: list[Document] = []
-        for other in reversed(self.recent):
-            doc = self.workspace.text_documents.get(other)
-            if other == uri or doc is None:
-                continue
-            docs.append(Document(doc.path, doc.source, doc.language_id or "plaintext"))
-            if len(docs) >= MAX_DOCUMENTS:
-                break
-        return tuple(docs)
+        return self.recent.others(self.workspace, uri) if self.config.crossfile else ()
 
     def root_of(self, path: str | None) -> str | None:
-        """The workspace folder that holds `path` (the innermost), else the root path."""
-        folders = [to_fs_path(f.uri) for f in self.workspace.folders.values()]
-        inside = [f for f in folders if f and path and path.startswith(f.rstrip(os.sep) + os.sep)]
-        return max(inside, key=len) if inside else self.workspace.root_path
+        """The workspace folder that holds `path` (lsp_server/documents.py)."""
+        return root_of(self.workspace, path)
 
     # -- configuration ---------------------------------------------------------------------
     def apply_config(self, raw: Any) -> None:
@@ -254,15 +190,6 @@ class OffpilotServer(LanguageServer):
         self.config = self.completer.config = config
         if self.engine_future.done() and not self.engine_future.exception():
             self.send_status("ready" if config.enable else "disabled")
-
-
-def _plain(obj: Any) -> Any:
-    """Turn pygls' parsed params of a custom method -> plain dicts and lists."""
-    if hasattr(obj, "_asdict"):
-        return {k: _plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def create_server(
@@ -303,7 +230,7 @@ def create_server(
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: OffpilotServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.recent.pop(params.text_document.uri, None)
+        ls.recent.forget(params.text_document.uri)
         ls.completer.forget(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -317,7 +244,7 @@ def create_server(
         ls: OffpilotServer, params: Any
     ) -> types.InlineCompletionList:
         try:
-            parsed = ls.protocol._converter.structure(_plain(params), types.InlineCompletionParams)
+            parsed = ls.protocol._converter.structure(plain(params), types.InlineCompletionParams)
         except Exception as exc:  # malformed params: empty answer, one log line
             log.warning("%s: bad params (%s)", CUSTOM_INLINE, exc)
             return types.InlineCompletionList(items=[])
@@ -325,7 +252,7 @@ def create_server(
 
     def on_event(event: str) -> Any:
         def handler(ls: OffpilotServer, params: Any) -> None:
-            p = _plain(params) if params is not None else {}
+            p = plain(params) if params is not None else {}
             p = p if isinstance(p, dict) else {}
             language = p.get("languageId") or _language_of(ls, p.get("uri")) or "unknown"
             length = p.get("acceptedLength", p.get("length", len(p.get("text") or "")))
@@ -415,32 +342,3 @@ async def handle_inline_completion(
     return types.InlineCompletionList(
         items=[types.InlineCompletionItem(insert_text=outcome.text, range=at)]
     )
-
-
-def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
-    """Log to stderr (or a file): stdout carries the protocol."""
-    handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    logging.getLogger("pygls").setLevel(logging.WARNING)
-
-
-def run_server(args: argparse.Namespace) -> int:
-    """`offpilot serve`: stdio by default, or `--tcp HOST:PORT` (loopback, with a token)."""
-    configure_logging(args.log_level, args.log_file)
-    try:
-        tcp = (parse_endpoint(args.tcp), token_from_env()) if args.tcp else None
-    except ValueError as exc:
-        print(f"offpilot serve: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    server = create_server(ServerSettings(model=args.model, cache_dir=args.cache_dir))
-    atexit.register(server.quiesce, 30.0)  # also when the client exits without shutdown
-    if tcp:
-        serve_tcp(server, *tcp)
-    else:
-        server.start_io()
-    return 0

@@ -56,7 +56,7 @@ def _cmd_model_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from lsp_server.server import run_server
+    from lsp_server.serve import run_server
 
     return run_server(args)
 
