@@ -40,14 +40,13 @@ def _crossfile_lines(log: Path) -> list[str]:
     return [m.group(1) for m in re.finditer(r"crossfile=\[([^\]]*)\]", log.read_text())]
 
 
-async def test_prompt_carries_open_documents_and_imported_definitions(
-    tiny_model: InstalledModel, tmp_path: Path
-) -> None:
+async def _ask_in_workspace(tiny_model: InstalledModel, tmp_path: Path, cross_file: bool) -> Path:
+    """Open helpers.py and main.py, ask at main.py's `return `; the server's log file."""
     helpers, main = _workspace(tmp_path)
     log = tmp_path / "server.log"
     client = await start_server(
         "--model", str(tiny_model.path), "--log-file", str(log),
-        init_options={"contextTokens": 2048, "cache": False, "crossFile": True},
+        init_options={"contextTokens": 2048, "cache": False, "crossFile": cross_file},
     )  # fmt: skip
     try:
         open_doc(client, helpers.as_uri(), HELPERS)
@@ -55,6 +54,13 @@ async def test_prompt_carries_open_documents_and_imported_definitions(
         await ask(client, main.as_uri(), 6, 11)
     finally:
         await client.shutdown_session()
+    return log
+
+
+async def test_prompt_carries_open_documents_and_imported_definitions(
+    tiny_model: InstalledModel, tmp_path: Path
+) -> None:
+    log = await _ask_in_workspace(tiny_model, tmp_path, cross_file=True)
     used = _crossfile_lines(log)
     assert used, log.read_text()[-2000:]
     assert "helpers.py:1-3" in used[-1]  # the open document's window
@@ -62,17 +68,6 @@ async def test_prompt_carries_open_documents_and_imported_definitions(
 
 
 async def test_crossfile_setting_turns_it_off(tiny_model: InstalledModel, tmp_path: Path) -> None:
-    helpers, main = _workspace(tmp_path)
-    log = tmp_path / "server.log"
-    client = await start_server(
-        "--model", str(tiny_model.path), "--log-file", str(log),
-        init_options={"contextTokens": 2048, "cache": False, "crossFile": False},
-    )  # fmt: skip
-    try:
-        open_doc(client, helpers.as_uri(), HELPERS)
-        open_doc(client, main.as_uri(), MAIN)
-        await ask(client, main.as_uri(), 6, 11)
-    finally:
-        await client.shutdown_session()
+    log = await _ask_in_workspace(tiny_model, tmp_path, cross_file=False)
     text = log.read_text()
     assert "req 1:" in text and _crossfile_lines(log) == []
