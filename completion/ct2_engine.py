@@ -79,6 +79,7 @@ class CT2Engine:
         self.fim = model.manifest.fim
         self.path = model.path
         threads = options.threads or os.cpu_count() or 1
+        self.threads = threads
         started = time.monotonic()
         try:
             self._tokenizer = Tokenizer.from_file(str(model.path / "tokenizer.json"))

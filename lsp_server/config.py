@@ -43,7 +43,7 @@ class ServerConfig:
     # prompt budget, split 3:1 between prefix and suffix
     context_tokens: int = _PIPELINE.prefix_tokens + _PIPELINE.suffix_tokens
     time_budget_ms: int = round(_PIPELINE.time_budget_s * 1000)
-    threads: int = 0  # 0: all cores
+    threads: int = 0  # 0: auto, the cores other processes leave free (cpu_load.py)
     cache: bool = True  # completion cache, type-through and in-flight reuse
     prompt_cache: bool = _PIPELINE.prompt_cache  # reuse the model state of the prompt's head
     crossfile: bool = False  # context from other open documents and imported workspace files

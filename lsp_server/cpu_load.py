@@ -84,3 +84,29 @@ def auto_threads(interval_s: float = 0.5) -> int:
     if after is None:
         return cores
     return threads_for(cores, others_busy(before, after, cores))
+
+
+@dataclass
+class ThreadTuner:
+    """When the auto thread count should change: `confirm` checks in a row must agree.
+
+    A change reloads the model (about a second, and the cached prompt heads are lost), so a
+    build that ends in a few seconds should not cause one; a load that stays does.
+    """
+
+    confirm: int = 2
+    _wanted: int = 0
+    _streak: int = 0
+
+    def observe(self, running: int, best: int) -> bool:
+        """True when the engine running `running` threads should reload with `best`."""
+        if best == running:
+            self._streak = 0
+            return False
+        if best != self._wanted:
+            self._wanted, self._streak = best, 0
+        self._streak += 1
+        if self._streak < self.confirm:
+            return False
+        self._streak = 0
+        return True

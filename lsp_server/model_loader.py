@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from completion.ct2_engine import EngineOptions, load_engine
 from completion.engine import Engine
 from completion.model_store import ModelError, locate
+from lsp_server.cpu_load import auto_threads
 
 log = logging.getLogger("offpilot.server")
 
@@ -28,13 +29,14 @@ Wanted = tuple[str | None, int]  # (model name or directory, threads)
 def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
     """The CTranslate2 engine of a model setting, found in `cache_dir` (or raises)."""
     started = time.monotonic()
-    model_name, threads = wanted
+    model_name, setting = wanted
     model = locate(model_name, cache_dir)
+    threads = setting or auto_threads()  # 0: the cores other processes leave free
     engine = load_engine(model, EngineOptions(threads=threads))
     log.info(
-        "model %s (threads=%d) ready in %.2f s (load %.2f s, warm-up %.2f s)",
-        engine.name, threads, time.monotonic() - started, engine.load_seconds,
-        engine.warmup_seconds,
+        "model %s (threads=%d%s) ready in %.2f s (load %.2f s, warm-up %.2f s)",
+        engine.name, threads, "" if setting else ", auto", time.monotonic() - started,
+        engine.load_seconds, engine.warmup_seconds,
     )  # fmt: skip
     return engine
 
@@ -88,6 +90,32 @@ class ModelLoader:
         threading.Thread(
             target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
         ).start()
+
+    def reload(self, release: Callable[[Engine], None]) -> bool:
+        """Load the current setting again (the auto thread count changed), in the background.
+
+        `release(old)` frees the old engine first, so that two models are never held at
+        once; requests wait for the new one meanwhile. False when there is nothing to reload
+        now: no engine yet, or a load already running.
+        """
+        with self._lock:
+            if self._loading or not self.engine.done() or self.engine.exception() is not None:
+                return False
+            old = self.engine.result()
+            self.engine = Future()
+            self.engine.set_running_or_notify_cancel()
+            self._loading = True
+        token = self._started()
+
+        def run() -> None:
+            try:
+                release(old)
+            except Exception:  # the old engine is dropped regardless; the load must go on
+                log.exception("releasing the old engine failed")
+            self._load_latest(token)
+
+        threading.Thread(target=run, name="offpilot-model-reload", daemon=True).start()
+        return True
 
     def _load_latest(self, token: str | None) -> None:
         """The load thread: load the newest setting, again while a newer one arrived meanwhile."""

@@ -30,6 +30,7 @@ from completion.model_store import ModelError
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
+from lsp_server.cpu_load import ThreadTuner, auto_threads
 from lsp_server.documents import LspDocument, RecentDocuments, root_of
 from lsp_server.framing import GuardedReader
 from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
@@ -45,6 +46,8 @@ DID_ACCEPT = "offpilot/didAcceptCompletion"
 DID_REJECT = "offpilot/didRejectCompletion"
 CMD_STATS = "offpilot.stats"
 CMD_TOGGLE = "offpilot.toggle"
+RETUNE_EVERY_S = 30.0  # auto threads: how often the load is checked, in idle time
+IDLE_S = 10.0  # ... and how long no generation must have run
 
 
 @dataclass
@@ -73,6 +76,9 @@ class OffpilotServer(LanguageServer):
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
         self._loop: asyncio.AbstractEventLoop | None = None  # set by the first send_status
         self.recent = RecentDocuments()
+        self.busy_since: float | None = None  # a generation runs (monotonic start), or None
+        self.idle_since = time.monotonic()
+        self.retuning: asyncio.Future[None] | None = None  # follow_load, once `initialized`
 
     # -- model -----------------------------------------------------------------------------
     @property
@@ -86,6 +92,30 @@ class OffpilotServer(LanguageServer):
 
     def _load_engine(self, wanted: Wanted) -> Engine:
         return load_wanted(wanted, self.settings.cache_dir)
+
+    async def follow_load(self, every_s: float = RETUNE_EVERY_S) -> None:
+        """`threads: 0` (auto): reload with another thread count when the load has changed.
+
+        Checked in idle time only, and acted on when two checks in a row agree
+        (lsp_server/cpu_load.py), so a suggestion never waits for a reload it caused.
+        """
+        tuner = ThreadTuner()
+        while True:
+            await asyncio.sleep(every_s)
+            future = self.engine_future
+            idle = self.busy_since is None and time.monotonic() - self.idle_since >= IDLE_S
+            if self.config.threads or not idle or not future.done() or future.exception():
+                continue
+            running = getattr(future.result(), "threads", 0)
+            best = await asyncio.to_thread(auto_threads)
+            if running and tuner.observe(running, best) and self.loader.reload(self._release):
+                log.info("threads: %d -> %d (the machine's load changed)", running, best)
+
+    def _release(self, engine: Engine) -> None:
+        """Free an engine no request uses: wait for the generation running on it."""
+        with self.completer.generation_lock:
+            if hasattr(engine, "close"):
+                engine.close()
 
     def _load_started(self) -> str | None:
         self.send_status("loading")
@@ -132,6 +162,8 @@ class OffpilotServer(LanguageServer):
         Native CTranslate2 threads must not be running while the interpreter shuts down.
         """
         self.completer.cancel_all()
+        if self.retuning is not None:
+            self.retuning.cancel()
         self.loader.close(timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
@@ -160,6 +192,8 @@ class OffpilotServer(LanguageServer):
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""
+        now = time.monotonic()
+        self.busy_since, self.idle_since = (now, self.idle_since) if busy else (None, now)
         if self.state in ("ready", "busy"):
             self.send_status("busy" if busy else "ready")
 
@@ -213,6 +247,8 @@ def create_server(
             log.warning("`initialized` came before `initialize`; ignored")
             return
         ls.start_loading()
+        if ls.retuning is None:
+            ls.retuning = asyncio.ensure_future(ls.follow_load())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: OffpilotServer, params: types.DidChangeConfigurationParams) -> None:
