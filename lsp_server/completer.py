@@ -27,6 +27,7 @@ from completion.pipeline import CompletionRequest, CompletionResult, complete
 from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
+from lsp_server.trace import TraceRecord, block_record
 
 log = logging.getLogger("offpilot.completer")
 
@@ -55,6 +56,8 @@ class Outcome:
     crossfile: tuple[str, ...] = ()  # the other files' snippets in the prompt
     prompt_tokens: int = 0  # of a model answer: the prompt's length
     reused_tokens: int = 0  # of those, the ones whose model state the engine had cached
+    generated_tokens: int = 0  # of a model answer: the tokens decoded
+    mode: str = ""  # of a model answer: the trigger's decision (single or multi)
 
 
 @dataclass
@@ -103,7 +106,10 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
 
 
 def format_stages(timings_ms: dict[str, float]) -> str:
-    """`name=12ms ...`: the one log format of stage timings (`bench replay` reads it)."""
+    """`name=12ms ...`: the one log format of stage timings, for people.
+
+    Programs read the same figures from the trace records (lsp_server/trace.py).
+    """
     return " ".join(f"{k}={v:.0f}ms" for k, v in timings_ms.items())
 
 
@@ -115,7 +121,12 @@ def _settle(future: asyncio.Future[str], value: str) -> None:
 class Completer:
     """Serves completions for many documents from one engine, one generation at a time."""
 
-    def __init__(self, config: ServerConfig, on_busy: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        on_busy: Callable[[bool], None] | None = None,
+        on_trace: Callable[[TraceRecord], None] | None = None,
+    ) -> None:
         self.config = config
         self.cache = CompletionCache()
         self.generation_lock = threading.Lock()
@@ -123,6 +134,8 @@ class Completer:
         self._latest = 0  # the newest request's number: it supersedes all older ones
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
+        # gets the record of each block's rest (lsp_server/trace.py), on the event loop
+        self._on_trace = on_trace or (lambda _record: None)
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
 
@@ -154,10 +167,15 @@ class Completer:
             finally:
                 self._on_busy(False)
 
-    async def complete(self, snap: Snapshot, engine_future: Future[Engine]) -> Outcome:
-        """The completion to show at a cursor, or an empty outcome."""
+    async def complete(
+        self, snap: Snapshot, engine_future: Future[Engine], request_id: int | str | None = None
+    ) -> Outcome:
+        """The completion to show at a cursor, or an empty outcome.
+
+        `request_id` only labels the trace record of a block's rest (`on_trace`).
+        """
         try:
-            outcome = await self._complete(snap, engine_future)
+            outcome = await self._complete(snap, engine_future, request_id=request_id)
         except asyncio.CancelledError:
             self.sources["cancelled"] += 1
             raise
@@ -191,7 +209,11 @@ class Completer:
         self.sources["prefetch_" + outcome.source] += 1
 
     async def _complete(
-        self, snap: Snapshot, engine_future: Future[Engine], speculative: bool = False
+        self,
+        snap: Snapshot,
+        engine_future: Future[Engine],
+        speculative: bool = False,
+        request_id: int | str | None = None,
     ) -> Outcome:
         if not self.config.language_enabled(snap.language):
             return Outcome("", "disabled")
@@ -244,7 +266,8 @@ class Completer:
             if self._in_flight.get(snap.uri) is flight:
                 del self._in_flight[snap.uri]
             if early.done() and not done.cancelled() and done.exception() is None:
-                self._keep(key, done.result(), cancel, (time.monotonic() - t0) * 1000)
+                ms = (time.monotonic() - t0) * 1000
+                self._keep(key, done.result(), cancel, ms, request_id)
 
         task.add_done_callback(landed)
         try:
@@ -256,7 +279,7 @@ class Completer:
             line = early.result()
             shown_ms = (time.monotonic() - t0) * 1000
             timings = {"first_line": shown_ms, "total": shown_ms}
-            return Outcome(line, "model", timings, "first_line")
+            return Outcome(line, "model", timings, "first_line", mode="multi")
         early.cancel()
         result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
@@ -272,10 +295,17 @@ class Completer:
             result.crossfile,
             result.prompt_tokens,
             result.reused_tokens,
+            result.generated_tokens,
+            result.mode,
         )
 
     def _keep(
-        self, key: CursorKey, result: CompletionResult, cancel: threading.Event, ms: float
+        self,
+        key: CursorKey,
+        result: CompletionResult,
+        cancel: threading.Event,
+        ms: float,
+        request_id: int | str | None = None,
     ) -> None:
         """Cache the whole block whose first line was already shown."""
         if cancel.is_set() or result.stop_reason in ("cancelled", StopReason.TIME_BUDGET):
@@ -288,6 +318,7 @@ class Completer:
             result.stop_reason, stages, ms, result.prompt_tokens, result.reused_tokens,
             result.text,
         )  # fmt: skip
+        self._on_trace(block_record(request_id, key.uri, result, ms))
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""

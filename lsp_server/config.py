@@ -27,6 +27,7 @@ _ALIASES = {
     "crossFile": "crossfile",
     "crossfile": "crossfile",
     "prefetch": "prefetch",
+    "completionTrace": "completion_trace",
 }
 
 
@@ -49,6 +50,8 @@ class ServerConfig:
     crossfile: bool = False  # context from other open documents and imported workspace files
     # after a suggestion at the end of a line, compute the next line's while the user reads it
     prefetch: bool = True
+    # one `offpilot/completionTrace` notification per request (benchmarks; lsp_server/trace.py)
+    completion_trace: bool = False
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""

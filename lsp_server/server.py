@@ -28,7 +28,7 @@ from completion.document import Document
 from completion.engine import Engine
 from completion.model_store import ModelError
 from completion.positions import offset_at
-from lsp_server.completer import Completer, Snapshot, format_stages
+from lsp_server.completer import Completer, Outcome, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config
 from lsp_server.cpu_load import ThreadTuner, auto_threads
 from lsp_server.documents import LspDocument, RecentDocuments, root_of
@@ -36,6 +36,7 @@ from lsp_server.framing import GuardedReader
 from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
 from lsp_server.protocol import OffpilotProtocol, plain
 from lsp_server.stats import Stats
+from lsp_server.trace import TRACE, TraceRecord, request_record
 
 log = logging.getLogger("offpilot.server")
 
@@ -69,7 +70,7 @@ class OffpilotServer(LanguageServer):
         self.loader = ModelLoader(
             self._load_engine, self._load_started, self._load_finished, engine
         )
-        self.completer = Completer(self.config, on_busy=self._on_busy)
+        self.completer = Completer(self.config, on_busy=self._on_busy, on_trace=self.trace)
         self.stats = Stats()
         self.request_ids = itertools.count(1)
         self.state = "loading"
@@ -189,6 +190,11 @@ class OffpilotServer(LanguageServer):
                     self._loop.call_soon_threadsafe(self.protocol.notify, STATUS, params)
                 return
         self.protocol.notify(STATUS, params)
+
+    def trace(self, record: TraceRecord) -> None:
+        """Send a request's trace record, to a client that asked for them (on the loop)."""
+        if self.config.completion_trace:
+            self.protocol.notify(TRACE, record.to_json())
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""
@@ -329,9 +335,15 @@ async def handle_inline_completion(
     rid = next(ls.request_ids)
     empty = types.InlineCompletionList(items=[])
     uri = params.text_document.uri
+    msg_id, pos = ls.protocol.msg_id, params.position
+
+    def trace(outcome: Outcome, convert_ms: float = 0.0) -> None:
+        ls.trace(request_record(msg_id, uri, pos.line, pos.character, outcome, convert_ms))
+
     doc = ls.workspace.text_documents.get(uri)
     if doc is None:
         log.info("req %d: %s is not open", rid, uri)
+        trace(Outcome("", "not_open"))
         return empty
     if not ls.load_started:  # `initialized` never came (or came before `initialize`)
         ls.start_loading()
@@ -353,14 +365,17 @@ async def handle_inline_completion(
     )
     convert_ms = (time.monotonic() - t0) * 1000
     try:
-        outcome = await ls.completer.complete(snap, ls.engine_future)
+        outcome = await ls.completer.complete(snap, ls.engine_future, msg_id)
     except asyncio.CancelledError:
         log.info("req %d: cancelled", rid)
+        trace(Outcome("", "cancelled"), convert_ms)
         raise
     except ModelError:
+        trace(Outcome("", "no_model"), convert_ms)
         return empty
     except Exception:
         log.exception("req %d: completion failed", rid)
+        trace(Outcome("", "error"), convert_ms)
         return empty
     stages = format_stages(outcome.timings_ms)
     if outcome.source == "model":
@@ -372,6 +387,7 @@ async def handle_inline_completion(
         f" crossfile=[{', '.join(outcome.crossfile)}]" if outcome.crossfile else "",
         outcome.text,
     )  # fmt: skip
+    trace(outcome, convert_ms)
     if not outcome.text:
         return empty
     at = types.Range(start=params.position, end=params.position)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,24 @@ def server_command(*extra: str) -> list[str]:
 
 
 async def start_client(
-    *server_args: str, name: str = "offpilot-client", init_options: Any = None
+    *server_args: str,
+    name: str = "offpilot-client",
+    init_options: Any = None,
+    on_notification: Mapping[str, Callable[[Any], None]] | None = None,
 ) -> LanguageClient:
-    """Spawn the server over stdio and run the initialize handshake."""
+    """Spawn the server over stdio and run the initialize handshake.
+
+    `on_notification` maps a server notification's method to its handler, registered
+    before the server starts (so none is missed).
+    """
     client = LanguageClient(name, "0.1.0")
 
     @client.feature("offpilot/status")
     def _status(_params: object) -> None:
         """Server state changes; the demo has no status bar to show them in."""
+
+    for method, handler in (on_notification or {}).items():
+        client.feature(method)(handler)
 
     cmd = server_command(*server_args)
     await client.start_io(cmd[0], *cmd[1:])
