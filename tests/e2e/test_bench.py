@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 from completion.model_store import InstalledModel
+from completion.pipeline import CompletionResult
+from lsp_server.completer import Outcome
+from lsp_server.trace import TraceRecord, block_record, request_record
+from offpilot.replay.summary import (
+    ANSWERED,
+    answer_kinds,
+    model_requests,
+    pause_sources,
+    stage_breakdown,
+)
 
 
 def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) -> None:
@@ -25,13 +35,22 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert summary["rss_mb"]["max"] > 0
     assert sum(summary["server_requests"].values()) >= summary["pause_requests"]
     assert json.loads(out_file.read_text())["raw"]["levers"]["pause_latencies_ms"]
-    stages = summary["stages_ms"]  # read from the server's own log
+    stages = summary["stages_ms"]  # from the server's trace records
     assert stages["requests"] >= 1
     assert stages["prompt_pass"]["p50"] > 0 and stages["total"]["p50"] >= stages["decode"]["p50"]
     assert summary["load_cores"] == 1
     # typing forward at the end of a file: most answers reuse a cached prompt head
     assert stages["head_reused_share"] > 0 and stages["prompt_tokens_reused"]["p90"] > 0
     assert stages["prompt_tokens_computed"]["p50"] > 0
+    # every pause is matched to its request's record
+    assert summary["trace_records"] >= summary["pause_requests"]
+    shares = summary["pause_sources_share"]
+    assert set(ANSWERED) <= shares.keys() and "unmatched" not in shares
+    assert abs(sum(shares.values()) - 1) < 0.02
+    served = summary["model_requests"]  # blocks shown early included, with their generation
+    assert served["n"] >= stages["requests"] and served["with_generation"] >= stages["requests"]
+    assert served["first_token_ms"]["p50"] > 0 and served["decode_tokens"]["p90"] >= 1
+    assert served["prompt_tokens_computed"]["p50"] > 0
 
 
 def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
@@ -53,48 +72,66 @@ def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:
     assert figures["cache_hit_ms"]["p50"] < figures["repeat_completion_ms"]["p50"] + 1000
 
 
-def test_stage_breakdown_reads_model_answers_only() -> None:
-    from offpilot.replay import stage_breakdown
-
-    log = "\n".join(
-        [
-            "req 1: file:///a.py:1:4 source=model stop=end_token convert=0.1ms context=1ms "
-            "trigger=0ms prompt=4ms first_token=300ms generate=500ms postprocess=2ms "
-            "total=507ms prompt_tokens=120 reused_tokens=100 -> 'x'",
-            "req 2: file:///a.py:1:5 source=cache stop=None convert=0.1ms total=1ms -> 'y'",
-            "req 3: file:///a.py:2:0 source=model stop=end_token convert=0.1ms context=1ms "
-            "trigger=0ms prompt=3ms first_token=200ms generate=260ms postprocess=1ms "
-            "total=265ms -> 'z'",
-        ]
+def _request(
+    msg_id: int,
+    source: str,
+    text: str,
+    stop: str = "end_token",
+    mode: str = "single",
+    prompt_tokens: int = 0,
+    reused_tokens: int = 0,
+    decode_tokens: int = 0,
+    **ms: float,
+) -> TraceRecord:
+    """A request's record as the server builds it and the replay parses it back."""
+    outcome = Outcome(
+        text, source, dict(ms), stop, (), prompt_tokens, reused_tokens, decode_tokens, mode
     )
-    stages = stage_breakdown(log)
+    record = request_record(msg_id, "file:///a.py", msg_id, 4, outcome, 0.1)
+    return TraceRecord.from_json(record.to_json())
+
+
+STAGES = {"context": 1, "trigger": 0, "crossfile": 0}
+
+
+def test_stage_breakdown_reads_model_answers_only() -> None:
+    records = [
+        _request(1, "model", "x", **STAGES, prompt=4, first_token=300, generate=500,
+                 postprocess=2, total=507, prompt_tokens=120, reused_tokens=100),
+        _request(2, "cache", "y", stop="", mode="", total=1),
+        _request(3, "model", "z", **STAGES, prompt=3, first_token=200, generate=260,
+                 postprocess=1, total=265),
+        _request(4, "cancelled", "", stop="", mode=""),
+    ]  # fmt: skip
+    stages = stage_breakdown(records)
     assert stages["requests"] == 2
     # the eval's interpolated percentiles (eval.metrics), so both reports agree
     assert stages["prompt_pass"] == {"p50": 250.0, "p90": 290.0}
     assert stages["decode"] == {"p50": 130.0, "p90": 186.0}
     assert stages["pipeline"] == {"p50": 6.0, "p90": 6.8}
-    # 120 - 100, and 0 for the line that logs no token counts
+    # 120 - 100, and 0 for the request without token counts
     assert stages["prompt_tokens_computed"] == {"p50": 10.0, "p90": 18.0}
     assert stages["head_reused_share"] == 0.5
 
 
+def _block_rest(msg_id: int, text: str, since_arrival: float, **ms: float) -> TraceRecord:
+    result = CompletionResult(text, "end_token", 130, 12, dict(ms), mode="multi", reused_tokens=100)
+    return TraceRecord.from_json(
+        block_record(msg_id, "file:///a.py", result, since_arrival).to_json()
+    )
+
+
 def test_answers_are_told_apart_by_kind() -> None:
     """One-line answers, blocks shown whole, and a block's first line before its rest."""
-    from offpilot.replay import answer_kinds
-
-    log = "\n".join(
-        [
-            "req 1: f:1:4 source=model stop=end_token convert=0.1ms total=507ms -> 'x'",
-            "req 2: f:2:4 source=model stop=first_line convert=0.1ms first_line=200ms "
-            "total=200ms -> 'y = 1'",
-            "block ready: source=block stop=end_token total=900ms since_arrival=950ms "
-            "prompt_tokens=3 reused_tokens=0 -> 'y = 1\\n    z'",
-            "req 3: f:3:4 source=model stop=stop_rule convert=0.1ms total=800ms -> 'a\\n    b'",
-            "req 4: f:4:4 source=model stop=stop_rule convert=0.1ms total=90ms -> ''",
-            "req 5: f:4:4 source=cache stop= convert=0.1ms total=1ms -> 'x'",
-        ]
-    )
-    kinds = answer_kinds(log)
+    records = [
+        _request(1, "model", "x", total=507),
+        _request(2, "model", "y = 1", stop="first_line", mode="multi", first_line=200, total=200),
+        _block_rest(2, "y = 1\n    z", 950, total=900),
+        _request(3, "model", "a\n    b", stop="stop_rule", mode="multi", total=800),
+        _request(4, "model", "", stop="stop_rule", total=90),
+        _request(5, "cache", "x", stop="", mode="", total=1),
+    ]
+    kinds = answer_kinds(records)
     assert {k: v["n"] for k, v in kinds.items()} == {
         "line": 1,
         "block_whole": 1,
@@ -102,3 +139,47 @@ def test_answers_are_told_apart_by_kind() -> None:
         "block_rest": 1,
     }
     assert kinds["block_first_line"]["p50"] == 200.0 and kinds["block_rest"]["p50"] == 950.0
+
+
+def test_model_requests_count_a_blocks_whole_generation() -> None:
+    """A first line shown early is counted with the generation its rest's record reports."""
+    records = [
+        _request(1, "model", "x", first_token=100, generate=400, total=410,
+                 prompt_tokens=50, reused_tokens=20, decode_tokens=10),
+        _request(2, "model", "y = 1", stop="first_line", mode="multi", first_line=200, total=200),
+        _block_rest(2, "y = 1\n    z", 950, first_token=60, generate=900, total=905),
+        _request(3, "model", "w", stop="first_line", mode="multi", first_line=90, total=90),
+        _request(4, "reused", "v", stop="", mode="", first_token=60, generate=900, total=905),
+    ]  # fmt: skip
+    served = model_requests(records)
+    assert (served["n"], served["with_generation"]) == (3, 2)  # request 3's rest never came
+    assert served["mode"] == {"line": 1, "block": 2}
+    assert served["first_token_ms"] == {"p50": 80.0, "p90": 96.0}
+    assert served["decode_ms"] == {"p50": 570.0, "p90": 786.0}  # 300 and 840
+    assert served["prompt_tokens_computed"] == {"p50": 30.0, "p90": 30.0}  # 30 both
+    assert served["prompt_tokens_reused"]["p50"] == 60.0  # 20 and 100
+    assert served["decode_tokens"] == {"p50": 11.0, "p90": 11.8}
+    assert served["decode_ms_per_token"]["p50"] == 50.0  # 30 and 70
+
+
+def test_pause_sources_match_pauses_to_their_records_by_id() -> None:
+    records = [
+        _request(1, "model", "x", total=5),
+        _request(2, "cache", "y", stop="", mode="", total=1),
+        _request(3, "typethrough", "z", stop="", mode="", total=1),
+        _request(4, "cancelled", "", stop="", mode=""),
+        _request(5, "model", "q", total=5),  # a typing request: not a pause
+    ]
+    shares = pause_sources(records, [1, 2, 3, 4, 9])
+    assert shares == {
+        "cache": 0.2,
+        "typethrough": 0.2,
+        "prefetch": 0.0,
+        "reused": 0.0,
+        "model": 0.2,
+        "cancelled": 0.2,
+        "unmatched": 0.2,
+    }
+    assert pause_sources([], []) == dict.fromkeys(
+        ("cache", "typethrough", "prefetch", "reused", "model"), 0.0
+    )

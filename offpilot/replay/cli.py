@@ -1,0 +1,113 @@
+"""The `offpilot bench replay` command: options in, the summary (and raw figures) out."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from offpilot.replay.load import busy_cores
+from offpilot.replay.session import ReplayOptions, ReplayReport, default_corpus, replay
+from offpilot.replay.summary import model_requests, stage_breakdown, summarize
+
+NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """CLI entry: print the summary as JSON (and write the raw figures with --out).
+
+    With --compare-naive the same typing is replayed twice in this one run, first against a
+    server with every cache off (naive generation), then with the settings given, and the
+    latency ratios are printed.
+    """
+    files = [
+        (Path(p).name, Path(p).read_text(encoding="utf-8")) for p in args.files
+    ] or default_corpus()
+    model_args = ["--model", args.model] if args.model else []
+
+    def one(server_config: dict[str, Any]) -> tuple[dict[str, Any], ReplayReport]:
+        opts = ReplayOptions(
+            debounce_ms=args.debounce_ms,
+            max_keystrokes=args.max_keystrokes,
+            duration_s=args.duration,
+            seed=args.seed,
+            server_config=server_config,
+        )
+        with tempfile.TemporaryDirectory(prefix="offpilot-replay-") as tmp:
+            log_file = Path(tmp) / "server.log"  # the figures come from the trace records
+            log_args = ["--log-level", args.server_log_level, "--log-file", str(log_file)]
+            report = asyncio.run(replay(files, opts, [*log_args, *model_args]))
+        figures = {
+            "stages_ms": stage_breakdown(report.traces),
+            "model_requests": model_requests(report.traces),
+        }
+        return summarize(report) | figures, report
+
+    result: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    with busy_cores(args.load):
+        _both(args, one, result, raw)
+    summary = result if args.compare_naive else result["levers"]
+    if args.load:
+        summary = {"load_cores": args.load, **summary}
+    print(json.dumps(summary, indent=2), flush=True)  # noqa: T201
+    if args.out:
+        Path(args.out).write_text(json.dumps({"summary": summary, "raw": raw}, indent=1))
+    return 0
+
+
+def _both(
+    args: argparse.Namespace,
+    one: Any,
+    result: dict[str, Any],
+    raw: dict[str, Any],
+) -> None:
+    """The naive replay (with --compare-naive), then the one with the given settings."""
+    config = json.loads(args.server_config) if args.server_config else {}
+    if args.compare_naive:
+        result["naive"], naive_report = one({**config, **NAIVE})
+        raw["naive"] = asdict(naive_report)
+    result["levers"], report = one(config)
+    raw["levers"] = asdict(report)
+    if args.compare_naive:
+        result["naive_over_levers"] = {
+            q: round(
+                result["naive"]["pause_latency_ms"][q] / result["levers"]["pause_latency_ms"][q], 2
+            )
+            for q in ("p50", "p90", "p99")
+        }
+
+
+def add_parser(sub: Any) -> None:
+    """Register `offpilot bench replay`."""
+    bench = sub.add_parser("bench", help="latency benchmarks against the real server")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    rp = bsub.add_parser("replay", help="type files into the server and time the suggestions")
+    rp.add_argument("files", nargs="*", help="Python files to type (default: a bundled corpus)")
+    rp.add_argument("--debounce-ms", type=float, default=75.0, help="editor-side debounce")
+    rp.add_argument("--max-keystrokes", type=int, default=400, help="per file")
+    rp.add_argument(
+        "--duration", type=float, default=None, help="seconds; loops over the files (soak)"
+    )
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument(
+        "--server-config", default=None, help="JSON initializationOptions for the server"
+    )
+    rp.add_argument("--server-log-level", default="WARNING")
+    rp.add_argument("--model", default=None)
+    rp.add_argument(
+        "--compare-naive", action="store_true", help="also replay with every cache off, same typing"
+    )
+    rp.add_argument("--out", default=None, help="write summary and raw figures here (JSON)")
+    rp.add_argument(
+        "--load", type=int, default=0, help="keep N cores busy with other work during the run"
+    )
+    rp.set_defaults(func=run_replay)
+
+    from offpilot.probe import add_parser as add_probe_parser
+
+    add_probe_parser(bsub)
