@@ -35,7 +35,7 @@ from lsp_server.documents import LspDocument, RecentDocuments, root_of
 from lsp_server.framing import GuardedReader
 from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
 from lsp_server.protocol import OffpilotProtocol, plain
-from lsp_server.stats import Stats
+from lsp_server.stats import StatsWriter
 from lsp_server.trace import TRACE, TraceRecord, request_record
 
 log = logging.getLogger("offpilot.server")
@@ -71,7 +71,7 @@ class OffpilotServer(LanguageServer):
             self._load_engine, self._load_started, self._load_finished, engine
         )
         self.completer = Completer(self.config, on_busy=self._on_busy, on_trace=self.trace)
-        self.stats = Stats()
+        self.stats = StatsWriter()  # its file I/O runs off the event loop
         self.request_ids = itertools.count(1)
         self.state = "loading"
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
@@ -165,6 +165,7 @@ class OffpilotServer(LanguageServer):
         self.completer.cancel_all()
         if self.retuning is not None:
             self.retuning.cancel()
+        self.stats.close()  # every event queued is written
         self.loader.close(timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
@@ -307,10 +308,11 @@ def create_server(
     server.feature(DID_REJECT)(on_event("rejected"))
 
     @server.command(CMD_STATS)
-    def stats_command(ls: OffpilotServer, *_args: Any) -> dict[str, Any]:
+    async def stats_command(ls: OffpilotServer, *_args: Any) -> dict[str, Any]:
         cache = ls.completer.cache
+        counts: dict[str, Any] = await asyncio.wrap_future(ls.stats.summary())
         return {
-            **ls.stats.summary(),
+            **counts,
             "cache": {"hits": cache.hits, "misses": cache.misses},
             "requests": dict(ls.completer.sources),
         }

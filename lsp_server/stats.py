@@ -8,6 +8,10 @@ under an exclusive lock on `stats.json.lock` beside it, written to a temp file o
 fsynced and renamed into place: no window's counts overwrite another's, and a crash mid-write
 leaves the old file whole. A file this code cannot read is set aside as
 `stats.json.bad-<time>` with a warning, and counting starts again from zero.
+
+The server counts through `StatsWriter`: the lock and fsync can wait on another window's
+server or on a slow disk, so they run on one worker thread of their own, in the order the
+events came, never on the event loop; closing it (at shutdown) waits for every event queued.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -90,8 +96,7 @@ class Stats:
 
     def record(self, event: str, language: str, length: int = 0) -> None:
         """Count a `shown`, `accepted` (with accepted length) or `rejected` event."""
-        if event not in EVENTS:
-            raise ValueError(f"unknown event {event!r}")
+        check_event(event)
         try:
             with self._locked():
                 self.languages = self._read()
@@ -155,6 +160,60 @@ class Stats:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+class StatsWriter:
+    """`Stats` whose file I/O runs on one worker thread, in order, off the event loop."""
+
+    def __init__(self, stats: Stats | None = None) -> None:
+        self.stats = stats or Stats()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offpilot-stats")
+        self._closed = False
+        self._lock = threading.Lock()  # `close` against a `record` from another thread
+
+    def record(self, event: str, language: str, length: int = 0) -> None:
+        """Queue an event (a bad event name raises here, in the caller).
+
+        After `close` the event is written at once, in the caller: it is never lost.
+        """
+        check_event(event)
+        self._submit(self.stats.record, event, language, length)
+
+    def summary(self) -> Future[dict[str, Any]]:
+        """The counters of every window, once the events queued before are written."""
+        return self._submit(self.stats.summary)
+
+    def close(self) -> None:
+        """Write every queued event, then stop the thread (idempotent)."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        with self._lock:
+            if not self._closed:
+                future = self._pool.submit(fn, *args)
+                future.add_done_callback(_log_failure)
+                return future
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:
+            done.set_exception(exc)
+            _log_failure(done)
+        return done
+
+
+def _log_failure(future: Future[Any]) -> None:
+    """A failed write is logged: nobody waits on a queued event's future."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("stats: %s", exc, exc_info=exc)
+
+
+def check_event(event: str) -> None:
+    """ValueError unless `event` is one of EVENTS."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
 
 
 def _count(languages: dict[str, LanguageStats], event: str, language: str, length: int) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from lsp_server.stats import Stats, format_summary
+from lsp_server.stats import Stats, StatsWriter, format_summary
 
 WRITER = """
 import sys
@@ -124,3 +127,44 @@ def test_stats_persist(tmp_path: Path) -> None:
     assert "python" in format_summary(again)
     (tmp_path / "s.json").write_text("garbage")
     assert Stats(tmp_path / "s.json").summary()["total"]["shown"] == 0
+
+
+def test_writer_does_not_wait_for_the_lock_and_loses_nothing(tmp_path: Path) -> None:
+    """Another window holds the lock: `record` returns at once; `close` writes every event."""
+    path = tmp_path / "stats.json"
+    writer = StatsWriter(Stats(path))
+    fd = os.open(tmp_path / "stats.json.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        for i in range(20):
+            writer.record("shown", "python", i)
+        writer.record("accepted", "python", 3)
+        assert time.monotonic() - started < 0.5  # nothing waited on the lock
+        time.sleep(0.1)
+        assert not path.exists()
+    finally:
+        os.close(fd)  # the other window is done
+    writer.close()
+    python = json.loads(path.read_text())["languages"]["python"]
+    assert (python["shown"], python["shown_chars"], python["accepted"]) == (20, 190, 1)
+
+
+def test_writer_summary_comes_after_the_events_queued_before(tmp_path: Path) -> None:
+    writer = StatsWriter(Stats(tmp_path / "stats.json"))
+    for _ in range(5):
+        writer.record("shown", "rust", 2)
+    assert writer.summary().result(timeout=10)["languages"]["rust"]["shown"] == 5
+    writer.close()
+    writer.close()  # closing twice is fine (shutdown, then exit)
+    writer.record("rejected", "rust")  # after close: written at once, not lost
+    assert Stats(tmp_path / "stats.json").summary()["languages"]["rust"]["rejected"] == 1
+    assert writer.summary().result(timeout=10)["total"]["shown"] == 5
+
+
+def test_writer_rejects_an_unknown_event_in_the_caller(tmp_path: Path) -> None:
+    writer = StatsWriter(Stats(tmp_path / "stats.json"))
+    with pytest.raises(ValueError, match="unknown event"):
+        writer.record("clicked", "python")
+    writer.close()
+    assert not (tmp_path / "stats.json").exists()
