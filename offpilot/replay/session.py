@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,13 +89,20 @@ def _rss_mb(pid: int) -> float:
 class _Typist:
     """One document being typed; owns the request in flight."""
 
-    def __init__(self, client: LanguageClient, uri: str, text: str, report: ReplayReport) -> None:
+    def __init__(
+        self,
+        client: LanguageClient,
+        uri: str,
+        text: str,
+        report: ReplayReport,
+        ids: Iterator[int],
+    ) -> None:
         self.client = client
         self.uri = uri
         self.text = text
         self.version = 1
         self.report = report
-        self.ids = iter(range(10_000_000, 100_000_000))
+        self.ids = ids  # request ids, unique in the session: trace records are matched by them
         # (message id, answer, sent at, document version, where its latency goes)
         self.pending: tuple[int, asyncio.Future[Any], float, int, list[list[float]]] | None = None
 
@@ -242,6 +251,7 @@ async def replay(
     )
     server = getattr(client, "_server", None)
     pid = server.pid if server is not None else None
+    ids = itertools.count(10_000_000)  # pygls names its own requests with uuid strings
     started = time.monotonic()
     deadline = started + opts.duration_s if opts.duration_s else float("inf")
 
@@ -259,7 +269,7 @@ async def replay(
                 head = "".join(lines[: opts.start_lines])
                 uri = Path(f"/tmp/offpilot-replay/r{round_no}/{name}").as_uri()
                 open_document(client, Path(f"/tmp/offpilot-replay/r{round_no}/{name}"), head)
-                typist = _Typist(client, uri, head, report)
+                typist = _Typist(client, uri, head, report, ids)
                 await _type_file(typist, text[len(head) :], opts, rng, deadline)
                 typist.cancel_pending()
                 client.text_document_did_close(

@@ -146,7 +146,8 @@ def model_requests(records: Sequence[TraceRecord]) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "n": len(served),
         "with_generation": len(generations),
-        "mode": dict(Counter(r.mode or "unknown" for r in served)),
+        # not_run: the time budget was spent before the generation could start (queueing)
+        "mode": dict(Counter(r.mode or "not_run" for r in served)),
     }
     for name, values in (
         ("prompt_tokens_computed", [g.computed_tokens for g in generations]),
@@ -154,9 +155,13 @@ def model_requests(records: Sequence[TraceRecord]) -> dict[str, Any]:
         ("first_token_ms", [g.first_token_ms or 0.0 for g in generations]),
         ("decode_ms", [g.decode_ms or 0.0 for g in generations]),
         ("decode_tokens", [g.decode_tokens for g in generations]),
-        (
+        (  # the first token's step is in first_token_ms
             "decode_ms_per_token",
-            [(g.decode_ms or 0.0) / g.decode_tokens for g in generations if g.decode_tokens],
+            [
+                (g.decode_ms or 0.0) / (g.decode_tokens - 1)
+                for g in generations
+                if g.decode_tokens > 1
+            ],
         ),
     ):
         figures[name] = _p50_p90(values)

@@ -34,7 +34,11 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert summary["pause_requests"] >= 3 and summary["pause_latency_ms"]["p50"] > 0
     assert summary["rss_mb"]["max"] > 0
     assert sum(summary["server_requests"].values()) >= summary["pause_requests"]
-    assert json.loads(out_file.read_text())["raw"]["levers"]["pause_latencies_ms"]
+    raw = json.loads(out_file.read_text())["raw"]["levers"]
+    assert raw["pause_latencies_ms"]
+    # one record per request, told apart by its id in every document
+    ids = [t["id"] for t in raw["traces"] if t["kind"] == "request"]
+    assert ids and len(set(ids)) == len(ids) and set(raw["pause_ids"]) <= set(ids)
     stages = summary["stages_ms"]  # from the server's trace records
     assert stages["requests"] >= 1
     assert stages["prompt_pass"]["p50"] > 0 and stages["total"]["p50"] >= stages["decode"]["p50"]
@@ -150,16 +154,18 @@ def test_model_requests_count_a_blocks_whole_generation() -> None:
         _block_rest(2, "y = 1\n    z", 950, first_token=60, generate=900, total=905),
         _request(3, "model", "w", stop="first_line", mode="multi", first_line=90, total=90),
         _request(4, "reused", "v", stop="", mode="", first_token=60, generate=900, total=905),
+        _request(5, "model", "", stop="time_budget", mode=""),  # queued past its budget
     ]  # fmt: skip
     served = model_requests(records)
-    assert (served["n"], served["with_generation"]) == (3, 2)  # request 3's rest never came
-    assert served["mode"] == {"line": 1, "block": 2}
+    assert (served["n"], served["with_generation"]) == (4, 2)  # request 3's rest never came
+    assert served["mode"] == {"line": 1, "block": 2, "not_run": 1}
     assert served["first_token_ms"] == {"p50": 80.0, "p90": 96.0}
     assert served["decode_ms"] == {"p50": 570.0, "p90": 786.0}  # 300 and 840
     assert served["prompt_tokens_computed"] == {"p50": 30.0, "p90": 30.0}  # 30 both
     assert served["prompt_tokens_reused"]["p50"] == 60.0  # 20 and 100
     assert served["decode_tokens"] == {"p50": 11.0, "p90": 11.8}
-    assert served["decode_ms_per_token"]["p50"] == 50.0  # 30 and 70
+    # after the first token: 300 ms for 9 tokens, 840 ms for 11
+    assert served["decode_ms_per_token"]["p50"] == round((300 / 9 + 840 / 11) / 2, 1)
 
 
 def test_pause_sources_match_pauses_to_their_records_by_id() -> None:
