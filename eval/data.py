@@ -34,7 +34,13 @@ INFILLING_SUITES = {
     "humaneval-multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
     "humaneval-random-span-light": "HumanEval-RandomSpanInfillingLight.jsonl.gz",
 }
-SUITES = (*INFILLING_SUITES, "humaneval")
+# HumanEval-X holes (`offpilot eval humaneval-x`, eval/humaneval_x.py): name -> file
+X_SUITES = {
+    f"humaneval-x-{lang}-{kind}": f"HumanEval-X-{lang}-{kind}.jsonl.gz"
+    for lang in ("js", "go", "java", "cpp", "rust")
+    for kind in ("single", "multi")
+}
+SUITES = (*INFILLING_SUITES, "humaneval", *X_SUITES)
 
 PROJECT_DIR_NAME = "project"
 COPY_IGNORE = (".git", "__pycache__", "*.pyc", ".tox", ".nox")
@@ -77,6 +83,11 @@ class Task:
         obj = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
         obj = {k: v for k, v in obj.items() if v is not None}
         return {**obj, **self.extra}
+
+
+def language(task: Task) -> str:
+    """The task's language id (its `language` field); Python when it names none."""
+    return str(task.extra.get("language") or "python")
 
 
 def lines_kind(middle: str) -> str:
@@ -124,6 +135,12 @@ def load_suite(suite: str) -> list[Task]:
             Task.from_json(o, f"{kind_prefix}: {lines_kind(o.get('canonical_solution', ''))}")
             for o in objs
         ]
+    if suite in X_SUITES:
+        kind = suite.rsplit("-", 1)[1]
+        return [
+            Task.from_json(o, f"{kind}-line: {lines_kind(o.get('canonical_solution', ''))}")
+            for o in read_jsonl(DATA_DIR / X_SUITES[suite])
+        ]
     if suite == "humaneval":
         return [Task.from_json({**o, "suffix": ""}, "body") for o in read_jsonl(humaneval_path())]
     path = Path(suite)
@@ -169,7 +186,10 @@ def filled(task: Task, completion: str) -> str:
 
 
 def program(task: Task, completion: str) -> str:
-    """The Python program whose clean exit means the completion passes."""
+    """The Python program whose clean exit means the completion passes.
+
+    Other languages are compiled and run by `eval.toolchains` (`program_source`).
+    """
     if task.project is not None:
         return task.test
     return filled(task, completion) + "\n" + task.test + "\n" + f"check({task.entry_point})\n"
