@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from completion.options import CompletionOptions
-from eval import execution, metrics
+from eval import execution, metrics, toolchains
 
 SAMPLES = "samples.jsonl"
 SUMMARY = "summary.json"
@@ -138,10 +138,16 @@ def machine() -> dict[str, Any]:
 
 
 def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    """summary.json: pass@k, result counts, latency percentiles per stage, cold request."""
+    """summary.json: pass@k, result counts, latency percentiles per stage, cold request.
+
+    A sample whose toolchain was missing (`toolchains.is_missing`) is no answer of the
+    model: pass@k and the pass rates leave it out, and `skipped` says how many and why.
+    """
+    skipped = [r for r in records if toolchains.is_missing(str(r.get("reason", "")))]
+    scored = [r for r in records if not toolchains.is_missing(str(r.get("reason", "")))]
     by_task: dict[str, list[bool]] = defaultdict(list)
     kinds: dict[str, list[bool]] = defaultdict(list)
-    for r in records:
+    for r in scored:
         by_task[r["task_id"]].append(bool(r["passed"]))
         kinds[r.get("kind", "")].append(bool(r["passed"]))
     counts = [(len(v), sum(v)) for v in by_task.values()]
@@ -164,6 +170,12 @@ def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -
         "samples": len(records),
         **pass_k,
         "results": dict(Counter(r["result"] for r in records)),
+        "skipped": {
+            "samples": len(skipped),
+            "reasons": dict(Counter(str(r["reason"]) for r in skipped)),
+        },
+        "language": _language(records),
+        "by_language": by_language(records),
         "pass_rate_by_kind": {
             k: {"samples": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(kinds.items())
         },
@@ -182,6 +194,45 @@ def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -
         "sessions": past,
     }
     return summary
+
+
+def _language(records: list[dict[str, Any]]) -> str:
+    """The run's language: the one of all its samples, or `mixed`."""
+    found = {r.get("language", "python") for r in records}
+    return found.pop() if len(found) == 1 else "mixed" if found else ""
+
+
+def by_language(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per language: pass@1, how many answers did not compile, test time per sample.
+
+    `compile_error_share` is over the scored samples; `shown_not_compiling` over those with
+    a non-empty completion (what an editor would have shown). Skipped samples (a missing
+    toolchain) count only in `skipped`.
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[r.get("language", "python")].append(r)
+    out = {}
+    for language, rs in sorted(groups.items()):
+        scored = [r for r in rs if not toolchains.is_missing(str(r.get("reason", "")))]
+        per_task: dict[str, list[bool]] = defaultdict(list)
+        for r in scored:
+            per_task[r["task_id"]].append(bool(r["passed"]))
+        counts = [(len(v), sum(v)) for v in per_task.values()]
+        compile_errors = [r for r in scored if toolchains.is_compile_error(str(r["reason"]))]
+        shown = [r for r in scored if str(r.get("completion", "")).strip()]
+        shown_bad = [r for r in compile_errors if str(r.get("completion", "")).strip()]
+        out[language] = {
+            "samples": len(scored),
+            "skipped": len(rs) - len(scored),
+            "pass@1": metrics.mean_pass_at_k(counts, 1),
+            "compile_errors": len(compile_errors),
+            "compile_error_share": len(compile_errors) / len(scored) if scored else 0.0,
+            "shown": len(shown),
+            "shown_not_compiling": len(shown_bad) / len(shown) if shown else 0.0,
+            "exec_ms_mean": _mean([float(r.get("exec_ms", 0.0)) for r in scored]),
+        }
+    return out
 
 
 def _mean(values: list[float]) -> float:

@@ -39,6 +39,7 @@ def render(summary: dict[str, Any], records: list[dict[str, Any]], plots: list[s
     ]
     lines += [f"| {k} | {v:.3f} |" for k, v in s.items() if k.startswith("pass@")]
     lines += ["", "Results: " + ", ".join(f"{k} {v}" for k, v in sorted(s["results"].items()))]
+    lines += _languages(s)
     lines += ["", "## Latency (ms, warm requests)", ""]
     lines += ["| stage | n | p50 | p90 | p99 | max |", "| --- | --- | --- | --- | --- | --- |"]
     for name, st in s["latency_ms"]["stages"].items():
@@ -74,6 +75,30 @@ def render(summary: dict[str, Any], records: list[dict[str, Any]], plots: list[s
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _languages(s: dict[str, Any]) -> list[str]:
+    """Skipped samples, and a per-language table once a language other than Python is in."""
+    lines = []
+    skipped = s.get("skipped", {})
+    if skipped.get("samples"):
+        why = "; ".join(f"{n} x {reason}" for reason, n in skipped["reasons"].items())
+        lines += ["", f"Skipped (left out of pass@k): {skipped['samples']} samples: {why}"]
+    langs = s.get("by_language", {})
+    if set(langs) - {"python"}:
+        lines += ["", "## By language", ""]
+        lines += [
+            "| language | samples | pass@1 | compile errors | shown, not compiling "
+            "| skipped | test ms/sample |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, v in langs.items():
+            lines.append(
+                f"| {name} | {v['samples']} | {v['pass@1']:.3f} | {v['compile_errors']} "
+                f"({v['compile_error_share']:.1%}) | {v['shown_not_compiling']:.1%} "
+                f"of {v['shown']} | {v['skipped']} | {v['exec_ms_mean']:.0f} |"
+            )
+    return lines
 
 
 def _failures(records: list[dict[str, Any]], top: int = 5) -> list[str]:

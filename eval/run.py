@@ -24,7 +24,7 @@ from completion.document import Document
 from completion.engine import Engine
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, CompletionResult, complete, complete_samples
-from eval import data, execution, tracing
+from eval import data, execution, toolchains, tracing
 from eval.progress import Progress
 from eval.records import (
     SAMPLES,
@@ -42,9 +42,15 @@ def request_for(task: data.Task) -> CompletionRequest:
 
     A project task is a file of a workspace: its absolute path, the project as the workspace
     root and the project's other modules as the editor's other open documents
-    (`project_documents`). A HumanEval task is a lone file named after its function.
+    (`project_documents`). A HumanEval task is a lone file named after its function; a task
+    of another language (HumanEval-X) is that language's usual main file (`main.go`, ...).
     """
     text, offset = data.document(task)
+    language = data.language(task)
+    if language != "python":
+        tc = toolchains.TOOLCHAINS.get(language)
+        name = tc.document if tc else task.task_id.replace("/", "_")
+        return CompletionRequest(text, offset, language, name)
     if task.project and task.path:
         path = str(Path(task.project, task.path).resolve())
         documents = project_documents(Path(task.project), path, text)
@@ -100,8 +106,22 @@ def generate_for(
 def judge(task: data.Task, completion: str, timeout_s: float) -> dict[str, Any]:
     """Run the task's test on the filled-in program: the outcome fields of a sample record.
 
-    A project task whose `path` would leave the sandbox is an error record, not a crash.
+    A project task whose `path` would leave the sandbox is an error record, not a crash. A
+    task of another language is compiled and run by its toolchain, `timeout_s` bounding the
+    test run (the compile has the toolchain's own limit).
     """
+    language = data.language(task)
+    if language != "python":
+        if language not in toolchains.TOOLCHAINS:
+            reason = f"{toolchains.MISSING}no toolchain for {language!r}"
+            return {"passed": False, "result": execution.ERROR, "reason": reason, "exec_ms": 0.0}
+        outcome = toolchains.run_task(task, completion, run_s=timeout_s)
+        return {
+            "passed": outcome.result == execution.PASSED,
+            "result": outcome.result,
+            "reason": outcome.reason,
+            "exec_ms": round(outcome.ms, 1),
+        }
     try:
         outcome = execution.run_program(
             data.program(task, completion),
@@ -201,6 +221,7 @@ def run(
                         "task_id": task.task_id,
                         "sample": have[task.task_id] + i,
                         "kind": task.kind,
+                        "language": data.language(task),
                         "completion": res.text,
                         "raw": res.raw,
                         "mode": res.mode,
