@@ -94,6 +94,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="only holes that use a name imported from another module of the project",
     )
     mk.set_defaults(func=_cmd_make_tasks)
+
+    hx = esub.add_parser(
+        "humaneval-x",
+        help="build the HumanEval-X infilling suites: holes whose reference passes, blank fails",
+    )
+    hx.add_argument("source", help="HumanEval-X directory (humaneval_LANG.jsonl.gz files)")
+    hx.add_argument("--out-dir", default=None, help="where the suites go (default: eval/data)")
+    hx.add_argument("--languages", default="js,go,java,cpp,rust", help="a comma list")
+    hx.add_argument("--single", type=int, default=120, help="single-line holes per language")
+    hx.add_argument("--multi", type=int, default=80, help="multi-line holes per language")
+    hx.add_argument("--seed", type=int, default=0)
+    hx.add_argument("--workers", type=int, default=2, help="parallel verification runs")
+    hx.set_defaults(func=_cmd_humaneval_x)
     return ev
 
 
@@ -197,3 +210,24 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
     )
     print(f"{len(tasks)} tasks written to {args.out}", file=sys.stderr)  # noqa: T201
     return 0 if tasks else 1
+
+
+def _cmd_humaneval_x(args: argparse.Namespace) -> int:
+    from eval.data import DATA_DIR
+    from eval.humaneval_x import BuildOptions, make_suites
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    options = BuildOptions(args.single, args.multi, seed=args.seed, workers=args.workers)
+    try:
+        counts = make_suites(
+            Path(args.source),
+            Path(args.out_dir) if args.out_dir else DATA_DIR,
+            tuple(x.strip() for x in args.languages.split(",") if x.strip()),
+            options,
+            log=lambda m: print(m, file=sys.stderr),  # noqa: T201
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"offpilot eval humaneval-x: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    print(json.dumps(counts))  # noqa: T201
+    return 0

@@ -195,7 +195,7 @@ def test_seeded_selection_is_stable() -> None:
 
 
 def test_builtin_suites_load() -> None:
-    sizes = {s: len(data.load_suite(s)) for s in data.SUITES if s != "humaneval"}
+    sizes = {s: len(data.load_suite(s)) for s in data.INFILLING_SUITES}
     assert sizes == {
         "humaneval-single-line": 1033,
         "humaneval-multi-line": 5815,
