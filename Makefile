@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test]'
 	touch $(STAMP)
 
-sandbox:  ## bubblewrap for the eval sandbox: apt-get as root when missing, else a note (docs/eval.md)
+sandbox:  ## bubblewrap and the HumanEval-X toolchains (node, go, java, g++, rustc): apt-get as root when missing, else a note (docs/eval.md)
 	scripts/sandbox-setup.sh
 
 model: $(STAMP)  ## build the default model into the cache (a verified no-op when present)
