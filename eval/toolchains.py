@@ -120,7 +120,6 @@ TOOLCHAINS: dict[str, Toolchain] = {
             ("node", "--max-old-space-size=512", "main.js"),
             prelude=_JS_ASSERT,
             fail_marker="Assertion failed",
-            memory_bytes=4 << 30,  # V8 reserves its heap cage up front
         ),
         Toolchain(
             "go",
@@ -147,8 +146,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 "GOTOOLCHAIN": "local",
                 "GOPROXY": "off",
             },
-            memory_bytes=8 << 30,  # the go runtime reserves arenas of address space
-            processes=256,
+            processes=128,  # go test runs compile and link, each with threads
         ),
         Toolchain(
             "java",
@@ -165,8 +163,8 @@ TOOLCHAINS: dict[str, Toolchain] = {
             ),
             ("java", *_JVM, *_JVM_SMALL, "-Xmx512m", "-Xss16m", "-cp", ".", "Main"),
             compile_s=60.0,
-            memory_bytes=8 << 30,  # the JVM reserves heap, metaspace and code cache
-            processes=256,
+            memory_bytes=4 << 30,  # the JVM reserves heap, class space, code cache, stacks
+            processes=128,  # JVM threads (GC, compiler, ...) count against RLIMIT_NPROC
         ),
         Toolchain(
             "cpp",
@@ -184,7 +182,6 @@ TOOLCHAINS: dict[str, Toolchain] = {
             ("rustc", "--test", "--edition", "2021", "-A", "warnings", "-o", "main", "main.rs"),
             ("./main", "--test-threads=1", "-q"),
             compile_s=60.0,
-            processes=128,
         ),
     )
 }
