@@ -42,14 +42,7 @@ class CompletionOptions:
     crossfile: bool = False  # windows of other open documents like the lines above the cursor
     imports: bool = False  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
-    crossfile_extra: bool = False  # their tokens come on top of the prefix's (longer prompt)
     crossfile_ms: int = 25  # time budget of collecting them
-    path_header: bool = False  # `# Path: pkg/mod.py` above the file's code (did not help)
-    # On an empty line the suffix starts at the next line (the model writes the line break)
-    join_empty_line: bool = False
-    # "comment": blocks as comments after the FIM prefix marker (any model); "repo": the
-    # model's repository-level format (`<|file_sep|>path\ncode`) where its vocabulary has it
-    crossfile_format: str = "comment"
 
     def stop_rule(self, context: Context, mode: Mode) -> StopRule:
         """The streaming stop rule these switches give a completion of `mode`."""

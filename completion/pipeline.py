@@ -23,10 +23,8 @@ from completion.postprocess import PostOptions, postprocess
 from completion.prompt import (
     Prompt,
     PromptBudget,
-    RepoFiles,
     build_prompt,
     healed_rule,
-    repo_tokens,
     strip_healed,
 )
 from completion.stops import RULE, StopRule
@@ -90,29 +88,12 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     mode = should_complete(context, options.trigger)
     t1 = time.monotonic()
     extra = _crossfile(engine, request, context, options) if mode is not Mode.NONE else None
-    preamble, repo = "", None
-    if options.crossfile_format == "repo" and repo_tokens(engine) and mode is not Mode.NONE:
-        repo = RepoFiles(
-            tuple(crossfile.by_file(extra.snippets)) if extra else (),
-            crossfile.display_path(request.path, request.root) or "",
-            os.path.basename((request.root or "").rstrip(os.sep)),
-        )
-    else:
-        preamble = extra.text if extra else ""
-        if options.path_header and mode is not Mode.NONE:
-            preamble += crossfile.path_header(request.path, context.language, request.root)
     tx = time.monotonic()
     prompt = build_prompt(
         context,
         engine,
-        PromptBudget(
-            options.prefix_tokens,
-            options.suffix_tokens,
-            _crossfile_budget(options) if options.crossfile_extra else 0,
-        ),
-        preamble,
-        repo,
-        options.join_empty_line,
+        PromptBudget(options.prefix_tokens, options.suffix_tokens),
+        extra.text if extra else "",
     )
     t2 = time.monotonic()
     multi = mode is Mode.MULTI

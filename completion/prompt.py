@@ -16,36 +16,10 @@ class PromptBudget:
 
     prefix_tokens: int = 384
     suffix_tokens: int = 128
-    # tokens the preamble (cross-file context, a header) may use beyond the prefix budget;
-    # what it uses beyond these comes out of the prefix budget
-    extra_tokens: int = 0
 
 
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
 MAX_LINE_CHARS = 400
-
-# Repository-level marker tokens of code models trained on whole repositories:
-# Qwen2.5-Coder `<|repo_name|>name<|file_sep|>path\ncode...<|file_sep|>path\n<|fim_prefix|>`,
-# StarCoder2 the same with `<repo_name>` / `<file_sep>`.
-REPO_TOKENS = (("<|repo_name|>", "<|file_sep|>"), ("<repo_name>", "<file_sep>"))
-
-
-@dataclass(frozen=True)
-class RepoFiles:
-    """Other files' code and the current file's path, for a repository-level prompt."""
-
-    files: tuple[tuple[str, str], ...]  # (path, code)
-    path: str
-    name: str = ""  # the repository's name (the workspace folder's)
-
-
-def repo_tokens(engine: Engine) -> tuple[int | None, int] | None:
-    """The (repo name, file separator) token ids of the model, or None when it lacks them."""
-    for repo, sep in REPO_TOKENS:
-        sep_id = engine.token_id(sep)
-        if sep_id is not None:
-            return engine.token_id(repo), sep_id
-    return None
 
 
 @dataclass(frozen=True)
@@ -103,20 +77,6 @@ def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:
     return "".join(_keep_lines(engine, suffix.splitlines(keepends=True), budget, tail=False))
 
 
-def _repo_lead(engine: Engine, repo: RepoFiles | None) -> list[int]:
-    """`<repo_name>name`, `<file_sep>path` + code per file, `<file_sep>current path` (ids)."""
-    tokens = repo_tokens(engine) if repo is not None and engine.fim is not None else None
-    if repo is None or tokens is None:
-        return []
-    name_id, sep_id = tokens
-    lead: list[int] = []
-    if name_id is not None and repo.name:
-        lead += [name_id, *engine.encode(repo.name + "\n")]
-    for path, code in repo.files:
-        lead += [sep_id, *engine.encode(f"{path}\n{code.rstrip()}\n")]
-    return [*lead, sep_id, *engine.encode(repo.path + "\n")]
-
-
 def heal_blanks(line: str) -> str:
     """The blanks ending the cursor's line, which the prompt leaves out (token healing).
 
@@ -164,29 +124,22 @@ def build_prompt(
     engine: Engine,
     budget: PromptBudget | None = None,
     preamble: str = "",
-    repo: RepoFiles | None = None,
-    join_empty_line: bool = False,
 ) -> Prompt:
     """The fill-in-the-middle prompt as ids, in the order of the model's family.
 
     Suffix-first: `<prefix marker><suffix marker>suffix<middle marker>preamble prefix`;
     PSM: `<prefix marker>preamble prefix<suffix marker>suffix<middle marker>`.
-    `preamble` (cross-file blocks, a path header: comments) goes right before the prefix's
-    code, inside the stable head; its tokens (beyond `budget.extra_tokens`) come out of the
-    prefix budget. `repo` puts other files before the prefix marker in the model's
-    repository-level format instead, when its vocabulary has the tokens (else it is
-    ignored). The prefix is encoded in two pieces: the lines above the checkpoint
-    (`split_prefix`, under the prefix budget, cut at line boundaries), which stay a stable
-    token prefix while the user types forward, and the rest up to the cursor. With
-    `join_empty_line`, on a line that holds nothing but the cursor (and indentation) the
-    suffix starts at the next line: the model writes the line and its line break.
+    `preamble` (cross-file blocks as comments) goes right before the prefix's code, inside
+    the stable head; its tokens come out of the prefix budget. The prefix is encoded in two
+    pieces: the lines above the checkpoint (`split_prefix`, under the prefix budget, cut at
+    line boundaries), which stay a stable token prefix while the user types forward, and
+    the rest up to the cursor.
     """
     budget = budget or PromptBudget()
     cut = context.prefix.rfind("\n") + 1
     above, recent = split_prefix(context.prefix[:cut])
-    lead = _repo_lead(engine, repo)
-    extra = len(lead) + (len(engine.encode(preamble)) if preamble else 0)
-    prefix_tokens = max(0, budget.prefix_tokens - max(0, extra - budget.extra_tokens))
+    extra = len(engine.encode(preamble)) if preamble else 0
+    prefix_tokens = max(0, budget.prefix_tokens - extra)
     above = preamble + fit_prefix(engine, above, prefix_tokens)
     line = context.prefix[cut:][-MAX_LINE_CHARS:]
     healed = heal_blanks(line)
@@ -195,19 +148,16 @@ def build_prompt(
     if fim is None:  # a model without FIM tokens sees the prefix only
         head = engine.encode(above)
         return Prompt(head + engine.encode(near), above + near, "", len(head), healed)
-    rest = context.suffix
-    if join_empty_line and not context.line_suffix.strip() and not context.prefix[cut:].strip():
-        rest = rest[rest.find("\n") + 1 :] if "\n" in rest else ""
-    suffix = fit_suffix(engine, rest, budget.suffix_tokens)
+    suffix = fit_suffix(engine, context.suffix, budget.suffix_tokens)
     marker = {t: engine.token_id(t) for t in (fim.prefix, fim.suffix, fim.middle)}
     missing = [t for t, i in marker.items() if i is None]
     if missing:
         raise ValueError(f"the model's vocabulary lacks the FIM tokens {missing}")
     pre, suf, mid = (int(marker[t] or 0) for t in (fim.prefix, fim.suffix, fim.middle))
     if fim.order is FimOrder.SUFFIX_FIRST:
-        head = [*lead, pre, suf, *engine.encode(suffix), mid, *engine.encode(above)]
+        head = [pre, suf, *engine.encode(suffix), mid, *engine.encode(above)]
         ids = [*head, *engine.encode(near)]
     else:
-        head = [*lead, pre, *engine.encode(above)]
+        head = [pre, *engine.encode(above)]
         ids = [*head, *engine.encode(near), suf, *engine.encode(suffix), mid]
     return Prompt(ids, above + near, suffix, len(head), healed)

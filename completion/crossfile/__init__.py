@@ -27,15 +27,13 @@ __all__ = [
     "Crossfile",
     "CrossfileOptions",
     "Snippet",
-    "by_file",
     "collect",
     "display_path",
     "parse_imports",
-    "path_header",
     "resolve_module",
     "wait_warm",
 ]
-from completion.crossfile.assembly import by_file, collect, path_header
+from completion.crossfile.assembly import collect
 from completion.crossfile.common import (
     MAX_DOCUMENTS,
     Crossfile,

@@ -12,19 +12,12 @@ from completion.crossfile.common import (
     Crossfile,
     CrossfileOptions,
     Snippet,
-    display_path,
     identifiers,
 )
 from completion.crossfile.definitions import imported_definitions
 from completion.crossfile.windows import best_windows
 from completion.document import Document
 from completion.languages import comment
-
-
-def path_header(path: str | None, language: str, root: str | None = None) -> str:
-    """`# Path: pkg/mod.py` in the language's comment syntax; empty without a path."""
-    shown = display_path(path, root)
-    return comment(f"Path: {shown}", language) + "\n" if shown else ""
 
 
 def format_snippet(snippet: Snippet, language: str) -> str:
@@ -167,14 +160,6 @@ def _header(snippet: Snippet, language: str) -> str:
 
 def _body(text: str, language: str) -> str:
     return "".join(comment(line.rstrip(), language) + "\n" for line in text.splitlines())
-
-
-def by_file(snippets: Iterable[Snippet]) -> list[tuple[str, str]]:
-    """(path, code) per file in first-seen order; a file's snippets joined by a `...` line."""
-    files: dict[str, list[str]] = {}
-    for snip in snippets:
-        files.setdefault(snip.path, []).append(snip.text)
-    return [(path, "\n...\n".join(texts)) for path, texts in files.items()]
 
 
 def format_blocks(snippets: list[Snippet], language: str) -> str:

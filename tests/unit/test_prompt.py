@@ -38,18 +38,6 @@ def test_model_families_carry_their_prompt_order() -> None:
     assert fim_order("gpt_bigcode") is FimOrder.PSM and fim_order("unknown") is FimOrder.PSM
 
 
-def test_join_empty_line_starts_the_suffix_at_the_next_line() -> None:
-    engine = FakeEngine()
-    doc = "def f(x):\n    \n    return x\n"
-    ctx = extract_context(doc, doc.index("    \n") + 4)
-    text = "".join(chr(i) for i in build_prompt(ctx, engine, join_empty_line=True).ids)
-    assert text == "\ue000\ue001    return x\n\ue002def f(x):\n"
-    plain = "".join(chr(i) for i in build_prompt(ctx, engine).ids)
-    assert plain == "\ue000\ue001\n    return x\n\ue002def f(x):\n"
-    mid = extract_context(doc, doc.index("return") + 3)  # code on the line: unchanged
-    assert build_prompt(mid, engine, join_empty_line=True) == build_prompt(mid, engine)
-
-
 def test_prompt_budget_cuts_at_line_boundaries() -> None:
     engine = FakeEngine()  # one token per character
     prefix = "".join(f"line{i}\n" for i in range(100)) + "    return "
