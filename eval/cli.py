@@ -64,7 +64,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         dest="spec",
         required=True,
         help="post-processing switches, e.g. dedupe=0,balance=0 (dedupe, balance, repetition, "
-        "reindent, syntax, keep_parse, indent_fit)",
+        "reindent, syntax, keep_parse, indent_fit); first_line=1 cuts every completion to its "
+        "first line (with every stage off: the bare-model baseline)",
     )
     rp.add_argument("--out", required=True, help="output directory of the new run")
     rp.add_argument("--workers", type=int, default=None, help="parallel test runs (cores)")

@@ -8,6 +8,10 @@ of the completions that changed (an unchanged completion keeps its outcome). An 
 one stage then costs seconds of tests instead of a model run, and differs from the base run
 in that stage only (same model output, no run-to-run noise from the time budget).
 
+`first_line=1` treats every completion as a single line (the first line of the raw
+output): with every stage off it is the bare-model baseline, the same prompt with a
+first-line cut and no post-processing.
+
 The streaming block stop can be switched on too, from a run made with `block_stop=0`: its
 raw output is uncut, and greedy decoding with the stop rule would have produced a prefix of
 it, so cutting it where the rule fires gives what the run with the rule would have shown.
@@ -41,6 +45,8 @@ from eval.records import (
 from eval.report import write_report
 from eval.run import judge, request_for
 
+FIRST_LINE = "first_line"  # repost only: every completion cut to its first line
+
 
 class RepostError(Exception):
     """The source run or the switches cannot be reposted."""
@@ -54,11 +60,11 @@ def parse_spec(spec: str) -> dict[str, str]:
             continue
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in (*POST_STAGES, "block_stop"):
+        if not sep or name not in (*POST_STAGES, "block_stop", FIRST_LINE):
             raise RepostError(
                 f"cannot repost {item.strip()!r}: only post-processing switches can change "
                 f"without generating again ({', '.join(POST_STAGES)}, as name=0 or name=1; "
-                "block_stop=1 from a run made with block_stop=0)"
+                f"block_stop=1 from a run made with block_stop=0, {FIRST_LINE}=1)"
             )
         items[name] = value.strip()
     if not items:
@@ -88,7 +94,8 @@ def repost(
     Writes a new run to `out` (samples, summary, report, as `eval run` does); returns its
     summary, with `changed`: how many completions differ from the source run's.
     """
-    parse_spec(spec)
+    switches = parse_spec(spec)
+    first_line = switches.pop(FIRST_LINE, "0") == "1"
     base = load_settings(source)
     records = read_samples(source)
     if not records:
@@ -102,9 +109,9 @@ def repost(
     made_with = CompletionOptions(
         max_new_tokens=base.max_new_tokens, time_budget_s=base.time_budget_s
     ).with_spec(base.pipeline)
-    options = made_with.with_spec(spec)
+    options = made_with.with_spec(",".join(f"{k}={v}" for k, v in switches.items()))
     restop = options.block_stop and not made_with.block_stop
-    if "block_stop" in parse_spec(spec) and made_with.block_stop:
+    if "block_stop" in switches and made_with.block_stop:
         raise RepostError(
             "block_stop can be reposted only from a run made with block_stop=0 (uncut output)"
         )
@@ -126,8 +133,10 @@ def repost(
             if restop and record["mode"] == "multi":
                 rule = options.stop_rule(context, Mode.MULTI)
                 raw, reason = cut_offline(raw, rule, reason)
+            if first_line:  # what the single-line stop rule would have left
+                raw, reason = cut_offline(raw, options.stop_rule(context, Mode.SINGLE), reason)
             t0 = time.monotonic()
-            post = options.post_for(record["mode"] == "multi")
+            post = options.post_for(record["mode"] == "multi" and not first_line)
             text = postprocess(raw, context, reason, post)
             post_ms = (time.monotonic() - t0) * 1000
             timings = dict(record.get("timings_ms", {}))

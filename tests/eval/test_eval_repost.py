@@ -145,3 +145,21 @@ def test_block_stop_cuts_the_uncut_output_of_a_run_without_it(
     assert record["completion"] == "    return a * 2" and record["stop_reason"] == "stop_rule"
     with pytest.raises(RepostError, match="only from a run made with block_stop=0"):
         repost(tmp_path / "cut", tmp_path / "again", "block_stop=1")
+
+
+def test_first_line_cuts_every_completion_to_its_first_line(tmp_path: Path) -> None:
+    """The bare-model baseline: `first_line=1` with every stage off."""
+    suite = tmp_path / "tasks.jsonl"
+    task = {**TASKS[2], "canonical_solution": "    b = a * 2\n    return b\n"}
+    data.write_jsonl(suite, [task])
+    engine = FakeEngine(script={"h(a):\n": "    b = a * 2\n    return b\n\ndef other():"})
+    settings = RunSettings(suite=str(suite), timeout_s=5.0, model="fake")
+    run(settings, tmp_path / "base", lambda: engine)
+    assert read_samples(tmp_path / "base")[0]["mode"] == "multi"
+    assert completions(tmp_path / "base") == {"t/2": "    b = a * 2\n    return b"}
+    off = ",".join(f"{s}=0" for s in ("dedupe", "balance", "repetition", "reindent"))
+    summary = repost(tmp_path / "base", tmp_path / "bare", f"first_line=1,{off}")
+    assert completions(tmp_path / "bare") == {"t/2": "    b = a * 2"}
+    assert summary["pass@1"] == 0.0 and summary["changed"] == 1
+    with pytest.raises(RepostError, match="only post-processing switches"):
+        repost(tmp_path / "base", tmp_path / "x", "first_lines=1")
