@@ -24,12 +24,21 @@ class LanguageSpec:
     string_types: frozenset[str]
     # Strings and comments on one line, removed before counting brackets.
     lexemes: re.Pattern[str]
+    # `if (x)`, `else`, `for (...)` may take one statement on the next line, without braces
+    # (C, C++, Java, JavaScript; Go and Rust require the braces)
+    braceless: bool = False
 
 
 _DQ = r'"(?:\\.|[^"\\\n])*"'
 _SQ = r"'(?:\\.|[^'\\\n])*'"
 _BQ = r"`(?:\\.|[^`\\\n])*`"
 _C_COMMENTS = r"//[^\n]*|/\*.*?(?:\*/|$)"
+# A JavaScript regular expression literal, where an operand starts (`split(/\//)`): its
+# slashes are no comment and its brackets none of the code's.
+_JS_REGEX = (
+    r"(?:(?<=[(,=:\[!&|?;{}])|(?<=[(,=:\[!&|?;{}] )|^)\s*"  # where an operand starts
+    r"/(?![/*])(?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\\n\[])+/[a-z]*"
+)
 
 
 def _lexemes(*parts: str) -> re.Pattern[str]:
@@ -57,7 +66,8 @@ SPECS: dict[str, LanguageSpec] = {
             braces=True,
             comment_types=_C_FAMILY_COMMENTS,
             string_types=_JS_STRINGS,
-            lexemes=_lexemes(_DQ, _SQ, _BQ, _C_COMMENTS),
+            lexemes=_lexemes(_DQ, _SQ, _BQ, _JS_REGEX, _C_COMMENTS),
+            braceless=True,
         ),
         LanguageSpec(
             "typescript",
@@ -65,7 +75,8 @@ SPECS: dict[str, LanguageSpec] = {
             braces=True,
             comment_types=_C_FAMILY_COMMENTS,
             string_types=_JS_STRINGS,
-            lexemes=_lexemes(_DQ, _SQ, _BQ, _C_COMMENTS),
+            lexemes=_lexemes(_DQ, _SQ, _BQ, _JS_REGEX, _C_COMMENTS),
+            braceless=True,
         ),
         LanguageSpec(
             "typescriptreact",
@@ -73,7 +84,8 @@ SPECS: dict[str, LanguageSpec] = {
             braces=True,
             comment_types=_C_FAMILY_COMMENTS,
             string_types=_JS_STRINGS,
-            lexemes=_lexemes(_DQ, _SQ, _BQ, _C_COMMENTS),
+            lexemes=_lexemes(_DQ, _SQ, _BQ, _JS_REGEX, _C_COMMENTS),
+            braceless=True,
         ),
         LanguageSpec(
             "go",
@@ -116,6 +128,7 @@ SPECS: dict[str, LanguageSpec] = {
                 }
             ),
             lexemes=_lexemes(_DQ, _SQ, _C_COMMENTS),
+            braceless=True,
         ),
         LanguageSpec(
             "c",
@@ -126,6 +139,7 @@ SPECS: dict[str, LanguageSpec] = {
                 {"string_literal", "string_content", "char_literal", "system_lib_string"}
             ),
             lexemes=_lexemes(_DQ, _SQ, _C_COMMENTS),
+            braceless=True,
         ),
         LanguageSpec(
             "cpp",
@@ -143,6 +157,7 @@ SPECS: dict[str, LanguageSpec] = {
                 }
             ),
             lexemes=_lexemes(_DQ, _SQ, _C_COMMENTS),
+            braceless=True,
         ),
     )
 }

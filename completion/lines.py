@@ -24,6 +24,27 @@ _PY_HEADER = re.compile(
 _CASE_LABEL = re.compile(r"^\s*(case\b.*|default\s*):$")
 
 
+# A control header of a C-family language up to its condition's `(` (its body may follow
+# without braces), and the headers that take no condition.
+_BRACELESS = re.compile(r"^\s*(?:\}\s*)?(?:else\s+)?(?:if|for|while)\s*\(")
+_BRACELESS_BARE = re.compile(r"^\s*(?:\}\s*)?(?:else|do)$")
+
+
+def _braceless_header(code: str) -> bool:
+    """`if (x)`, `} else`, `for (...)`: a header whose condition closes the line."""
+    if _BRACELESS_BARE.match(code):
+        return True
+    start = _BRACELESS.match(code)
+    if not start:
+        return False
+    depth = 0
+    for i in range(start.end() - 1, len(code)):
+        depth += (code[i] == "(") - (code[i] == ")")
+        if depth == 0:
+            return i == len(code) - 1
+    return False
+
+
 def indent_of(line: str) -> int:
     """Width of a line's leading blanks (a tab counts as `TAB_WIDTH`)."""
     stripped = line.lstrip(" \t")
@@ -76,8 +97,26 @@ def bracket_depth(code: str, language: str | None) -> tuple[int, int]:
     return leading, net
 
 
+def block_closer(line: str, language: str | None) -> bool:
+    """Whether `line` only closes blocks (`}`, `});`) in a brace language.
+
+    Such a line says nothing by its text: the closers of nested blocks stand one under
+    another, and the suffix's `}` closes another block than the completion's. Bracket
+    counting judges it instead.
+    """
+    code = line.strip()
+    spec = spec_for(language)
+    return bool(code) and spec is not None and spec.braces and not code.strip(CLOSERS + ";,")
+
+
+def repeats(line: str, previous: str, language: str | None) -> bool:
+    """Whether `line` repeats `previous`, as a degenerate run counts copies (no closers)."""
+    code = line.strip()
+    return bool(code) and code == previous.strip() and not block_closer(line, language)
+
+
 def opens_block(line: str, language: str | None) -> bool:
-    """Whether `line` is a block header: `if x:` (Python), `fn f() {`, `case 1:`.
+    """Whether `line` is a block header: `if x:` (Python), `fn f() {`, `case 1:`, `else`.
 
     A statement whose body follows, one level deeper. Without a known language either
     convention counts.
@@ -88,6 +127,8 @@ def opens_block(line: str, language: str | None) -> bool:
         return code.endswith((":", "{"))
     if not spec.braces:
         return code.endswith(":") and bool(_PY_HEADER.match(code))
+    if spec.braceless and _braceless_header(code):
+        return True  # its one statement follows on the next line, one level deeper
     return code.endswith("{") or bool(_CASE_LABEL.match(code))
 
 

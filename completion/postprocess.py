@@ -6,7 +6,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from completion.context import Context
-from completion.lines import PAIRS, code_above, code_below, open_brackets, opens_block
+from completion.lines import (
+    PAIRS,
+    block_closer,
+    code_above,
+    code_below,
+    open_brackets,
+    opens_block,
+    repeats,
+)
 from completion.syntax import Insertion, in_brackets, in_comment_or_string
 
 
@@ -58,10 +66,14 @@ def drop_suffix_repeat(text: str, context: Context) -> str:
     below = [s.strip() for s in code_below(context.suffix)]
     if context.line_suffix.strip() or not below:
         return text
-    # the longest tail of the completion equal to the head of the suffix (by code)
+    # the longest tail of the completion equal to the head of the suffix (by code); in a
+    # brace language not closers alone, which may close the completion's own blocks (the
+    # syntax stage drops a closer too many)
     code = [(i, s.strip()) for i, s in enumerate(lines) if s.strip()]
+    language = context.syntax
     for k in range(min(len(code), len(below)), 0, -1):
-        if [c for _, c in code[-k:]] == below[:k]:
+        tail = [c for _, c in code[-k:]]
+        if tail == below[:k] and not all(block_closer(c, language) for c in tail):
             return "\n".join(lines[: code[-k][0]]).rstrip()
     return text
 
@@ -179,13 +191,15 @@ def fit_block_below(text: str, context: Context, *, whole_block: bool = False) -
     return ""
 
 
-def drop_repetition(text: str, max_repeats: int = 3) -> str:
-    """Cut a degenerate run: the same line `max_repeats` times or more keeps one copy."""
+def drop_repetition(text: str, max_repeats: int = 3, language: str = "") -> str:
+    """Cut a degenerate run: the same line `max_repeats` times or more keeps one copy.
+
+    What counts as a copy is `lines.repeats` (in a brace language, `}` under `}` does not).
+    """
     lines = text.split("\n")
     run = 1
     for i in range(1, len(lines)):
-        same = lines[i].strip() and lines[i].strip() == lines[i - 1].strip()
-        run = run + 1 if same else 1
+        run = run + 1 if repeats(lines[i], lines[i - 1], language) else 1
         if run >= max_repeats:
             return "\n".join(lines[: i - run + 2])
     return text
@@ -267,7 +281,7 @@ def postprocess(text: str, context: Context, stop_reason: str, options: PostOpti
     text = drop_cut_line(text, stop_reason)
     text = trim_lines(text)
     if options.repetition:
-        text = drop_repetition(text)
+        text = drop_repetition(text, language=context.syntax)
     if options.reindent:
         text = indent_under_opener(text, context)
     if options.dedupe:

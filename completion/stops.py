@@ -17,14 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from completion.context import Context
+from completion.languages import spec_for
 from completion.lines import (
     CLOSERS,
+    block_closer,
     bracket_depth,
     code_above,
     code_below,
     indent_of,
     opens_block,
     opens_indent,
+    repeats,
     unclosed,
 )
 from completion.trigger import Mode
@@ -160,14 +163,15 @@ def block_stop(
       already holds (not in Python, where the completion may go on: the body below is
       often the body of a later header);
     - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
-      is cut to one copy).
+      is cut to one copy; closers of nested blocks are no copies, `lines.repeats`).
     Brackets are counted too (strings and comments of `language` aside; `""`: plain-text
     rules). A line that starts by closing the block (`}`, `});`) the cursor's line opened
     ends the completion after it once all the brackets of that line are closed, and
     before it when the suffix closes the block itself; a line that starts by closing the
     block around the cursor is cut, unless nothing in the suffix closes that block (end of
-    file, or only code no deeper than the closer follows): then it ends the completion.
-    `} else {` goes on. In Python a closing bracket ends a literal, not a block: the
+    file, or only code no deeper than the closer follows, or, in a brace language, a closer
+    less indented: an outer block's): then it ends the completion. `} else {` goes on; on
+    an empty line above the else's body (a brace language) it is the answer. In Python a closing bracket ends a literal, not a block: the
     completion goes on after it, at the closer's indentation; and with nothing below the
     cursor (the end of the file) it may finish the enclosing function after the inner block
     ends (only code at column 0 ends it). A line is judged as soon as
@@ -184,6 +188,8 @@ def block_stop(
     first_below = below[0].strip() if below else None
     opened = unclosed(line_prefix, language)  # brackets the cursor's line leaves open
     indented = language == "python"  # blocks by indentation only: brackets are literals
+    spec = spec_for(language)
+    braces = spec is not None and spec.braces
     # Nothing below the cursor (the end of the file): a Python completion may finish the
     # enclosing function after the inner block ends, but not start top-level code.
     last = indented and not below and not suffix.split("\n")[0].strip()
@@ -195,10 +201,16 @@ def block_stop(
         return max(low, base)
 
     def suffix_closes(line: str) -> bool:
-        """The suffix goes on inside the block, or closes it itself."""
+        """The suffix goes on inside the block, or closes it itself.
+
+        In a brace language a closer below that is less indented than `line` closes an
+        outer block (`}` of an `if` under the `}` of the loop around it): `line` stays.
+        """
         if first_below is None:
             return False
         if first_below[0] in CLOSERS:
+            if braces:
+                return below_indent >= indent_of(line)
             return below_indent <= indent_of(line)
         return below_indent > indent_of(line)
 
@@ -237,6 +249,7 @@ def block_stop(
                 repeat_suffix
                 and whole
                 and (line.rstrip().expandtabs(4) in seen or code == first_below)
+                and not block_closer(line, language)
             )
             if leading and opened and above - leading < opened:
                 # closes the block the cursor's line opened (`}`, `} else {`, `});`)
@@ -252,7 +265,10 @@ def block_stop(
                 # closes the block around the cursor
                 if not whole:
                     return None
-                if repeat or suffix_closes(line) or depth > above - leading:
+                reopens = depth > above - leading  # `} else {`
+                if braces and reopens and not repeat and below_indent > indent_of(line):
+                    return after(i)  # the header of the body below, as an opener's
+                if repeat or suffix_closes(line) or reopens:
                     return before(i)
                 if indented:  # `}` of a dict written over several lines: statements follow
                     base = indent_of(line)
@@ -275,7 +291,7 @@ def block_stop(
                 return before(i)
             if blanks >= 2 or repeat:
                 return before(i)
-            run = run + 1 if code == lines[i - 1].strip() else 1
+            run = run + 1 if repeats(line, lines[i - 1], language) else 1
             if run >= max_repeats:
                 return before(i - run + 2)  # one copy of the run is kept
             blanks = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from completion.lines import (
+    block_closer,
     bracket_depth,
     code_above,
     code_below,
@@ -12,6 +13,7 @@ from completion.lines import (
     open_brackets,
     opens_block,
     opens_indent,
+    repeats,
     unclosed,
 )
 from completion.trigger import Mode
@@ -49,6 +51,16 @@ def test_neighbours_skip_blank_lines_and_the_cursors_line() -> None:
         ("    case 3:", "go", True),
         ("    default:", "c", True),
         ("fn main() {", "rust", True),
+        # a C-family control header whose one statement follows without braces
+        ("    for (let k = 2; k < n - 1; k++)", "javascript", True),
+        ("    } else", "java", True),
+        ("else if (f(a) && g(b))", "cpp", True),
+        ("    do", "c", True),
+        ("if (x) foo(y)", "javascript", False),  # the statement is on the line
+        ("if (x) return;", "c", False),
+        ("x = (a)", "java", False),
+        ("if (x)", "go", False),  # Go and Rust take braces only
+        ("while (x)", "rust", False),
         ("note:", "", True),  # plain text: either convention
         ("x {", "", True),
     ],
@@ -88,3 +100,20 @@ def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> 
     """What opens a block, per language (a block's first line is not shown alone if it does)."""
     line = doc[: doc.index("|")].split("\n")[-1]
     assert opens_block(line, language) is (expected is Mode.MULTI)
+
+
+def test_closers_of_nested_blocks_are_no_repetition() -> None:
+    assert block_closer("    });", "javascript") and block_closer("}", "go")
+    assert not block_closer("}", "python") and not block_closer("}", "")
+    assert not block_closer("} else {", "java") and not block_closer("", "c")
+    assert not repeats("      }", "    }", "rust")
+    assert repeats("  x++;", "  x++;", "cpp")
+    assert repeats("    ]", "    ]", "python")  # Python and plain text as before
+    assert repeats("}", "}", "")
+
+
+def test_a_javascript_regular_expression_is_no_comment() -> None:
+    assert open_brackets("let a = x.split(/\\//)", "javascript") == []
+    assert open_brackets("if (/[({]/.test(s)) {", "javascript") == ["{"]
+    assert open_brackets("const q = a / (b / c); // (", "javascript") == []
+    assert open_brackets("x = a / b / c(", "typescript") == ["("]

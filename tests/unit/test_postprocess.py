@@ -115,3 +115,13 @@ def test_syntax_truncate_of_a_runaway_completion(case: Case) -> None:
     broken = case.runaway.split("\n")[-1].strip()  # only the line that breaks the file
     assert syntax_truncate(broken, c, keep_parse=True) == ""
     assert syntax_truncate(broken, c, keep_parse=False) == broken
+
+
+def test_brace_closers_of_nested_blocks_are_kept() -> None:
+    """`}` under `}` is no degenerate run; a closer of the completion's block is no repeat."""
+    assert drop_repetition("a {\n b {\n  c {\n  }\n }\n}", language="go").count("}") == 3
+    assert drop_repetition("a\n  }\n  }\n  }", language="python") == "a\n  }"  # as before
+    c = context_at("void f() {\n    for (;;) {\n|\n    }\n}\n", "java")
+    body = "        if (y) {\n            g();\n        }"
+    assert drop_suffix_repeat(body, c) == body
+    assert postprocess(body + "\n    }", c, "end_token", PostOptions(multiline=True)) == body

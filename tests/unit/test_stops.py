@@ -168,3 +168,31 @@ def test_brace_block_end_rules() -> None:
     model = "\n  go();\n});\nmore();\n"
     at = js(model)
     assert at is not None and model[:at] == "\n  go();\n});"
+
+
+def test_brace_block_stop_keeps_the_closers_of_nested_blocks() -> None:
+    """`}` under `}` is no degenerate run, and a less indented `}` below closes an outer block.
+
+    The cursor on the empty line under `        if (x) {`; below it the loop's `}`.
+    """
+    suffix = "\n    }\n    return false;\n}\n"
+    text = (
+        "            if (y) {\n                if (z) {\n                    return 1;\n"
+        "                }\n            }\n        }\n    }\n"
+    )
+    rule = block_stop("", suffix, floor=12, language="java")
+    assert text[: rule(text)] == text[: text.rindex("\n    }")]
+    # the suffix's closer at the closer's own depth closes the block itself: cut before it
+    rule = block_stop("", "\n        }\n    }\n", floor=12, language="java")
+    more = "            f();\n        }\n"
+    assert more[: rule(more)] == "            f();"
+
+
+def test_brace_block_stop_ends_after_a_reopening_closer_whose_body_is_below() -> None:
+    """`} else {` written on an empty line above the else's body: that line is the answer."""
+    suffix = "\n        b();\n    }\n"
+    rule = block_stop("", suffix, floor=4, language="javascript")
+    text = "    } else {\n        b();\n    }\n"
+    assert text[: rule(text)] == "    } else {"
+    rule = block_stop("", suffix, floor=4, language="python")  # Python: as before
+    assert rule(text) == 0
