@@ -156,7 +156,7 @@ def block_stop(
     The completion continues `line_prefix`; its first line with code sets the block's
     indentation. Generation is cut before the first line that
     - is indented less than that (the block ended) or than `floor`, or follows two blank
-      lines;
+      lines (in a brace language, outside the blocks the completion opened);
     - repeats, at the same depth, one of the next `SUFFIX_LINES` lines with code of
       `suffix` (the model is rewriting what follows), when `repeat_suffix` is on;
     - follows a first line that opens a block whose body (one level deeper) the suffix
@@ -171,12 +171,12 @@ def block_stop(
     block around the cursor is cut, unless nothing in the suffix closes that block (end of
     file, or only code no deeper than the closer follows, or, in a brace language, a closer
     less indented: an outer block's): then it ends the completion. `} else {` goes on; on
-    an empty line above the else's body (a brace language) it is the answer. In Python a closing bracket ends a literal, not a block: the
-    completion goes on after it, at the closer's indentation; and with nothing below the
-    cursor (the end of the file) it may finish the enclosing function after the inner block
-    ends (only code at column 0 ends it). A line is judged as soon as
-    its first non-blank character arrives (a closing line once it is whole), so a stop
-    costs no more tokens than needed.
+    an empty line above the else's body (a brace language) it is the answer. In Python a
+    closing bracket ends a literal, not a block: the completion goes on after it, at the
+    closer's indentation; and with nothing below the cursor (the end of the file) it may
+    finish the enclosing function after the inner block ends (only code at column 0 ends
+    it). A line is judged as soon as its first non-blank character arrives (a closing line
+    once it is whole), so a stop costs no more tokens than needed.
     """
     below = code_below(suffix)[:SUFFIX_LINES]
     if suffix.split("\n")[0].strip():
@@ -289,8 +289,8 @@ def block_stop(
                 continue
             if indent_of(line) < dedent_bound(base, low):
                 return before(i)
-            if blanks >= 2 or repeat:
-                return before(i)
+            if (blanks >= 2 and not (braces and above > 0)) or repeat:
+                return before(i)  # (blank lines inside a block the completion opened go on)
             run = run + 1 if repeats(line, lines[i - 1], language) else 1
             if run >= max_repeats:
                 return before(i - run + 2)  # one copy of the run is kept

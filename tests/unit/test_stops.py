@@ -196,3 +196,11 @@ def test_brace_block_stop_ends_after_a_reopening_closer_whose_body_is_below() ->
     assert text[: rule(text)] == "    } else {"
     rule = block_stop("", suffix, floor=4, language="python")  # Python: as before
     assert rule(text) == 0
+
+
+def test_brace_blank_lines_inside_an_open_block_go_on() -> None:
+    text = "    for x := range xs {\n        a()\n\n\n        b()\n    }\n"
+    rule = block_stop("", "\n    return\n}\n", floor=4, language="go")
+    assert rule(text) is None  # nothing cuts it: the block with its closer is the answer
+    text = "    a()\n\n\n    b()\n"  # no block open: two blank lines end it, as in Python
+    assert text[: rule(text)] == "    a()\n\n"
