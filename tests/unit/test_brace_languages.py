@@ -36,8 +36,24 @@ from completion.syntax import has_error, parse
 from completion.trigger import TriggerOptions
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "humaneval-x"
-FILES = {"javascript": "js", "go": "go", "java": "java", "cpp": "cpp", "rust": "rust"}
-EXTENSION = {"javascript": ".js", "go": ".go", "java": ".java", "cpp": ".cpp", "rust": ".rs"}
+# TypeScript: the JavaScript problems, which its grammar parses too (C has no HumanEval-X
+# files; its rules are C++'s, tests/unit/test_languages.py has its snippets)
+FILES = {
+    "javascript": "js",
+    "typescript": "js",
+    "go": "go",
+    "java": "java",
+    "cpp": "cpp",
+    "rust": "rust",
+}
+EXTENSION = {
+    "javascript": ".js",
+    "typescript": ".ts",
+    "go": ".go",
+    "java": ".java",
+    "cpp": ".cpp",
+    "rust": ".rs",
+}
 LANGUAGES = sorted(FILES)
 STRIDE = 8  # the unit tests take every 8th problem
 CLOSER_LINE = re.compile(r"\s*[)}\]]+[;,]?\s*")  # a line of closers only: `}`, `});`
@@ -207,6 +223,7 @@ def blocks(p: Problem) -> Iterator[tuple[int, int]]:
 
 OTHER = {  # a function the model may write after the hole
     "javascript": "\nconst helper = (x) => {\n  return x + 1;\n}\n",
+    "typescript": "\nconst helper = (x: number): number => {\n  return x + 1;\n}\n",
     "go": "\nfunc helper(x int) int {\n    return x + 1\n}\n",
     "java": "\n    public int helper(int x) {\n        return x + 1;\n    }\n",
     "cpp": "\nint helper(int x){\n    return x + 1;\n}\n",
