@@ -358,6 +358,21 @@ def test_multi_line_mode_on_each_case(language: str, case: str) -> None:
     assert len(failed) <= (1 - MIN_SHARE[case]) * count, report(failed)
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_streaming_stop_and_the_end_of_stream_cut_agree(language: str) -> None:
+    """A block shows the same whether the model stops after its `}` or runs on past it."""
+    checked = 0
+    for p in sample(language, STRIDE * 2):
+        shown: dict[str, set[str]] = {}
+        for doc in block_docs(p):
+            if not doc.ambiguous:
+                shown.setdefault(doc.name.rsplit(":", 1)[0], set()).add(run(p, doc))
+        for name, texts in shown.items():
+            assert len(texts) == 1, (p.task_id, name, texts)
+            checked += 1
+    assert checked >= 10
+
+
 def with_tabs(p: Problem) -> Problem:
     """The problem indented with tabs (gofmt's style), a tab for each 4 leading spaces."""
 
