@@ -11,11 +11,12 @@ import logging
 import os
 import re
 import secrets
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from eval.capture import kill_pids
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,7 @@ class Cgroup:
                     (self.dirs[0] / "cgroup.kill").write_text("1")
                 except OSError:
                     pass
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            kill_pids(pids)
             time.sleep(0.01)
 
     def oom_killed(self) -> bool:

@@ -8,10 +8,11 @@ found by uid and killed.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
+
+from eval.capture import kill_pids
 
 UID_BASE = 200_000  # throw-away uids: base + the child's pid (pid_max is far below 1e6)
 
@@ -60,11 +61,7 @@ def kill(uid: int, rounds: int = 20) -> None:
         pids = processes(uid)
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_pids(pids)
         time.sleep(0.02)
 
 
