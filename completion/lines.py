@@ -56,6 +56,23 @@ def code_above(prefix: str) -> str:
     return next((s for s in reversed(prefix.split("\n")[:-1]) if s.strip()), "")
 
 
+def code_lines_above(prefix: str, n: int) -> list[str]:
+    """The last `n` lines with code above the cursor's line, nearest first."""
+    return [s for s in reversed(prefix.split("\n")[:-1]) if s.strip()][:n]
+
+
+def braceless_body(line: str, header: str, language: str | None) -> bool:
+    """Whether `line` is the one statement of a brace-less `header` (`if (x)` + `return;`).
+
+    Its indentation is one level more than the code around it: it does not say how deep
+    the code after it goes.
+    """
+    spec = spec_for(language)
+    if spec is None or not spec.braceless or indent_of(line) <= indent_of(header):
+        return False
+    return _braceless_header(strip_lexemes(header, language).rstrip())
+
+
 def code_below(suffix: str) -> list[str]:
     """The lines with code below the cursor's line, nearest first."""
     return [s for s in suffix.split("\n")[1:] if s.strip()]

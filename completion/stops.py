@@ -21,9 +21,10 @@ from completion.languages import spec_for
 from completion.lines import (
     CLOSERS,
     block_closer,
+    braceless_body,
     bracket_depth,
-    code_above,
     code_below,
+    code_lines_above,
     indent_of,
     opens_block,
     opens_indent,
@@ -134,11 +135,15 @@ def indent_floor(prefix: str, suffix: str, language: str = "") -> int:
     Code at the cursor stays at least as deep as both the code line above it (one level
     deeper after a block opener) and the code line below it.
     """
-    above = code_above(prefix)
+    near = code_lines_above(prefix, 2)
     below = code_below(suffix)
-    if not above or not below:
+    if not near or not below:
         return 0
-    up = indent_of(above) + (1 if opens_indent(above, language) else 0)
+    above = near[0]
+    if len(near) > 1 and braceless_body(above, near[1], language):
+        up = indent_of(near[1])  # `if (x)` + `return y;` above: on at the `if`'s depth
+    else:
+        up = indent_of(above) + (1 if opens_indent(above, language) else 0)
     return min(up, indent_of(below[0]))
 
 
@@ -284,8 +289,15 @@ def block_stop(
                     return before(i) if i > 0 else 0
                 base = indent_of(line)
                 low = min(low, base)  # a header let through the floor: its siblings too
-                if opener and base < below_indent <= base + 4 and not indented:
-                    return after(i)  # its body is already below
+                if (
+                    opener
+                    and base < below_indent <= base + 4
+                    and not indented
+                    and first_below is not None
+                    and first_below[0] not in CLOSERS
+                ):
+                    return after(i)  # its body is already below (a closer there is an
+                    # inner block's, which the completion has yet to open)
                 continue
             if indent_of(line) < dedent_bound(base, low):
                 return before(i)

@@ -204,3 +204,31 @@ def test_brace_blank_lines_inside_an_open_block_go_on() -> None:
     assert rule(text) is None  # nothing cuts it: the block with its closer is the answer
     text = "    a()\n\n\n    b()\n"  # no block open: two blank lines end it, as in Python
     assert text[: rule(text)] == "    a()\n\n"
+
+
+def test_brace_header_above_a_deeper_closer_goes_on_into_its_body() -> None:
+    """HumanEval-X JavaScript/0: the hole opens `for` and `if`s whose closers the suffix has.
+
+    A closer below, deeper than the first line, is an inner block's: the completion still
+    has to open it, so the header's body is not below (it was cut after the header).
+    """
+    suffix = "\n      }\n    }\n  }\n  return false;\n}\n"
+    rule = block_stop("", suffix, floor=4, language="javascript")
+    text = (
+        "    for (let j = 0; j < n.length; j++) {\n      if (i != j) {\n"
+        "        return true;\n      }\n    }\n  }\n"
+    )
+    assert text[: rule(text)].startswith("    for (let j = 0; j < n.length; j++) {\n      if")
+    # a body below (code, not a closer) still ends the completion after the header
+    rule = block_stop("", "\n      x++;\n    }\n", floor=4, language="javascript")
+    assert text[: rule(text)] == "    for (let j = 0; j < n.length; j++) {"
+
+
+def test_floor_under_a_braceless_header_is_the_headers_depth() -> None:
+    """HumanEval-X JavaScript/12: `if (...)` + `return null;` above; code goes on at the if's."""
+    prefix = "const f = (s) => {\n  if (!s.length)\n    return null;\n"
+    suffix = "\n      return s;\n    }\n  }\n}\n"
+    assert indent_floor(prefix, suffix, "javascript") == 2
+    assert indent_floor(prefix, suffix, "python") == 4  # Python: no brace-less headers
+    braced = "const f = (s) => {\n  if (!s.length) {\n    return null;\n"
+    assert indent_floor(braced, suffix, "javascript") == 4
