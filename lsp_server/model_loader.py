@@ -86,10 +86,7 @@ class ModelLoader:
                 log.info("model %s (threads=%d) will load after the load in progress", *wanted)
                 return
             self._loading = True
-        token = self._started()
-        threading.Thread(
-            target=self._load_latest, args=(token,), name="offpilot-model-load", daemon=True
-        ).start()
+        self._start()
 
     def reload(self, release: Callable[[Engine], None]) -> bool:
         """Load the current setting again (the auto thread count changed), in the background.
@@ -105,20 +102,23 @@ class ModelLoader:
             self.engine = Future()
             self.engine.set_running_or_notify_cancel()
             self._loading = True
-        token = self._started()
-
-        def run() -> None:
-            try:
-                release(old)
-            except Exception:  # the old engine is dropped regardless; the load must go on
-                log.exception("releasing the old engine failed")
-            self._load_latest(token)
-
-        threading.Thread(target=run, name="offpilot-model-reload", daemon=True).start()
+        self._start(lambda: release(old))
         return True
 
-    def _load_latest(self, token: str | None) -> None:
+    def _start(self, first: Callable[[], None] | None = None) -> None:
+        """Start the load thread (`first`, such as freeing the old engine, runs in it first)."""
+        token = self._started()
+        threading.Thread(
+            target=self._load_latest, args=(token, first), name="offpilot-model-load", daemon=True
+        ).start()
+
+    def _load_latest(self, token: str | None, first: Callable[[], None] | None = None) -> None:
         """The load thread: load the newest setting, again while a newer one arrived meanwhile."""
+        if first is not None:
+            try:
+                first()
+            except Exception:  # the old engine is dropped regardless; the load must go on
+                log.exception("releasing the old engine failed")
         while True:
             with self._lock:
                 wanted = self._wanted

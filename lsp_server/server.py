@@ -77,8 +77,8 @@ class OffpilotServer(LanguageServer):
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
         self._loop: asyncio.AbstractEventLoop | None = None  # set by the first send_status
         self.recent = RecentDocuments()
-        self.busy_since: float | None = None  # a generation runs (monotonic start), or None
-        self.idle_since = time.monotonic()
+        self.generating = False  # a generation runs (`_on_busy`)
+        self.idle_since = time.monotonic()  # when the last one ended
         self.retuning: asyncio.Future[None] | None = None  # follow_load, once `initialized`
 
     # -- model -----------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class OffpilotServer(LanguageServer):
         while True:
             await asyncio.sleep(every_s)
             future = self.engine_future
-            idle = self.busy_since is None and time.monotonic() - self.idle_since >= IDLE_S
+            idle = not self.generating and time.monotonic() - self.idle_since >= IDLE_S
             if self.config.threads or not idle or not future.done() or future.exception():
                 continue
             running = getattr(future.result(), "threads", 0)
@@ -199,8 +199,9 @@ class OffpilotServer(LanguageServer):
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""
-        now = time.monotonic()
-        self.busy_since, self.idle_since = (now, self.idle_since) if busy else (None, now)
+        self.generating = busy
+        if not busy:
+            self.idle_since = time.monotonic()
         if self.state in ("ready", "busy"):
             self.send_status("busy" if busy else "ready")
 
