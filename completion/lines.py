@@ -7,6 +7,7 @@ ask these questions of the text around the cursor; one home keeps their answers 
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from completion.languages import spec_for, strip_lexemes
@@ -53,12 +54,16 @@ def indent_of(line: str) -> int:
 
 def code_above(prefix: str) -> str:
     """The last line with code above the cursor's line (`""` at the top of the file)."""
-    return next((s for s in reversed(prefix.split("\n")[:-1]) if s.strip()), "")
+    return next(iter(code_lines_above(prefix, 1)), "")
 
 
 def code_lines_above(prefix: str, n: int) -> list[str]:
-    """The last `n` lines with code above the cursor's line, nearest first."""
-    return [s for s in reversed(prefix.split("\n")[:-1]) if s.strip()][:n]
+    """The last `n` lines with code above the cursor's line, nearest first.
+
+    Lazy: a long file's lines far above are never looked at.
+    """
+    lines = (s for s in reversed(prefix.split("\n")[:-1]) if s.strip())
+    return list(itertools.islice(lines, n))
 
 
 def braceless_body(line: str, header: str, language: str | None) -> bool:
