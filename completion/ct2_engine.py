@@ -76,7 +76,8 @@ class CT2Engine:
         self.cache_resets = 0
         self.cache_failed = False  # a reload failed: prompts are computed whole from then on
         self.name = model.manifest.name
-        self.fim = model.manifest.fim
+        self.family = model.family
+        self.fim = self.family.fim
         self.path = model.path
         threads = options.threads or os.cpu_count() or 1
         self.threads = threads
@@ -94,7 +95,7 @@ class CT2Engine:
             raise ModelCorruptError(f"cannot load the model at {model.path}: {exc}") from exc
         self._to_tokenizer_id = _id_map(model.path / "vocabulary.json", self._tokenizer)
         self._stop_ids = frozenset(
-            i for t in model.manifest.stop_tokens if (i := self.token_id(t)) is not None
+            i for t in self.family.stop_tokens if (i := self.token_id(t)) is not None
         )
         self.load_seconds = time.monotonic() - started
         _live_engines.add(self)

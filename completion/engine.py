@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from completion.model_specs import FimTokens
+from completion.model_specs import Family, FimTokens
 from completion.stops import RULE, StopConditions, StopReason, StopRule, final_cut
 
 # Past about a second a suggestion is mostly wasted; 2 s leaves room for a block.
@@ -183,6 +183,9 @@ class Engine(Protocol):
 
     fim: FimTokens | None
     name: str
+    # The model's family entry (its windows, stop and repository tokens); `fim` is the FIM
+    # tokens this model's vocabulary has, None when it has none.
+    family: Family
 
     def encode(self, text: str) -> list[int]:
         """Token ids of plain text (no special tokens added)."""

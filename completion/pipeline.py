@@ -87,14 +87,10 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     tc = time.monotonic()
     mode = should_complete(context, options.trigger)
     t1 = time.monotonic()
-    extra = _crossfile(engine, request, context, options) if mode is not Mode.NONE else None
+    budget = options.budget(engine.family.windows)
+    extra = _crossfile(engine, request, context, options, budget) if mode is not Mode.NONE else None
     tx = time.monotonic()
-    prompt = build_prompt(
-        context,
-        engine,
-        PromptBudget(options.prefix_tokens, options.suffix_tokens),
-        extra.text if extra else "",
-    )
+    prompt = build_prompt(context, engine, budget, extra.text if extra else "")
     t2 = time.monotonic()
     multi = mode is Mode.MULTI
     params = GenerationParams(
@@ -119,21 +115,24 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     )
 
 
-def _crossfile_budget(options: CompletionOptions) -> int:
+def _crossfile_budget(budget: PromptBudget, share: float) -> int:
     """Tokens cross-file context may take: a share of the context budget, at most the prefix's."""
-    total = options.prefix_tokens + options.suffix_tokens
-    return min(int(options.crossfile_share * total), options.prefix_tokens)
+    total = budget.prefix_tokens + budget.suffix_tokens
+    return min(int(share * total), budget.prefix_tokens)
 
 
 def _crossfile(
-    engine: Engine, request: CompletionRequest, context: Context, options: CompletionOptions
+    engine: Engine,
+    request: CompletionRequest,
+    context: Context,
+    options: CompletionOptions,
+    budget: PromptBudget,
 ) -> crossfile.Crossfile | None:
     """Cross-file blocks for the prompt, or None when switched off or without sources."""
     windows = options.crossfile and bool(request.documents)
     imports = options.imports and bool(request.path) and os.path.isabs(request.path or "")
     if not (windows or imports):
         return None
-    budget = _crossfile_budget(options)
     return crossfile.collect(
         request.text,
         context.prefix,
@@ -145,7 +144,7 @@ def _crossfile(
         crossfile.CrossfileOptions(
             windows=windows,
             imports=imports,
-            budget_tokens=budget,
+            budget_tokens=_crossfile_budget(budget, options.crossfile_share),
             time_budget_ms=options.crossfile_ms,
         ),
         lambda text: len(engine.encode(text)),

@@ -7,16 +7,7 @@ from dataclasses import dataclass
 
 from completion.context import Context
 from completion.engine import Engine
-from completion.model_specs import FimOrder
-
-
-@dataclass(frozen=True)
-class PromptBudget:
-    """Token budget of the prompt, split between the two sides of the cursor."""
-
-    prefix_tokens: int = 384
-    suffix_tokens: int = 128
-
+from completion.model_specs import FimOrder, PromptBudget
 
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
 MAX_LINE_CHARS = 400
@@ -133,9 +124,9 @@ def build_prompt(
     the stable head; its tokens come out of the prefix budget. The prefix is encoded in two
     pieces: the lines above the checkpoint (`split_prefix`, under the prefix budget, cut at
     line boundaries), which stay a stable token prefix while the user types forward, and
-    the rest up to the cursor.
+    the rest up to the cursor. Without `budget`, the windows of the engine's model family.
     """
-    budget = budget or PromptBudget()
+    budget = budget or engine.family.windows
     cut = context.prefix.rfind("\n") + 1
     above, recent = split_prefix(context.prefix[:cut])
     extra = len(engine.encode(preamble)) if preamble else 0

@@ -41,8 +41,8 @@ class ServerConfig:
     max_tokens: int = _PIPELINE.max_new_tokens
     multiline: bool = _PIPELINE.trigger.multiline
     debounce_ms: int = 40
-    # prompt budget, split 3:1 between prefix and suffix
-    context_tokens: int = _PIPELINE.prefix_tokens + _PIPELINE.suffix_tokens
+    # prompt budget, split 3:1 between prefix and suffix; None: the model family's windows
+    context_tokens: int | None = None
     time_budget_ms: int = round(_PIPELINE.time_budget_s * 1000)
     threads: int = 0  # 0: auto, the cores other processes leave free (cpu_load.py)
     cache: bool = True  # completion cache, type-through and in-flight reuse
@@ -58,14 +58,16 @@ class ServerConfig:
         return self.enable and self.languages.get(language, self.languages.get("*", True))
 
     @property
-    def prefix_tokens(self) -> int:
-        """The prefix's share of the context budget."""
-        return self.context_tokens * 3 // 4
+    def prefix_tokens(self) -> int | None:
+        """The prefix's share of the context budget (None: the family's window)."""
+        return None if self.context_tokens is None else self.context_tokens * 3 // 4
 
     @property
-    def suffix_tokens(self) -> int:
-        """The suffix's share of the context budget."""
-        return self.context_tokens - self.prefix_tokens
+    def suffix_tokens(self) -> int | None:
+        """The suffix's share of the context budget (None: the family's window)."""
+        if self.context_tokens is None:
+            return None
+        return self.context_tokens - self.context_tokens * 3 // 4
 
 
 _BOUNDS: dict[str, tuple[int, int]] = {
@@ -83,6 +85,8 @@ def _check(name: str, value: Any, default: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("expected true or false")
         return value
+    if name == "context_tokens" and value is None:
+        return None  # back to the model family's windows
     if name in _BOUNDS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("expected an integer")

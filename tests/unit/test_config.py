@@ -19,8 +19,18 @@ def test_config_defaults_and_aliases() -> None:
     assert warnings == []
     assert (config.max_tokens, config.debounce_ms, config.multiline) == (20, 0, True)
     assert not config.language_enabled("markdown") and config.language_enabled("python")
-    assert config.prefix_tokens + config.suffix_tokens == config.context_tokens
+    # unset, the prompt windows are the model family's (completion/model_specs.py)
+    assert (config.context_tokens, config.prefix_tokens, config.suffix_tokens) == (None,) * 3
     assert parse_config(None) == (ServerConfig(), [])
+
+
+def test_context_tokens_split_three_to_one_and_null_restores_the_family_windows() -> None:
+    config, warnings = parse_config({"contextTokens": 1001})
+    assert warnings == [] and (config.prefix_tokens, config.suffix_tokens) == (750, 251)
+    back, warnings = parse_config({"contextTokens": None}, config)
+    assert warnings == [] and back.context_tokens is None and back.prefix_tokens is None
+    _, warnings = parse_config({"contextTokens": 8})
+    assert len(warnings) == 1 and "32..8192" in warnings[0]
 
 
 def test_invalid_config_warns_and_keeps_defaults() -> None:
