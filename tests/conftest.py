@@ -39,6 +39,24 @@ def tiny_model(tiny_checkpoint: Path, tiny_cache: Path) -> InstalledModel:
 
 
 @pytest.fixture(scope="session")
+def tiny_starcoder_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GPTBigCode (StarCoder format) checkpoint with a known answer (tests/tiny_model.py)."""
+    from tiny_model import build_tiny_starcoder
+
+    return build_tiny_starcoder(tmp_path_factory.mktemp("tiny-hf") / "tiny-starcoder")
+
+
+@pytest.fixture(scope="session")
+def tiny_starcoder(tiny_starcoder_checkpoint: Path, tiny_cache: Path) -> InstalledModel:
+    """The tiny StarCoder converted by `install_from_hf`: the second family, end to end."""
+    from completion.model_install import install_from_hf
+
+    return install_from_hf(
+        str(tiny_starcoder_checkpoint), "tiny-starcoder", tiny_cache, log=lambda _m: None
+    ).model
+
+
+@pytest.fixture(scope="session")
 def real_model() -> InstalledModel:
     """The installed default model; missing fails under make test, else skips loudly."""
     try:
