@@ -1,4 +1,7 @@
-"""`offpilot eval run` and `offpilot eval make-tasks`; heavy imports happen in the commands."""
+"""The `offpilot eval` commands (run, compare, repost, make-tasks, humaneval-x).
+
+Heavy imports happen in the commands.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eval.records import RunSettings
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,34 +31,45 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument(
         "--suite", required=True, help=f"one of {', '.join(SUITES)}, or a JSONL task file"
     )
-    run.add_argument("--limit", type=int, default=None, help="a seeded sample of N tasks")
-    run.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampling")
-    run.add_argument("--samples", type=int, default=1, help="samples per task (pass@k, k<=N)")
-    run.add_argument(
-        "--temperature", type=float, default=None, help="0 is greedy (default: 0, or 0.8 if N>1)"
-    )
-    run.add_argument("--workers", type=int, default=None, help="parallel test runs (cores)")
-    run.add_argument("--timeout", type=float, default=10.0, help="seconds per test run")
-    run.add_argument(
-        "--time-budget",
-        type=float,
-        default=None,
-        help="generation time budget per request in seconds (default: the editor's)",
-    )
-    run.add_argument(
-        "--max-new-tokens", type=int, default=None, help="token cap (default: the editor's)"
-    )
+    _add_run_options(run)
     run.add_argument("--out", default=None, help="output directory (default eval-runs/SUITE)")
-    run.add_argument(
-        "--set",
-        default=None,
-        metavar="NAME=VALUE,...",
-        help="pipeline options for an ablation (CompletionOptions fields, e.g. dedupe=0); "
-        "an unknown name is an error (OFFPILOT_PIPELINE is read when --set is not given)",
-    )
     run.add_argument("--model", default=None, help="model name or directory")
     run.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
     run.set_defaults(func=_cmd_run)
+
+    cmp = esub.add_parser(
+        "compare",
+        help="models side by side on the same tasks: pass@1 with paired tests, latency, plots",
+    )
+    cmp.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="finished runs (or directories of runs, one per suite); the first is the baseline",
+    )
+    cmp.add_argument("--out", required=True, help="report directory (and the runs of --model)")
+    cmp.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME_OR_DIR",
+        help="run this model (repeatable) into OUT/<name>/ first, then compare",
+    )
+    cmp.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        help=f"suite for --model runs (repeatable): {', '.join(SUITES)}, or a JSONL task file",
+    )
+    _add_run_options(cmp)
+    cmp.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
+    cmp.add_argument(
+        "--intersect",
+        action="store_true",
+        help="pair on the tasks all runs share (with a note) instead of refusing other task sets",
+    )
+    cmp.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    cmp.set_defaults(func=_cmd_compare)
 
     rp = esub.add_parser(
         "repost",
@@ -111,28 +128,44 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return ev
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.ct2_engine import load_engine
-    from completion.model_store import locate
-    from completion.options import CompletionOptions
-    from eval.execution import SandboxUnavailable
-    from eval.records import RunSettings, SettingsMismatchError
-    from eval.run import run
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark run that `eval run` and `eval compare --model` share."""
+    parser.add_argument("--limit", type=int, default=None, help="a seeded sample of N tasks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampling")
+    parser.add_argument("--samples", type=int, default=1, help="samples per task (pass@k, k<=N)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="0 is greedy (default: 0, or 0.8 if N>1)"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="parallel test runs (cores)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per test run")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="generation time budget per request in seconds (default: the editor's)",
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="token cap (default: the editor's)"
+    )
+    parser.add_argument(
+        "--set",
+        default=None,
+        metavar="NAME=VALUE,...",
+        help="pipeline options for an ablation (CompletionOptions fields, e.g. dedupe=0); "
+        "an unknown name is an error (OFFPILOT_PIPELINE is read when --set is not given)",
+    )
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    spec = args.set if args.set is not None else os.environ.get("OFFPILOT_PIPELINE", "")
-    try:
-        CompletionOptions().with_spec(spec)
-    except ValueError as exc:
-        print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    model = locate(args.model, args.cache_dir)
+
+def _run_settings(args: argparse.Namespace, suite: str, model: str) -> RunSettings:
+    """A run's settings from the shared run options (`--set` is checked by the caller)."""
+    from eval.records import RunSettings
+
     temperature = args.temperature
     if temperature is None:
         temperature = 0.8 if args.samples > 1 else 0.0
-    defaults = RunSettings(suite=args.suite)
-    settings = RunSettings(
-        suite=args.suite,
+    defaults = RunSettings(suite=suite)
+    return RunSettings(
+        suite=suite,
         limit=args.limit,
         seed=args.seed,
         samples=args.samples,
@@ -140,11 +173,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         max_new_tokens=args.max_new_tokens or defaults.max_new_tokens,
         time_budget_s=args.time_budget or defaults.time_budget_s,
-        model=model.manifest.name,
-        pipeline=spec.strip(),
+        model=model,
+        pipeline=_pipeline_spec(args),
     )
-    suite_name = Path(args.suite).stem if Path(args.suite).exists() else args.suite
-    out = Path(args.out or f"eval-runs/{suite_name}")
+
+
+def _pipeline_spec(args: argparse.Namespace) -> str:
+    """`--set`, else $OFFPILOT_PIPELINE; raises ValueError naming a bad option."""
+    from completion.options import CompletionOptions
+
+    spec = args.set if args.set is not None else os.environ.get("OFFPILOT_PIPELINE", "")
+    CompletionOptions().with_spec(spec)
+    return spec.strip()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from completion.ct2_engine import load_engine
+    from completion.model_store import locate
+    from eval.data import suite_name
+    from eval.execution import SandboxUnavailable
+    from eval.records import SettingsMismatchError
+    from eval.run import run
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        _pipeline_spec(args)
+    except ValueError as exc:
+        print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    model = locate(args.model, args.cache_dir)
+    settings = _run_settings(args, args.suite, model.manifest.name)
+    out = Path(args.out or f"eval-runs/{suite_name(args.suite)}")
     try:
         summary = run(settings, out, lambda: load_engine(model), workers=args.workers)
     except (SettingsMismatchError, FileNotFoundError, SandboxUnavailable) as exc:
@@ -164,6 +223,59 @@ def _cmd_run(args: argparse.Namespace) -> int:
             }
         )
     )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from completion.model_store import ModelError
+    from eval.compare import (
+        CompareError,
+        CompareOptions,
+        Entrant,
+        compare,
+        log_note,
+        run_entrants,
+        unique_labels,
+        verdicts,
+    )
+    from eval.execution import SandboxUnavailable
+    from eval.records import SettingsMismatchError
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    out = Path(args.out)
+    paths = [Path(p) for p in args.runs]
+    try:
+        if args.model:
+            if not args.suite:
+                raise CompareError("--model needs --suite (the same tasks for every model)")
+            taken = [p.resolve().name for p in paths]
+            names = [Path(m).name for m in args.model]
+            labels = unique_labels(taken + names)[len(taken) :]
+            entrants = [
+                Entrant(label, model=m) for label, m in zip(labels, args.model, strict=True)
+            ]
+            template = _run_settings(args, args.suite[0], "")
+            paths += run_entrants(
+                entrants, template, args.suite, out, args.cache_dir, workers=args.workers
+            )
+        elif args.suite:
+            raise CompareError("--suite is for --model runs; finished runs carry their own")
+        options = CompareOptions(intersect=args.intersect, seed=args.seed, resamples=args.resamples)
+        result = compare(paths, out, options)
+    except (
+        CompareError,
+        ModelError,
+        SettingsMismatchError,
+        SandboxUnavailable,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
+        print(f"offpilot eval compare: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    log_note(result)
+    for line in verdicts(result):
+        print(line)  # noqa: T201
+    print(f"report: {out / 'compare.md'}")  # noqa: T201
     return 0
 
 

@@ -90,6 +90,15 @@ def language(task: Task) -> str:
     return str(task.extra.get("language") or "python")
 
 
+def suite_name(suite: str) -> str:
+    """A suite's short name: a built-in suite's own, else the task file's stem.
+
+    It names a run's default directory and pairs runs in `offpilot eval compare`, which may
+    read a run whose task file is gone.
+    """
+    return suite if suite in SUITES else Path(suite).stem
+
+
 def lines_kind(middle: str) -> str:
     """A task kind from the size of the reference middle: 1, 2-3 or 4+ lines."""
     lines = len(middle.strip("\n").splitlines()) if middle.strip() else 0

@@ -140,7 +140,8 @@ def _machine(m: dict[str, Any]) -> str:
     return f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB, {m.get('os')}"
 
 
-def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files, no display), or None when not installed."""
     try:
         import matplotlib
 
@@ -148,6 +149,13 @@ def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) ->
         import matplotlib.pyplot as plt
     except ImportError:
         log.warning("matplotlib is not installed: report without plots")
+        return None
+    return plt
+
+
+def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    plt = pyplot()
+    if plt is None:
         return []
     made = []
     warm = sorted(float(r["latency_ms"]) for r in records if not r.get("cold"))
