@@ -11,6 +11,7 @@ against the first, the baseline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -33,6 +34,9 @@ LATENCY_PNG = "compare_latency.png"
 
 class CompareError(Exception):
     """The runs cannot be compared (not runs, other tasks, too few entrants)."""
+
+
+Key = tuple[str, str]  # a task of a comparison: (suite name, task id)
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -146,21 +150,13 @@ def run_entrants(
     factories = [engine_factory(e, cache_dir) for e in entrants]  # fail before running
     dirs = []
     for entrant, (model_name, factory) in zip(entrants, factories, strict=True):
-        loaded: list[Engine] = []
-
-        def engine(
-            factory: Callable[[], Engine] = factory, loaded: list[Engine] = loaded
-        ) -> Engine:
-            if not loaded:
-                loaded.append(factory())
-            return loaded[0]
-
+        engine = functools.cache(factory)  # loaded once for all suites, if at all
         home = out / entrant.label
         for suite in suites:
             where = home if len(suites) == 1 else home / data.suite_name(suite)
             settings = dataclasses.replace(template, suite=suite, model=model_name)
             run(settings, where, engine, workers=workers, progress_stream=progress_stream)
-        loaded.clear()  # free the model before the next entrant loads
+        engine.cache_clear()  # free the model before the next entrant loads
         dirs.append(home)
     return dirs
 
@@ -201,7 +197,7 @@ class Contestant:
     label: str
     dirs: tuple[str, ...]
     settings: tuple[dict[str, Any], ...]
-    outcomes: dict[tuple[str, str], Outcome]
+    outcomes: dict[Key, Outcome]
     records: tuple[dict[str, Any], ...]
     skipped: int  # samples whose toolchain was missing (no answer of the model)
 
@@ -219,11 +215,15 @@ def run_dirs(path: Path) -> list[Path]:
 
 def load_contestant(path: Path, label: str) -> Contestant:
     """Read an entrant's runs; a run without samples or two runs of one suite are refused."""
-    outcomes: dict[tuple[str, str], Outcome] = {}
+    outcomes: dict[Key, Outcome] = {}
     settings, records, dirs, skipped = [], [], [], 0
     suites: dict[str, Path] = {}
     for d in run_dirs(path):
-        s = {**dataclasses.asdict(RunSettings(suite="")), **json.loads((d / SETTINGS).read_text())}
+        try:
+            pinned = json.loads((d / SETTINGS).read_text(encoding="utf-8"))
+            s = {**dataclasses.asdict(RunSettings(suite="")), **pinned}
+        except (OSError, ValueError, TypeError) as exc:
+            raise CompareError(f"{d / SETTINGS} is not a run's settings: {exc}") from None
         suite = data.suite_name(str(s["suite"]))
         if suite in suites:
             raise CompareError(f"{label}: {suites[suite]} and {d} are both runs of {suite}")
@@ -234,6 +234,8 @@ def load_contestant(path: Path, label: str) -> Contestant:
         per_task: dict[str, list[bool]] = defaultdict(list)
         language: dict[str, str] = {}
         for r in rs:
+            if not isinstance(r, dict) or "task_id" not in r or "passed" not in r:
+                raise CompareError(f"{d}: a line of samples.jsonl is not a sample record: {r!r}")
             if toolchains.is_missing(str(r.get("reason", ""))):
                 skipped += 1
                 continue
@@ -243,13 +245,17 @@ def load_contestant(path: Path, label: str) -> Contestant:
             outcomes[(suite, task_id)] = Outcome(
                 suite, task_id, language[task_id], len(passes), sum(passes)
             )
-        records += [{**r, "suite": suite} for r in rs if not r.get("cold")]
+        records += [
+            {**r, "suite": suite, "timings_ms": r.get("timings_ms") or {}}
+            for r in rs
+            if not r.get("cold") and isinstance(r.get("latency_ms"), int | float)
+        ]
         settings.append(s)
         dirs.append(str(d))
     return Contestant(label, tuple(dirs), tuple(settings), outcomes, tuple(records), skipped)
 
 
-def paired_keys(contestants: Sequence[Contestant], intersect: bool) -> tuple[list, str]:
+def paired_keys(contestants: Sequence[Contestant], intersect: bool) -> tuple[list[Key], str]:
     """The tasks every entrant scored, and a note when some were left out (`intersect`).
 
     Without `intersect`, entrants whose task sets differ are refused with what differs.
@@ -322,7 +328,7 @@ def compare(
     labels = list(labels) if labels else unique_labels([Path(p).resolve().name for p in paths])
     contestants = [load_contestant(Path(p), label) for p, label in zip(paths, labels, strict=True)]
     keys, note = paired_keys(contestants, options.intersect)
-    groups: dict[str, list[tuple[str, str]]] = {"all": keys}
+    groups: dict[str, list[Key]] = {"all": keys}
     base = contestants[0]
     for key in keys:
         o = base.outcomes[key]
@@ -362,7 +368,7 @@ def compare(
     return result
 
 
-def _entrant_summary(c: Contestant, paired: set[tuple[str, str]]) -> dict[str, Any]:
+def _entrant_summary(c: Contestant, paired: set[Key]) -> dict[str, Any]:
     """Speed of one entrant over its warm requests on the paired tasks."""
     rs = [r for r in c.records if (r["suite"], r["task_id"]) in paired]
     first = [float(r["timings_ms"]["first_token"]) for r in rs if "first_token" in r["timings_ms"]]
@@ -394,7 +400,7 @@ def _settings_differ(contestants: Sequence[Contestant]) -> dict[str, dict[str, A
     }
 
 
-def _disagreements(contestants: Sequence[Contestant], keys: list) -> list[dict[str, Any]]:
+def _disagreements(contestants: Sequence[Contestant], keys: list[Key]) -> list[dict[str, Any]]:
     """The tasks on which the entrants do not all score the same, with each one's pass@1."""
     out = []
     for key in keys:
@@ -521,7 +527,7 @@ def _mark(score: float) -> str:
 
 
 def _plots(
-    out: Path, result: dict[str, Any], contestants: Sequence[Contestant], paired: set
+    out: Path, result: dict[str, Any], contestants: Sequence[Contestant], paired: set[Key]
 ) -> list[str]:
     from eval.report import pyplot
 

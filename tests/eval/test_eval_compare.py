@@ -183,6 +183,17 @@ def test_other_task_sets_are_refused_or_paired_loudly(
         compare([editor], tmp_path / "one", CompareOptions())
     with pytest.raises(CompareError, match="not a run directory"):
         compare([editor, tmp_path / "nothing"], tmp_path / "x", CompareOptions())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "settings.json").write_text("{not json")
+    with pytest.raises(CompareError, match="is not a run's settings"):
+        compare([editor, broken], tmp_path / "x", CompareOptions())
+    (broken / "settings.json").write_text(json.dumps({"suite": suite}))
+    with pytest.raises(CompareError, match="holds no finished sample"):
+        compare([editor, broken], tmp_path / "x", CompareOptions())
+    (broken / "samples.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(CompareError, match="is not a sample record"):
+        compare([editor, broken], tmp_path / "x", CompareOptions())
 
 
 def test_compare_runs_the_models_first_and_resumes(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
