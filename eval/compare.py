@@ -228,7 +228,7 @@ def load_contestant(path: Path, label: str) -> Contestant:
         if suite in suites:
             raise CompareError(f"{label}: {suites[suite]} and {d} are both runs of {suite}")
         suites[suite] = d
-        rs = read_samples(d)
+        rs = read_samples(d, repair=False)  # the run may still be going: never rewrite it
         if not rs:
             raise CompareError(f"{d} holds no finished sample (samples.jsonl is empty)")
         per_task: dict[str, list[bool]] = defaultdict(list)

@@ -64,8 +64,12 @@ class SettingsMismatchError(Exception):
     """The output directory holds a run made with other settings."""
 
 
-def read_samples(out: Path) -> list[dict[str, Any]]:
-    """Records already in DIR/samples.jsonl; a line cut short by a kill is dropped (and fixed)."""
+def read_samples(out: Path, repair: bool = True) -> list[dict[str, Any]]:
+    """Records already in DIR/samples.jsonl; a line cut short by a kill is dropped.
+
+    `repair` rewrites the file without it, for the run that appends next; a reader of a run
+    that may still be going (`eval compare`) must not, or the writer's appends are lost.
+    """
     path = out / SAMPLES
     if not path.exists():
         return []
@@ -75,7 +79,7 @@ def read_samples(out: Path) -> list[dict[str, Any]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             broken = True
-    if broken or (path.stat().st_size and not path.read_bytes().endswith(b"\n")):
+    if repair and (broken or path.stat().st_size and not path.read_bytes().endswith(b"\n")):
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         tmp.replace(path)

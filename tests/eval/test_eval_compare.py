@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,19 @@ def test_compare_runs_the_models_first_and_resumes(tiny_model, tmp_path: Path) -
     )
     bad = _cli("--model", model, "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--model needs --suite" in bad.stderr
+
+
+def test_a_run_still_being_written_is_read_not_rewritten(
+    two_runs: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """compare may read a run whose writer is still appending: a cut last line is skipped,
+    and the file is left exactly as it was (a rewrite would lose the writer's appends)."""
+    editor, raw, _ = two_runs
+    live = tmp_path / "live"
+    shutil.copytree(raw, live)
+    with open(live / "samples.jsonl", "a") as fh:
+        fh.write('{"task_id": "toy/0", "comp')
+    before = (live / "samples.jsonl").read_bytes()
+    result = compare([editor, live], tmp_path / "cmp", CompareOptions(resamples=500))
+    assert result["tasks"] == 9
+    assert (live / "samples.jsonl").read_bytes() == before
