@@ -105,29 +105,33 @@ class Entrant:
 
     label: str
     model: str = ""  # model name or directory (completion.model_store.locate)
-    backend: str = ""  # URL of an OpenAI-compatible server (completion/remote_engine.py)
+    # URL of an OpenAI-compatible server (issue 15, part 2); `model` then gives the tokenizer
+    backend: str = ""
 
 
 def engine_factory(
     entrant: Entrant, cache_dir: str | None = None
-) -> tuple[str, Callable[[], Engine]]:
-    """The one place an entrant becomes an engine: its model name and a lazy loader.
+) -> tuple[dict[str, Any], Callable[[], Engine]]:
+    """The one place an entrant becomes an engine: the run settings that name it, and a loader.
 
-    The name goes into the run's settings; `eval.run.run` calls the loader only if there is
-    work left. The model is located now, so a missing one fails before any run starts.
+    The settings (`model`, ...) go into each of the entrant's runs, so a resumed run cannot
+    mix engines; `eval.run.run` calls the loader only if there is work left. The model is
+    located now, so a missing one fails before any run starts.
     """
-    if entrant.backend:
-        # Hook for the remote backend: completion/remote_engine.py (issue 15, part 2) is an
-        # `Engine` too; build it here from `entrant.backend` and return its model name.
-        raise CompareError(
-            f"{entrant.label}: a --backend entrant needs completion/remote_engine.py, "
-            "which this checkout does not have"
-        )
-    from completion.ct2_engine import load_engine
     from completion.model_store import locate
 
     model = locate(entrant.model or None, cache_dir)
-    return model.manifest.name, lambda: load_engine(model)
+    if entrant.backend:
+        # The hook for a backend entrant. Once completion/engines.py (`engine_for`) and
+        # RunSettings.backend are on main: return ({"model": model.manifest.name,
+        # "backend": entrant.backend}, lambda: engine_for(model, entrant.backend)).
+        raise CompareError(
+            f"{entrant.label}: a backend entrant needs completion/remote_engine.py, "
+            "which this checkout does not have"
+        )
+    from completion.ct2_engine import load_engine
+
+    return {"model": model.manifest.name}, lambda: load_engine(model)
 
 
 def run_entrants(
@@ -149,12 +153,12 @@ def run_entrants(
 
     factories = [engine_factory(e, cache_dir) for e in entrants]  # fail before running
     dirs = []
-    for entrant, (model_name, factory) in zip(entrants, factories, strict=True):
+    for entrant, (named, factory) in zip(entrants, factories, strict=True):
         engine = functools.cache(factory)  # loaded once for all suites, if at all
         home = out / entrant.label
         for suite in suites:
             where = home if len(suites) == 1 else home / data.suite_name(suite)
-            settings = dataclasses.replace(template, suite=suite, model=model_name)
+            settings = dataclasses.replace(template, suite=suite, **named)
             run(settings, where, engine, workers=workers, progress_stream=progress_stream)
         engine.cache_clear()  # free the model before the next entrant loads
         dirs.append(home)
