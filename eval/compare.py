@@ -467,31 +467,25 @@ def render(result: dict[str, Any], max_disagreements: int = 200) -> str:
         lines += ["| setting | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         for k, per in result["settings_differ"].items():
             lines.append(f"| {k} | " + " | ".join(f"`{per[x]}`" for x in labels) + " |")
+    base = result["baseline"]
     for kind in ("suite", "language"):
-        lines += ["", f"## pass@1 by {kind}", ""]
-        head = " | ".join(labels[1:])
-        lines += [
-            f"| {kind} | tasks | "
-            + " | ".join(labels)
-            + (f" | {head} (diff, CI, p)" if head else "")
-            + " |",
-            "|---" * (2 + len(labels) + (1 if head else 0)) + "|",
-        ]
+        lines += ["", f"## pass@1 by {kind} (95% CI; difference to {base}, CI, p)", ""]
+        heads = labels + [f"{x} - {base}" for x in labels[1:]]
+        lines += [f"| {kind} | tasks | " + " | ".join(heads) + " |"]
+        lines += ["|---" * (2 + len(heads)) + "|"]
         for name, row in result["groups"].items():
             if not name.startswith(kind + " "):
                 continue
-            cells = []
-            for x in labels:
-                e = row["entrants"][x]
-                cells.append(f"{e['pass@1']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]")
-            tests = [
+            cells = [
+                f"{e['pass@1']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]"
+                for e in (row["entrants"][x] for x in labels)
+            ]
+            cells += [
                 f"{t['diff']:+.3f} [{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] p={t['p']:.3g}"
-                for t in row["vs_baseline"].values()
+                for t in (row["vs_baseline"][x] for x in labels[1:])
             ]
             lines.append(
-                f"| {name.split(' ', 1)[1]} | {row['tasks']} | "
-                + " | ".join(cells + ["; ".join(tests)] if tests else cells)
-                + " |"
+                f"| {name.split(' ', 1)[1]} | {row['tasks']} | " + " | ".join(cells) + " |"
             )
     lines += ["", "## Speed (warm requests, ms)", ""]
     lines += [
