@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import random
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -302,7 +303,13 @@ def paired_keys(contestants: Sequence[Contestant], intersect: bool) -> tuple[lis
                 "they share."
             )
         note = f"PAIRED ON THE INTERSECTION: {len(common)} shared tasks only; {why}."
-    return sorted(common), note
+    return sorted(common, key=_natural), note
+
+
+def _natural(key: Key) -> tuple[str | int, ...]:
+    """Task order with numbers as numbers: HumanEval/5 before HumanEval/37 before /105."""
+    parts = re.split(r"(\d+)", "\0".join(key))
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 # -- the comparison ----------------------------------------------------------------------------
