@@ -30,6 +30,7 @@ from eval.records import SETTINGS, RunSettings, read_samples
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
 PASS_PNG = "compare_pass1.png"
+DIFF_PNG = "compare_diff.png"
 LATENCY_PNG = "compare_latency.png"
 
 
@@ -560,8 +561,29 @@ def _plots(
     ax.set_xlim(0, 1)
     ax.set_xlabel("pass@1 (bars: 95% bootstrap CI)")
     ax.set_title("pass@1 by entrant")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.savefig(out / PASS_PNG, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    rows = [(g, x) for g in groups for x in labels[1:]]
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.8 + 0.35 * len(rows))))
+    for i, (g, x) in enumerate(rows):
+        t = result["groups"][g]["vs_baseline"][x]
+        ax.errorbar(
+            t["diff"],
+            i,
+            xerr=[[t["diff"] - t["ci95"][0]], [t["ci95"][1] - t["diff"]]],
+            fmt="o",
+            capsize=3,
+            color=f"C{labels.index(x)}",  # the entrant's colour in the pass@1 plot
+        )
+        ax.text(t["ci95"][1], i, f"  p={t['p']:.3g}", va="center", fontsize=7)
+    ax.axvline(0, color="grey", linestyle=":")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{x} - {labels[0]}, {g}" for g, x in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference of pass@1 (95% paired bootstrap CI); p: McNemar exact")
+    ax.set_title(f"Against the baseline {labels[0]}")
+    fig.savefig(out / DIFF_PNG, dpi=100, bbox_inches="tight")
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for c in contestants:
@@ -587,7 +609,7 @@ def _plots(
     fig.suptitle("Latency CDF, warm requests on the paired tasks")
     fig.savefig(out / LATENCY_PNG, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return [PASS_PNG, LATENCY_PNG]
+    return [PASS_PNG, DIFF_PNG, LATENCY_PNG]
 
 
 def log_note(result: dict[str, Any], stream: TextIO = sys.stderr) -> None:

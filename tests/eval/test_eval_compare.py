@@ -154,7 +154,7 @@ def test_compare_two_finished_runs(two_runs: tuple[Path, Path, str], tmp_path: P
     assert "## pass@1 by language" in md and "| javascript | 3 |" in md
     for png in result["plots"]:
         assert (tmp_path / "cmp" / png).stat().st_size > 1000
-    assert len(result["plots"]) == 2
+    assert result["plots"] == ["compare_pass1.png", "compare_diff.png", "compare_latency.png"]
 
 
 def test_other_task_sets_are_refused_or_paired_loudly(
