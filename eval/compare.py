@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from completion.engine import Engine
 from eval import data, metrics, toolchains
-from eval.records import SETTINGS, RunSettings, read_samples
+from eval.records import SETTINGS, RunSettings, by_language, read_samples
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
@@ -198,7 +198,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Contestant:
-    """A finished entrant: its runs' settings, per-task outcomes and warm request records."""
+    """A finished entrant: its runs' settings, per-task outcomes and sample records."""
 
     label: str
     dirs: tuple[str, ...]
@@ -206,6 +206,18 @@ class Contestant:
     outcomes: dict[Key, Outcome]
     records: tuple[dict[str, Any], ...]
     skipped: int  # samples whose toolchain was missing (no answer of the model)
+
+    def on(self, paired: set[Key]) -> list[dict[str, Any]]:
+        """The sample records of the paired tasks."""
+        return [r for r in self.records if (r["suite"], r["task_id"]) in paired]
+
+    def warm(self, paired: set[Key]) -> list[dict[str, Any]]:
+        """The timed requests of the paired tasks, the first after each model load left out."""
+        return [
+            r
+            for r in self.on(paired)
+            if not r.get("cold") and isinstance(r.get("latency_ms"), int | float)
+        ]
 
 
 def run_dirs(path: Path) -> list[Path]:
@@ -252,9 +264,13 @@ def load_contestant(path: Path, label: str) -> Contestant:
                 suite, task_id, language[task_id], len(passes), sum(passes)
             )
         records += [
-            {**r, "suite": suite, "timings_ms": r.get("timings_ms") or {}}
+            {
+                **r,
+                "suite": suite,
+                "timings_ms": r.get("timings_ms") or {},
+                "reason": str(r.get("reason", "")),
+            }
             for r in rs
-            if not r.get("cold") and isinstance(r.get("latency_ms"), int | float)
         ]
         settings.append(s)
         dirs.append(str(d))
@@ -382,7 +398,7 @@ def compare(
 
 def _entrant_summary(c: Contestant, paired: set[Key]) -> dict[str, Any]:
     """Speed of one entrant over its warm requests on the paired tasks."""
-    rs = [r for r in c.records if (r["suite"], r["task_id"]) in paired]
+    rs = c.warm(paired)
     first = [float(r["timings_ms"]["first_token"]) for r in rs if "first_token" in r["timings_ms"]]
     decode_s = sum(float(r["timings_ms"].get("decode", 0.0)) for r in rs) / 1000
     decoded = sum(max(0, int(r.get("tokens_out", 0)) - 1) for r in rs)  # the 1st: prompt pass
@@ -396,6 +412,7 @@ def _entrant_summary(c: Contestant, paired: set[Key]) -> dict[str, Any]:
         "first_token_ms": metrics.latency_stats(first),
         "decode_tokens_per_s": decoded / decode_s if decode_s > 0 else 0.0,
         "tokens_out_mean": sum(int(r.get("tokens_out", 0)) for r in rs) / len(rs) if rs else 0.0,
+        "by_language": by_language(c.on(paired)),  # compile errors, as in a run's summary
     }
 
 
@@ -495,6 +512,7 @@ def render(result: dict[str, Any], max_disagreements: int = 200) -> str:
             lines.append(
                 f"| {name.split(' ', 1)[1]} | {row['tasks']} | " + " | ".join(cells) + " |"
             )
+    lines += _compile_errors(result)
     lines += ["", "## Speed (warm requests, ms)", ""]
     lines += [
         "| entrant | n | latency p50 | p90 | p99 | first token p50 | p90 | p99 "
@@ -526,6 +544,33 @@ def render(result: dict[str, Any], max_disagreements: int = 200) -> str:
     if result["plots"]:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in result["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _compile_errors(result: dict[str, Any]) -> list[str]:
+    """Per language but Python and entrant: the answers that did not compile (of all, of shown).
+
+    A shown answer is a non-empty one, what the editor would have displayed
+    (`records.by_language`, as in a run's own report).
+    """
+    entrants = result["entrants"]
+    languages = sorted({x for e in entrants for x in e["by_language"]} - {"python"})
+    if not languages:
+        return []
+    lines = ["", "## Compile errors by language (of all answers; of the shown ones)", ""]
+    lines += ["| language | " + " | ".join(e["label"] for e in entrants) + " |"]
+    lines += ["|---" * (1 + len(entrants)) + "|"]
+    for language in languages:
+        cells = []
+        for e in entrants:
+            v = e["by_language"].get(language)
+            cells.append(
+                f"{v['compile_errors']} ({v['compile_error_share']:.1%}); "
+                f"{v['shown_not_compiling']:.1%} of {v['shown']}"
+                if v
+                else "-"
+            )
+        lines.append(f"| {language} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _mark(score: float) -> str:
@@ -587,7 +632,7 @@ def _plots(
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for c in contestants:
-        rs = [r for r in c.records if (r["suite"], r["task_id"]) in paired]
+        rs = c.warm(paired)
         series = {
             "end-to-end latency (ms)": [float(r["latency_ms"]) for r in rs],
             "first token (ms)": [float(r["timings_ms"].get("first_token", 0.0)) for r in rs],

@@ -148,7 +148,11 @@ def test_compare_two_finished_runs(two_runs: tuple[Path, Path, str], tmp_path: P
     for e in result["entrants"]:
         assert e["latency_ms"]["p50"] > 0 and e["latency_ms"]["n"] == 8  # the cold one left out
         assert e["first_token_ms"]["p99"] > 0 and e["decode_tokens_per_s"] > 0
+    js = {e["label"]: e["by_language"]["javascript"] for e in result["entrants"]}
+    assert js["raw"]["shown"] == 3 and js["raw"]["compile_errors"] >= 1  # junk, shown
+    assert js["editor"]["shown_not_compiling"] == 0.0  # the editor's pipeline shows none
     md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## Compile errors by language" in md and "| javascript |" in md
     assert f"## Tasks where they disagree ({len(expected)})" in md
     assert all(f"| {x} |" in md for x in expected)
     assert "## pass@1 by language" in md and "| javascript | 3 |" in md
