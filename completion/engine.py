@@ -1,8 +1,9 @@
 """The generation engine's interface: what the pipeline asks of a model, and the stream it gets.
 
 The pipeline talks to `Engine` only. Implementations: `CT2Engine` (completion/ct2_engine.py)
-runs a converted model with CTranslate2 on the CPU; `FakeEngine`
-(completion/fake_engine.py) replays scripted text for fast unit tests. Both apply the stop
+runs a converted model with CTranslate2 on the CPU; `RemoteEngine`
+(completion/remote_engine.py) asks an OpenAI-compatible server; `FakeEngine`
+(completion/fake_engine.py) replays scripted text for fast unit tests. All apply the stop
 conditions of completion/stops.py through `Stream` and `HypothesisTracker`.
 """
 
@@ -162,7 +163,8 @@ class Stream:
             if reason is not None:
                 self.reason = reason
                 return
-        self.reason = StopReason.END_TOKEN
+        # an engine whose source can end for its own reasons says which (a remote server's)
+        self.reason = getattr(self._raw, "end_reason", None) or StopReason.END_TOKEN
 
     def _close_raw(self) -> None:
         close = getattr(self._raw, "close", None)

@@ -284,8 +284,8 @@ class Completer:
         result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome("", "cancelled", result.timings_ms)
-        if self.config.cache and result.stop_reason != StopReason.TIME_BUDGET:
-            # an answer cut by the clock is no answer to keep
+        if self.config.cache and result.stop_reason not in StopReason.NO_ANSWER:
+            # an answer cut by the clock, or a backend's failure, is no answer to keep
             self.cache.put(key, result.text, prefetched=speculative)
         return Outcome(
             result.text,
@@ -308,7 +308,7 @@ class Completer:
         request_id: int | str | None = None,
     ) -> None:
         """Cache the whole block whose first line was already shown."""
-        if cancel.is_set() or result.stop_reason in ("cancelled", StopReason.TIME_BUDGET):
+        if cancel.is_set() or result.stop_reason in StopReason.NO_ANSWER:
             return
         self.cache.put(key, result.text)
         stages = format_stages(result.timings_ms)
@@ -332,7 +332,8 @@ class Completer:
             result = await asyncio.shield(flight.result)
         except Exception:  # the other request's failure is not ours: generate afresh
             return None
-        if result.stop_reason == "cancelled" or not result.text.startswith(typed):
+        failed = result.stop_reason in (StopReason.CANCELLED, StopReason.BACKEND_ERROR)
+        if failed or not result.text.startswith(typed):
             return None
         self.cache.put(flight.key, result.text)
         rest = result.text[len(typed) :]
