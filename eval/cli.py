@@ -35,6 +35,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output directory (default eval-runs/SUITE)")
     run.add_argument("--model", default=None, help="model name or directory")
     run.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
+    run.add_argument(
+        "--backend",
+        metavar="URL",
+        default=None,
+        help="generate with an OpenAI-compatible server at URL (the model gives the tokenizer)",
+    )
     run.set_defaults(func=_cmd_run)
 
     cmp = esub.add_parser(
@@ -156,7 +162,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_settings(args: argparse.Namespace, suite: str, model: str) -> RunSettings:
+def _run_settings(
+    args: argparse.Namespace, suite: str, model: str, backend: str | None = None
+) -> RunSettings:
     """A run's settings from the shared run options (`--set` is checked by the caller)."""
     from eval.records import RunSettings
 
@@ -175,6 +183,7 @@ def _run_settings(args: argparse.Namespace, suite: str, model: str) -> RunSettin
         time_budget_s=args.time_budget or defaults.time_budget_s,
         model=model,
         pipeline=_pipeline_spec(args),
+        backend=backend or "",
     )
 
 
@@ -188,7 +197,7 @@ def _pipeline_spec(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.ct2_engine import load_engine
+    from completion.engines import engine_for
     from completion.model_store import locate
     from eval.data import suite_name
     from eval.execution import SandboxUnavailable
@@ -202,10 +211,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     model = locate(args.model, args.cache_dir)
-    settings = _run_settings(args, args.suite, model.manifest.name)
+    settings = _run_settings(args, args.suite, model.manifest.name, args.backend)
     out = Path(args.out or f"eval-runs/{suite_name(args.suite)}")
     try:
-        summary = run(settings, out, lambda: load_engine(model), workers=args.workers)
+        summary = run(settings, out, lambda: engine_for(model, args.backend), workers=args.workers)
     except (SettingsMismatchError, FileNotFoundError, SandboxUnavailable) as exc:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2

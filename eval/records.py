@@ -49,6 +49,7 @@ class RunSettings:
     model: str = ""
     pipeline: str = ""  # `--set` of the run: pipeline options, `name=value,...` (docs/quality.md)
     reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
+    backend: str = ""  # `--backend URL`: the server that generated ("": the local engine)
 
     def options(self) -> CompletionOptions:
         """The pipeline options (the editor's defaults unless overridden)."""

@@ -28,6 +28,9 @@ _ALIASES = {
     "crossfile": "crossfile",
     "prefetch": "prefetch",
     "completionTrace": "completion_trace",
+    "backend": "backend",
+    "backendApiKeyEnv": "backend_api_key_env",
+    "backendModel": "backend_model",
 }
 
 
@@ -52,6 +55,12 @@ class ServerConfig:
     prefetch: bool = True
     # one `offpilot/completionTrace` notification per request (benchmarks; lsp_server/trace.py)
     completion_trace: bool = False
+    # an OpenAI-compatible completions server that generates instead of the local engine
+    # (`model` still names the tokenizer and prompt format); None: `--backend`, else local
+    backend: str | None = None
+    # the NAME of the environment variable that holds the backend's API key, never the key
+    backend_api_key_env: str | None = None
+    backend_model: str | None = None  # the request's `model` field (vLLM, Ollama route by it)
 
     def language_enabled(self, language: str) -> bool:
         """Whether completions are wanted for this language id."""
@@ -97,6 +106,21 @@ def _check(name: str, value: Any, default: Any) -> Any:
     if name == "model":
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValueError("expected a model name or path")
+        return value
+    if name == "backend":
+        if value is None or value == "":
+            return None
+        from completion.remote_engine import parse_backend_url
+
+        if not isinstance(value, str):
+            raise ValueError("expected an http(s):// URL")
+        parse_backend_url(value)  # raises ValueError naming what is wrong
+        return value.strip()
+    if name in ("backend_api_key_env", "backend_model"):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError("expected a name")
+        if name == "backend_api_key_env" and value is not None and not value.isidentifier():
+            raise ValueError("expected an environment variable's name, not its value")
         return value
     if name == "languages":
         if not isinstance(value, dict) or not all(

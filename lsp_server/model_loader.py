@@ -1,10 +1,12 @@
 """The server's engine, loaded in a background thread: one load at a time, the newest wins.
 
-A model is about 700 MB and takes seconds to load. A settings change while a load runs
-starts no second load: the running load's thread loads the newest setting next, skipping
-those in between, and frees an engine loaded for a setting since changed. Any failure of a
-load (a missing or corrupt model, a malformed manifest, a failed warm-up) ends in a
-`ModelError`: the server shows it and answers requests empty at once.
+A model is about 700 MB and takes seconds to load; a remote backend (completion/engines.py)
+is chosen by the same settings, so a change of backend reloads like a change of model. A
+settings change while a load runs starts no second load: the running load's thread loads
+the newest setting next, skipping those in between, and frees an engine loaded for a setting
+since changed. Any failure of a load (a missing or corrupt model, a malformed manifest, a
+failed warm-up) ends in a `ModelError`: the server shows it and answers requests empty at
+once.
 """
 
 from __future__ import annotations
@@ -15,28 +17,51 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 
-from completion.ct2_engine import EngineOptions, load_engine
 from completion.engine import Engine
+from completion.engines import engine_for
 from completion.model_store import ModelError, locate
 from lsp_server.cpu_load import auto_threads
 
 log = logging.getLogger("offpilot.server")
 
-Wanted = tuple[str | None, int]  # (model name or directory, threads)
+
+@dataclass(frozen=True)
+class Wanted:
+    """The settings an engine is loaded for: a change of any of them loads anew."""
+
+    model: str | None = None  # a model name or directory
+    threads: int = 0  # 0: auto
+    backend: str | None = None  # an OpenAI-compatible server's URL: it generates
+    api_key_env: str | None = None  # the environment variable with the backend's API key
+    backend_model: str | None = None  # the `model` field sent to the backend
+
+    def __str__(self) -> str:
+        where = f"backend={self.backend}" if self.backend else f"threads={self.threads}"
+        return f"{self.model or 'default model'} ({where})"
 
 
 def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
-    """The CTranslate2 engine of a model setting, found in `cache_dir` (or raises)."""
+    """The engine of a model setting, its model found in `cache_dir` (or raises)."""
     started = time.monotonic()
-    model_name, setting = wanted
-    model = locate(model_name, cache_dir)
-    threads = setting or auto_threads()  # 0: the cores other processes leave free
-    engine = load_engine(model, EngineOptions(threads=threads))
+    model = locate(wanted.model, cache_dir)
+    # 0: the cores other processes leave free (a backend's threads are the server's business)
+    threads = 0 if wanted.backend else wanted.threads or auto_threads()
+    engine = engine_for(
+        model,
+        wanted.backend,
+        threads=threads,
+        api_key_env=wanted.api_key_env,
+        backend_model=wanted.backend_model,
+    )
+    if wanted.backend:
+        log.info("model %s via %s ready", engine.name, wanted.backend)
+        return engine
     log.info(
         "model %s (threads=%d%s) ready in %.2f s (load %.2f s, warm-up %.2f s)",
-        engine.name, threads, "" if setting else ", auto", time.monotonic() - started,
-        engine.load_seconds, engine.warmup_seconds,
+        engine.name, threads, "" if wanted.threads else ", auto", time.monotonic() - started,
+        getattr(engine, "load_seconds", 0.0), getattr(engine, "warmup_seconds", 0.0),
     )  # fmt: skip
     return engine
 
@@ -83,7 +108,7 @@ class ModelLoader:
             if not self.engine.running():
                 self.engine.set_running_or_notify_cancel()
             if self._loading:
-                log.info("model %s (threads=%d) will load after the load in progress", *wanted)
+                log.info("model %s will load after the load in progress", wanted)
                 return
             self._loading = True
         self._start()
@@ -134,7 +159,7 @@ class ModelLoader:
                         error = error or ModelError("the server is shutting down")
                         self.engine.set_exception(error)
                     break
-            log.info("model %s (threads=%d) was loaded for a setting since changed", *wanted)
+            log.info("model %s was loaded for a setting since changed", wanted)
             if engine is not None and hasattr(engine, "close"):
                 engine.close()  # free it now: the next load needs the memory
         if not self._closing:

@@ -31,7 +31,17 @@ def run_server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"offpilot serve: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    server = create_server(ServerSettings(model=args.model, cache_dir=args.cache_dir))
+    if args.backend:
+        from completion.remote_engine import parse_backend_url
+
+        try:
+            parse_backend_url(args.backend)
+        except ValueError as exc:
+            print(f"offpilot serve: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
+    server = create_server(
+        ServerSettings(model=args.model, cache_dir=args.cache_dir, backend=args.backend)
+    )
     atexit.register(server.quiesce, 30.0)  # also when the client exits without shutdown
     if tcp:
         serve_tcp(server, *tcp)

@@ -57,6 +57,7 @@ class ServerSettings:
 
     model: str | None = None
     cache_dir: str | None = None
+    backend: str | None = None  # `--backend URL`: an OpenAI-compatible server generates
     config: ServerConfig = field(default_factory=ServerConfig)
 
 
@@ -89,7 +90,16 @@ class OffpilotServer(LanguageServer):
 
     def start_loading(self) -> None:
         """Load the model the settings name, in the background (the newest setting wins)."""
-        self.loader.request((self.config.model or self.settings.model, self.config.threads))
+        config = self.config
+        self.loader.request(
+            Wanted(
+                config.model or self.settings.model,
+                config.threads,
+                config.backend or self.settings.backend,
+                config.backend_api_key_env,
+                config.backend_model,
+            )
+        )
 
     def _load_engine(self, wanted: Wanted) -> Engine:
         return load_wanted(wanted, self.settings.cache_dir)

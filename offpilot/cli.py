@@ -32,6 +32,15 @@ def _cmd_model_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_gguf(args: argparse.Namespace) -> int:
+    from completion.model_install import ensure_gguf
+
+    path, fetched = ensure_gguf(args.name or DEFAULT_MODEL, args.cache_dir)
+    _err(f"{'fetched and verified' if fetched else 'verified'}: {path}")
+    print(path)  # noqa: T201 - the path is the answer, for scripts
+    return 0
+
+
 def _cmd_model_list(args: argparse.Namespace) -> int:
     from completion.model_store import InstalledModel, cache_root, list_installed
 
@@ -113,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep every output token (default: only tokens that occur in code; faster)",
     )
     inst.set_defaults(func=_cmd_model_install)
+    gg = msub.add_parser(
+        "gguf",
+        help="the verified GGUF of a known model, for a llama.cpp backend (prints its path)",
+    )
+    gg.add_argument("name", nargs="?", default=None, help=f"one of {', '.join(KNOWN_MODELS)}")
+    gg.add_argument("--cache-dir", default=None, help="model cache (default: $OFFPILOT_CACHE_DIR)")
+    gg.set_defaults(func=_cmd_model_gguf)
     lst = msub.add_parser("list", help="show installed models")
     lst.add_argument("--cache-dir", default=None)
     lst.set_defaults(func=_cmd_model_list)
@@ -135,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-file", default=None, help="log here instead of stderr")
     serve.add_argument("--log-level", default="INFO")
     _add_model_flags(serve)
+    serve.add_argument(
+        "--backend",
+        metavar="URL",
+        default=None,
+        help="generate with an OpenAI-compatible server (llama.cpp, vLLM, Ollama) at URL; "
+        "the model named by --model gives the tokenizer and prompt format (docs/latency.md)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     comp = sub.add_parser("complete", help="print the completion at a position")
