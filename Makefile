@@ -29,8 +29,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup lint e2e  ## set up if needed, lint, the editor end-to-end tests, then the whole test suite (real model included)
+test: setup lint e2e backend-setup  ## set up if needed, lint, the editor end-to-end tests, then the whole test suite (real model and llama.cpp backend included)
 	OFFPILOT_REQUIRE_REAL_MODEL=1 $(BIN)/pytest
+
+.PHONY: backend-setup
+backend-setup: $(STAMP) model  ## the llama.cpp server for the backend tests (built once, cached in ~/.cache/offpilot-e2e) and the GGUF it serves
+	PYTHON=$(PYTHON) tests/backend/setup.sh
+	$(BIN)/offpilot model gguf >/dev/null
 
 .PHONY: e2e
 e2e: setup  ## the editors for real: VS Code (code-server + Chromium) and Neovim; tools cached in ~/.cache/offpilot-e2e

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from completion.engine import Engine, GenerationParams
-from completion.stops import RULE, StopRule, final_cut
+from completion.stops import RULE, StopReason, StopRule, final_cut
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ def generate(
                 text, reason = text[:cut], RULE
     finally:
         stream.close()
+    if stream.reason == StopReason.BACKEND_ERROR and reason is None:
+        text = ""  # what a failed server sent before it failed (a cut stream) is no answer
     first = stream.first_token_s
     return Generated(
         text=text,

@@ -120,8 +120,7 @@ class Completion:
         self._deadline = deadline
         self._events: queue.Queue[_Event] = queue.Queue()
         self._closed = threading.Event()
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
+        self._conn = endpoint.connection(options.connect_timeout_s)
         self._payload = json.dumps(body).encode("utf-8")
         self._headers = headers
         self._endpoint = endpoint
@@ -130,26 +129,27 @@ class Completion:
 
     # -- the reader thread -----------------------------------------------------------------
     def _read(self) -> None:
+        conn = self._conn
         try:
-            self._request()
-        except BackendError as exc:
-            self._events.put(("error", str(exc), None))
-        except (OSError, http.client.HTTPException) as exc:
-            if not self._closed.is_set():
-                self._events.put(("error", _describe(exc), None))
-        except Exception as exc:  # a bug here must end the stream, not hang it
-            log.exception("reading the backend's answer failed")
-            self._events.put(("error", f"{type(exc).__name__}: {exc}", None))
-        finally:
-            self._shut()
-
-    def _request(self) -> None:
-        conn = self._endpoint.connection(self._options.connect_timeout_s)
-        with self._lock:
+            self._request(conn)
+        except Exception as exc:
             if self._closed.is_set():
-                return
-            self._conn = conn
+                pass  # closed by the caller: what the interrupted read raised is no failure
+            elif isinstance(exc, BackendError):
+                self._events.put(("error", str(exc), None))
+            elif isinstance(exc, OSError | http.client.HTTPException):
+                self._events.put(("error", _describe(exc), None))
+            else:  # a bug here must end the stream, not hang it
+                log.exception("reading the backend's answer failed")
+                self._events.put(("error", f"{type(exc).__name__}: {exc}", None))
+        finally:  # only this thread closes the connection: http.client is not thread-safe
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _request(self, conn: http.client.HTTPConnection) -> None:
         conn.connect()
+        if self._closed.is_set():
+            return
         if conn.sock is not None:  # from here on: bounded by close(), the budget or the idle cap
             conn.sock.settimeout(self._options.idle_timeout_s)
         conn.request("POST", self._endpoint.path, body=self._payload, headers=self._headers)
@@ -234,21 +234,12 @@ class Completion:
         self.close()
 
     def close(self) -> None:
-        """Shut the connection down now (the reader thread ends with it)."""
-        self._closed.set()
-        self._shut()
-
-    def _shut(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            self._closed.set()
-        if conn is None:
-            return
-        if conn.sock is not None:  # shutdown wakes a recv blocked in the reader thread
+        """Shut the socket down now: the server sees the client go, the reader thread ends."""
+        self._closed.set()  # set before the socket is read: see `_request`
+        sock = self._conn.sock
+        if sock is not None:
             with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            conn.close()
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -123,6 +123,8 @@ def test_a_broken_answer_is_an_empty_result(
     assert reason == StopReason.BACKEND_ERROR
     assert mode == "cut" or text == ""  # a cut stream keeps what came before the cut
     assert engine.last_error is not None and message in engine.last_error
+    out = generate(engine, engine.encode("x = "), PARAMS, lambda _t: None)
+    assert (out.text, out.stop_reason) == ("", StopReason.BACKEND_ERROR)  # the pipeline's view
     backend.mode = "sse"  # the server is fine again: so is the engine
     assert run(engine) == ("a + b", StopReason.END_TOKEN)
     assert engine.last_error is None
