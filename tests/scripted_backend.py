@@ -17,6 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closed its connection (the point of most tests) is no error here."""
+
+
 class ScriptedBackend:
     """`mode` is what each request gets; `pieces` the texts an SSE answer streams.
 
@@ -58,8 +65,7 @@ class ScriptedBackend:
                 except (BrokenPipeError, ConnectionResetError):
                     backend.client_left()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -237,60 +237,121 @@ def _keep_trace(report: ReplayReport, params: Any) -> None:
         report.bad_traces += 1
 
 
+class _Session:
+    """One server and its client for a replay: the report, the RSS sampler, the request ids."""
+
+    def __init__(self, client: LanguageClient, report: ReplayReport, started: float) -> None:
+        self.client = client
+        self.report = report
+        self.started = started
+        server = getattr(client, "_server", None)
+        self.pid: int | None = server.pid if server is not None else None
+        self.ids = itertools.count(10_000_000)  # pygls names its own requests with uuid strings
+        self.sampler = asyncio.ensure_future(self._sample_rss())
+
+    @classmethod
+    async def start(cls, opts: ReplayOptions, server_args: list[str]) -> _Session:
+        report = ReplayReport()
+        client = await start_client(
+            *server_args,
+            name="offpilot-replay",
+            init_options={**opts.server_config, "completionTrace": True},
+            on_notification={TRACE: lambda params: _keep_trace(report, params)},
+        )
+        return cls(client, report, time.monotonic())
+
+    async def _sample_rss(self) -> None:
+        while self.pid is not None:
+            self.report.rss_mb.append((time.monotonic() - self.started, _rss_mb(self.pid)))
+            await asyncio.sleep(5)
+
+    async def type_file(
+        self, name: str, text: str, round_no: int, opts: ReplayOptions, rng: random.Random,
+        deadline: float,
+    ) -> None:  # fmt: skip
+        """Open `name` with its first lines, type the rest, close it."""
+        lines = text.splitlines(keepends=True)
+        head = "".join(lines[: opts.start_lines])
+        path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
+        open_document(self.client, path, head)
+        typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
+        await _type_file(typist, text[len(head) :], opts, rng, deadline)
+        typist.cancel_pending()
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=path.as_uri())
+            )
+        )
+
+    async def finish(self) -> ReplayReport:
+        """The server's request counts and last RSS; the server stopped."""
+        report = self.report
+        try:
+            await asyncio.sleep(0.5)
+            stats = await self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="offpilot.stats")
+            )
+            requests = stats.get("requests", {}) if isinstance(stats, dict) else {}
+            report.server_requests = dict(requests)
+            if self.pid is not None:
+                report.rss_mb.append((time.monotonic() - self.started, _rss_mb(self.pid)))
+        finally:
+            await self.stop()
+        return report
+
+    async def stop(self) -> None:
+        self.sampler.cancel()
+        self.report.seconds = time.monotonic() - self.started
+        await stop_client(self.client)
+
+
+def _rounds(files: list[tuple[str, str]], opts: ReplayOptions) -> Iterator[tuple[int, str, str]]:
+    """(round, name, text): the files once, or looped until the duration is over."""
+    deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
+    for round_no in itertools.count():
+        for name, text in files:
+            yield round_no, name, text
+            if time.monotonic() >= deadline:
+                return
+        if opts.duration_s is None:
+            return
+
+
 async def replay(
     files: list[tuple[str, str]], opts: ReplayOptions, server_args: list[str]
 ) -> ReplayReport:
     """Type each file (looping when a duration is set) and collect the figures."""
-    report = ReplayReport()
-    rng = random.Random(opts.seed)
-    client = await start_client(
-        *server_args,
-        name="offpilot-replay",
-        init_options={**opts.server_config, "completionTrace": True},
-        on_notification={TRACE: lambda params: _keep_trace(report, params)},
-    )
-    server = getattr(client, "_server", None)
-    pid = server.pid if server is not None else None
-    ids = itertools.count(10_000_000)  # pygls names its own requests with uuid strings
-    started = time.monotonic()
-    deadline = started + opts.duration_s if opts.duration_s else float("inf")
+    reports = await replay_interleaved(files, opts, {"replay": server_args}, same_typing=False)
+    return reports["replay"]
 
-    async def sample_rss() -> None:
-        while pid is not None:
-            report.rss_mb.append((time.monotonic() - started, _rss_mb(pid)))
-            await asyncio.sleep(5)
 
-    sampler = asyncio.ensure_future(sample_rss())
+async def replay_interleaved(
+    files: list[tuple[str, str]],
+    opts: ReplayOptions,
+    arms: dict[str, list[str]],
+    same_typing: bool = True,
+) -> dict[str, ReplayReport]:
+    """Type each file into every arm's server in turn, with the same typing: one report each.
+
+    The servers run side by side but take turns, file by file (the order of the arms
+    alternating), so a noisy machine weighs on every arm alike. With `same_typing`, each
+    file's keystroke timing comes from its own seed, the same in every arm; otherwise one
+    generator runs through the whole session (a single arm, as `replay` has always typed).
+    """
+    sessions: dict[str, _Session] = {}
     try:
-        round_no = 0
-        while True:
-            for name, text in files:
-                lines = text.splitlines(keepends=True)
-                head = "".join(lines[: opts.start_lines])
-                uri = Path(f"/tmp/offpilot-replay/r{round_no}/{name}").as_uri()
-                open_document(client, Path(f"/tmp/offpilot-replay/r{round_no}/{name}"), head)
-                typist = _Typist(client, uri, head, report, ids)
-                await _type_file(typist, text[len(head) :], opts, rng, deadline)
-                typist.cancel_pending()
-                client.text_document_did_close(
-                    types.DidCloseTextDocumentParams(
-                        text_document=types.TextDocumentIdentifier(uri=uri)
-                    )
-                )
-                if time.monotonic() >= deadline:
-                    break
-            round_no += 1
-            if opts.duration_s is None or time.monotonic() >= deadline:
-                break
-        await asyncio.sleep(0.5)
-        stats = await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="offpilot.stats")
-        )
-        report.server_requests = dict(stats.get("requests", {})) if isinstance(stats, dict) else {}
-        if pid is not None:
-            report.rss_mb.append((time.monotonic() - started, _rss_mb(pid)))
-    finally:
-        sampler.cancel()
-        report.seconds = time.monotonic() - started
-        await stop_client(client)
-    return report
+        for name, args in arms.items():
+            sessions[name] = await _Session.start(opts, args)
+        deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
+        shared = random.Random(opts.seed)
+        order = list(sessions)
+        for turn, (round_no, name, text) in enumerate(_rounds(files, opts)):
+            for arm in order if turn % 2 == 0 else order[::-1]:
+                rng = random.Random(f"{opts.seed}:{round_no}:{name}") if same_typing else shared
+                await sessions[arm].type_file(name, text, round_no, opts, rng, deadline)
+        return {arm: await session.finish() for arm, session in sessions.items()}
+    except BaseException:
+        for session in sessions.values():
+            with contextlib.suppress(Exception):
+                await session.stop()
+        raise
