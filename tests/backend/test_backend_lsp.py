@@ -162,3 +162,45 @@ async def test_the_stop_rule_closes_the_connection(
         assert scripted.closed_early.is_set(), "the backend went on streaming"
     finally:
         await client.shutdown_session()
+
+
+async def test_a_backend_set_at_run_time_reloads(
+    tiny_model: InstalledModel, scripted: ScriptedBackend
+) -> None:
+    """`backend` in didChangeConfiguration switches engines, and "" switches back."""
+    from completion.ct2_engine import load_engine
+
+    scripted.pieces = ("x_from_backend",)
+    client = await start_server(
+        "--model", str(tiny_model.path), init_options={**STEADY, "prefetch": False}
+    )
+    try:
+        open_doc(client, URI, SOURCE)
+        local = expected(load_engine(tiny_model), SOURCE, offset_at(SOURCE, *AT))
+        assert await ask(client, URI, *AT) == local
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"offpilot": {"backend": scripted.url}})
+        )
+        assert await ask(client, URI, *AT) == ["x_from_backend"]
+        assert len(scripted.requests) == 1
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"offpilot": {"backend": ""}})
+        )
+        assert await ask(client, URI, *AT) == local
+        assert len(scripted.requests) == 1
+    finally:
+        await client.shutdown_session()
+
+
+def test_model_gguf_prints_the_verified_path(llama: LlamaServer) -> None:
+    """Present (the llama fixture found it), `offpilot model gguf` verifies it, fetches nothing."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "offpilot.cli", "model", "gguf"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(llama.gguf)
+    assert "verified" in proc.stderr and "fetched" not in proc.stderr

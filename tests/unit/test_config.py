@@ -55,3 +55,22 @@ def test_invalid_config_warns_and_keeps_defaults() -> None:
 def test_disable_switches_everything_off() -> None:
     config, _ = parse_config({"enable": False})
     assert not config.language_enabled("python")
+
+
+def test_backend_settings() -> None:
+    config, warnings = parse_config(
+        {"backend": "http://gpu-box:8080", "backendApiKeyEnv": "TEAM_KEY", "backendModel": "q"}
+    )
+    assert warnings == []
+    assert (config.backend, config.backend_api_key_env, config.backend_model) == (
+        "http://gpu-box:8080",
+        "TEAM_KEY",
+        "q",
+    )
+    assert parse_config({"backend": ""}, config)[0].backend is None  # back to the local engine
+    bad, warnings = parse_config(
+        {"backend": "gpu-box:8080", "backendApiKeyEnv": "sk-live 123", "backendModel": 5}
+    )
+    assert (bad.backend, bad.backend_api_key_env, bad.backend_model) == (None, None, None)
+    assert len(warnings) == 3
+    assert "http" in warnings[0] and "variable's name" in warnings[1]
