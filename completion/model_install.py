@@ -271,8 +271,9 @@ def ensure_gguf(
     and renamed into `<cache>/.gguf/` when complete. One that is there is checked again.
     """
     spec = KNOWN_MODELS.get(name)
-    if spec is None:
-        raise ModelError(f"no GGUF is known for {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    if not isinstance(spec, GgufPackageModel):
+        known = ", ".join(n for n, m in KNOWN_MODELS.items() if isinstance(m, GgufPackageModel))
+        raise ModelError(f"no GGUF is known for {name!r}; known: {known}")
     final = gguf_path(name, cache_dir)
     if final.is_file() and final.stat().st_size == spec.gguf_size:
         if sha256_file(final) == spec.gguf_sha256:

@@ -307,14 +307,15 @@ class RemoteEngine:
             raise ModelError(str(exc)) from None
         self.options = options
         self.name = model.manifest.name
-        self.fim = model.manifest.fim
+        self.family = model.family
+        self.fim = self.family.fim
         self.backend = options.url
         self.last_error: str | None = None  # the latest request's failure; None once one works
         try:
             self._tokenizer = Tokenizer.from_file(str(model.path / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises plain Exception on a bad file
             raise ModelError(f"cannot read the tokenizer of {model.path}: {exc}") from exc
-        self._stop_tokens = [t for t in model.manifest.stop_tokens if self.token_id(t) is not None]
+        self._stop_tokens = [t for t in self.family.stop_tokens if self.token_id(t) is not None]
         self._stop_ids = frozenset(int(self.token_id(t) or 0) for t in self._stop_tokens)
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         key = os.environ.get(options.api_key_env) if options.api_key_env else None

@@ -120,20 +120,14 @@ def engine_factory(
     mix engines; `eval.run.run` calls the loader only if there is work left. The model is
     located now, so a missing one fails before any run starts.
     """
+    from completion.engines import engine_for
     from completion.model_store import locate
 
     model = locate(entrant.model or None, cache_dir)
     if entrant.backend:
-        # The hook for a backend entrant. Once completion/engines.py (`engine_for`) and
-        # RunSettings.backend are on main: return ({"model": model.manifest.name,
-        # "backend": entrant.backend}, lambda: engine_for(model, entrant.backend)).
-        raise CompareError(
-            f"{entrant.label}: a backend entrant needs completion/remote_engine.py, "
-            "which this checkout does not have"
-        )
-    from completion.ct2_engine import load_engine
-
-    return {"model": model.manifest.name}, lambda: load_engine(model)
+        settings = {"model": model.manifest.name, "backend": entrant.backend}
+        return settings, lambda: engine_for(model, entrant.backend)
+    return {"model": model.manifest.name}, lambda: engine_for(model)
 
 
 def run_entrants(

@@ -211,3 +211,18 @@ def test_sample_with_a_stop_rule_and_a_failure(
     backend.mode = "http500"
     samples = engine.sample(engine.encode("x = "), params, 2)
     assert [(h.text, h.reason) for h in samples.hypotheses] == [("", StopReason.BACKEND_ERROR)] * 2
+
+
+def test_engine_for_and_compare_choose_the_engine(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    """The one factory: a backend URL gives a RemoteEngine (also for an eval compare entrant)."""
+    from completion.ct2_engine import CT2Engine
+    from completion.engines import engine_for
+    from eval.compare import Entrant, engine_factory
+
+    settings, load = engine_factory(Entrant("b", model=str(tiny_model.path), backend=backend.url))
+    assert settings == {"model": "tiny", "backend": backend.url}
+    engine = load()
+    assert isinstance(engine, RemoteEngine) and run(engine)[0] == "a + b"
+    assert isinstance(engine_for(tiny_model), CT2Engine)
