@@ -6,12 +6,14 @@ Heavy imports happen in the commands.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from eval.records import RunSettings
@@ -60,6 +62,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=[],
         metavar="NAME_OR_DIR",
         help="run this model (repeatable) into OUT/<name>/ first, then compare",
+    )
+    cmp.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="run an OpenAI-compatible server (repeatable) into OUT/<host-port>/ too; "
+        "the default model (or --backend-model) gives its tokenizer and prompt format",
+    )
+    cmp.add_argument(
+        "--backend-model", default=None, help="the model whose family a --backend serves"
     )
     cmp.add_argument(
         "--suite",
@@ -254,21 +267,26 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     paths = [Path(p) for p in args.runs]
     try:
-        if args.model:
+        if args.model or args.backend:
             if not args.suite:
-                raise CompareError("--model needs --suite (the same tasks for every model)")
+                raise CompareError("--model and --backend need --suite (the same tasks for all)")
             taken = [p.resolve().name for p in paths]
-            names = [Path(m).name for m in args.model]
+            names = [Path(m).name for m in args.model] + [
+                urlsplit(u).netloc.replace(":", "-") or "backend" for u in args.backend
+            ]
             labels = unique_labels(taken + names)[len(taken) :]
+            wanted = [Entrant("", model=m) for m in args.model] + [
+                Entrant("", model=args.backend_model or "", backend=u) for u in args.backend
+            ]
             entrants = [
-                Entrant(label, model=m) for label, m in zip(labels, args.model, strict=True)
+                dataclasses.replace(e, label=label) for label, e in zip(labels, wanted, strict=True)
             ]
             template = _run_settings(args, args.suite[0], "")
             paths += run_entrants(
                 entrants, template, args.suite, out, args.cache_dir, workers=args.workers
             )
         elif args.suite:
-            raise CompareError("--suite is for --model runs; finished runs carry their own")
+            raise CompareError("--suite is for --model/--backend runs; finished runs carry theirs")
         options = CompareOptions(intersect=args.intersect, seed=args.seed, resamples=args.resamples)
         result = compare(paths, out, options)
     except (
