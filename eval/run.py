@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -154,6 +155,124 @@ def _stage_times(result: CompletionResult, tokenize_ms: float) -> dict[str, floa
     }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What is left of a run: the tasks, the samples each still needs, what is done."""
+
+    tasks: list[data.Task]
+    todo: list[tuple[data.Task, int, int]]  # (task, index of its first missing sample, count)
+    done: frozenset[tuple[str, int]]  # (task_id, sample) already in samples.jsonl
+    total: int  # samples of the whole run
+
+
+def plan(settings: RunSettings, out: Path) -> Plan:
+    """Pin the settings to `out` and work out the samples still missing (a resumed run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings)
+    tasks = data.select(data.load_suite(settings.suite), settings.limit, settings.seed)
+    records = read_samples(out)
+    have = Counter(r["task_id"] for r in records)
+    todo = [(t, have[t.task_id], settings.samples - have[t.task_id]) for t in tasks]
+    done = frozenset((str(r["task_id"]), int(r["sample"])) for r in records)
+    return Plan(tasks, [x for x in todo if x[2] > 0], done, len(tasks) * settings.samples)
+
+
+def sample_records(
+    engine: Engine,
+    task: data.Task,
+    first: int,
+    n: int,
+    options: CompletionOptions,
+    cold: bool,
+) -> list[dict[str, Any]]:
+    """Generate `n` samples of a task, numbered from `first`: their records before judging.
+
+    The one home of what a sample record holds; the local loop and the Ray workers
+    (eval/ray_run.py) both build records here and add the outcome with `judged`.
+    """
+    results = generate_for(engine, task, n, options)
+    t_tok = time.monotonic()
+    engine.encode(task.prompt[-4000:] + task.suffix[:2000])
+    tokenize_ms = (time.monotonic() - t_tok) * 1000
+    return [
+        {
+            "task_id": task.task_id,
+            "sample": first + i,
+            "kind": task.kind,
+            "language": data.language(task),
+            "completion": res.text,
+            "raw": res.raw,
+            "mode": res.mode,
+            "stop_reason": res.stop_reason,
+            "latency_ms": round(res.timings_ms.get("total", 0.0), 2),
+            "timings_ms": {k: round(v, 2) for k, v in _stage_times(res, tokenize_ms).items()},
+            "tokens_in": res.prompt_tokens,
+            "tokens_out": res.generated_tokens,
+            "crossfile": list(res.crossfile),
+            "shared_prompt_pass": len(results) > 1,
+            "cold": cold and i == 0,
+        }
+        for i, res in enumerate(results)
+    ]
+
+
+def judged(record: dict[str, Any], task: data.Task, timeout_s: float) -> dict[str, Any]:
+    """The record with its test outcome (`judge` on its completion)."""
+    return {**record, **judge(task, record["completion"], timeout_s)}
+
+
+class SampleSink:
+    """DIR/samples.jsonl open for appending: one flushed line per finished sample, once.
+
+    A sample already written (by an earlier session, or by a retried task that did finish)
+    is dropped, so the file never holds a (task_id, sample) twice.
+    """
+
+    def __init__(self, out: Path, done: frozenset[tuple[str, int]], progress: Progress) -> None:
+        self.session = uuid.uuid4().hex[:8]
+        self.started = time.monotonic()
+        self.written = 0
+        self._done = set(done)
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._fh = open(out / SAMPLES, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> bool:
+        """Append one judged record, stamped with the session; False if it was a duplicate."""
+        key = (str(record["task_id"]), int(record["sample"]))
+        with self._lock:
+            if key in self._done:
+                return False
+            self._done.add(key)
+            stamped = {
+                **record,
+                "session": self.session,
+                "elapsed_s": round(time.monotonic() - self.started, 3),
+            }
+            self._fh.write(json.dumps(stamped) + "\n")
+            self._fh.flush()
+            self.written += 1
+            self._progress.update(bool(record["passed"]))
+            return True
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+def finish(
+    settings: RunSettings, out: Path, session: str, wall: float, load: dict[str, float]
+) -> dict[str, Any]:
+    """Record the session, then write summary.json and the report from all samples."""
+    append_session(out, session, wall, load)
+    summary = summarize(settings, read_samples(out), out)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    from eval.report import write_report
+
+    write_report(out, summary, read_samples(out))
+    return summary
+
+
 def run(
     settings: RunSettings,
     out: Path,
@@ -166,90 +285,43 @@ def run(
 
     `stop_after` ends the session after that many new samples (tests use it to mimic a kill).
     """
-    out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings)
-    tasks = data.select(data.load_suite(settings.suite), settings.limit, settings.seed)
-    records = read_samples(out)
-    have = Counter(r["task_id"] for r in records)
-    todo = [(t, settings.samples - have[t.task_id]) for t in tasks]
-    todo = [(t, n) for t, n in todo if n > 0]
-    total = len(tasks) * settings.samples
-    progress = Progress(total, total - sum(n for _, n in todo), progress_stream)
-    session = uuid.uuid4().hex[:8]
-    started = time.monotonic()
-    lock = threading.Lock()
+    left = plan(settings, out)
+    progress = Progress(left.total, len(left.done), progress_stream)
+    sink = SampleSink(out, left.done, progress)
     produced = 0
     load = {}
-    if todo:
-        execution.sandbox()  # probe first: stop before loading a model if nothing can run
-        t0 = time.monotonic()
-        engine = engine_factory()
-        load = {
-            "load_s": getattr(engine, "load_seconds", time.monotonic() - t0),
-            "warmup_s": getattr(engine, "warmup_seconds", 0.0),
-        }
-        options = settings.options()
-        workers = workers or os.cpu_count() or 1
-        with (
-            open(out / SAMPLES, "a", encoding="utf-8") as sink,
-            ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool,
-        ):
-            pending: set[Future[None]] = set()
+    try:
+        if left.todo:
+            execution.sandbox()  # probe first: stop before loading a model if nothing can run
+            t0 = time.monotonic()
+            engine = engine_factory()
+            load = {
+                "load_s": getattr(engine, "load_seconds", time.monotonic() - t0),
+                "warmup_s": getattr(engine, "warmup_seconds", 0.0),
+            }
+            options = settings.options()
+            workers = workers or os.cpu_count() or 1
 
-            def execute(record: dict[str, Any], task: data.Task) -> None:
-                record.update(
-                    judge(task, record["completion"], settings.timeout_s),
-                    session=session,
-                    elapsed_s=round(time.monotonic() - started, 3),
-                )
-                with lock:
-                    sink.write(json.dumps(record) + "\n")
-                    sink.flush()
-                    progress.update(record["passed"])
+            def execute(record: dict[str, Any], task: data.Task) -> bool:
+                return sink.write(judged(record, task, settings.timeout_s))
 
-            cold = True
-            for task, n in todo:
-                if stop_after is not None and produced >= stop_after:
-                    break
-                n = min(n, stop_after - produced) if stop_after is not None else n
-                results = generate_for(engine, task, n, options)
-                t_tok = time.monotonic()
-                engine.encode(task.prompt[-4000:] + task.suffix[:2000])
-                tokenize_ms = (time.monotonic() - t_tok) * 1000
-                for i, res in enumerate(results):
-                    record = {
-                        "task_id": task.task_id,
-                        "sample": have[task.task_id] + i,
-                        "kind": task.kind,
-                        "language": data.language(task),
-                        "completion": res.text,
-                        "raw": res.raw,
-                        "mode": res.mode,
-                        "stop_reason": res.stop_reason,
-                        "latency_ms": round(res.timings_ms.get("total", 0.0), 2),
-                        "timings_ms": {
-                            k: round(v, 2) for k, v in _stage_times(res, tokenize_ms).items()
-                        },
-                        "tokens_in": res.prompt_tokens,
-                        "tokens_out": res.generated_tokens,
-                        "crossfile": list(res.crossfile),
-                        "shared_prompt_pass": len(results) > 1,
-                        "cold": cold and i == 0,
-                    }
-                    pending.add(pool.submit(execute, record, task))
-                    produced += 1
-                cold = False
-                while len(pending) > 2 * workers:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        f.result()  # a harness error stops the run
-            for f in pending:
-                f.result()
-    wall = time.monotonic() - started
-    append_session(out, session, wall, load)
-    summary = summarize(settings, read_samples(out), out)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    from eval.report import write_report
-
-    write_report(out, summary, read_samples(out))
-    return summary
+            with ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool:
+                pending: set[Future[bool]] = set()
+                cold = True
+                for task, first, n in left.todo:
+                    if stop_after is not None and produced >= stop_after:
+                        break
+                    n = min(n, stop_after - produced) if stop_after is not None else n
+                    for record in sample_records(engine, task, first, n, options, cold):
+                        pending.add(pool.submit(execute, record, task))
+                        produced += 1
+                    cold = False
+                    while len(pending) > 2 * workers:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in finished:
+                            f.result()  # a harness error stops the run
+                for f in pending:
+                    f.result()
+    finally:
+        sink.close()
+    return finish(settings, out, sink.session, time.monotonic() - sink.started, load)
