@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -42,6 +43,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="URL",
         default=None,
         help="generate with an OpenAI-compatible server at URL (the model gives the tokenizer)",
+    )
+    run.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster: join ADDRESS, or start a local one (needs offpilot[scale])",
+    )
+    run.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ray actors, each with the model loaded (default: the cluster's CPUs / 2)",
     )
     run.set_defaults(func=_cmd_run)
 
@@ -214,6 +230,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from completion.model_store import locate
     from eval.data import suite_name
     from eval.execution import SandboxUnavailable
+    from eval.ray_run import RayRunError, RayUnavailableError
     from eval.records import SettingsMismatchError
     from eval.run import run
 
@@ -227,8 +244,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _run_settings(args, args.suite, model.manifest.name, args.backend)
     out = Path(args.out or f"eval-runs/{suite_name(args.suite)}")
     try:
-        summary = run(settings, out, lambda: engine_for(model, args.backend), workers=args.workers)
-    except (SettingsMismatchError, FileNotFoundError, SandboxUnavailable) as exc:
+        if args.ray is not None:
+            summary = _run_on_ray(settings, out, args)
+        else:
+            factory = functools.partial(engine_for, model, args.backend)
+            summary = run(settings, out, factory, workers=args.workers)
+    except (
+        SettingsMismatchError,
+        FileNotFoundError,
+        SandboxUnavailable,
+        RayUnavailableError,
+        RayRunError,
+    ) as exc:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     lat = summary["latency_ms"]
@@ -304,6 +331,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(line)  # noqa: T201
     print(f"report: {out / 'compare.md'}")  # noqa: T201
     return 0
+
+
+def _run_on_ray(settings: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """`eval run --ray`: each worker loads the model named on the command line from its cache."""
+    from eval.ray_run import RayOptions, RayRunError, model_factory, run_on_ray
+
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise RayRunError("--ray-workers must be at least 1")
+    options = RayOptions(address=args.ray or None, workers=args.ray_workers)
+    return run_on_ray(
+        settings, out, model_factory(args.model, args.cache_dir, args.backend), options
+    )
 
 
 def _cmd_repost(args: argparse.Namespace) -> int:

@@ -1,0 +1,231 @@
+"""`offpilot eval run --ray`: the same benchmark, its tasks spread over the actors of a Ray cluster.
+
+Each actor (`EvalWorker`) loads the model once and, per task, generates and judges through
+the same functions as a local run (`eval.run.sample_records`, `eval.run.judged`), so both
+make the same decisions and records. The driver hands out tasks, takes results as each
+finishes (`ray.wait`) and appends them to its `samples.jsonl` through the same deduping
+sink, so a run stays resumable: a killed actor's task is handed to the restarted actor or
+another one, a killed driver leaves every finished sample on disk, and the summary is the
+local one. Ray itself is the optional extra `offpilot[scale]`, imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO
+
+from completion.engine import Engine
+from eval import data, execution
+from eval.progress import Progress
+from eval.records import RunSettings
+from eval.run import SampleSink, finish, judged, plan, sample_records
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'offpilot[scale]'"
+
+
+class RayUnavailableError(Exception):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+class RayRunError(Exception):
+    """The run cannot go on: a worker cannot start, or a task kept killing its worker."""
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the run uses the cluster."""
+
+    address: str | None = None  # None or "": start a local cluster; else join this one
+    workers: int | None = None  # actors; None: the cluster's CPUs / 2, at least 1
+    in_flight: int = 2  # tasks queued per actor: one generates while another is judged
+    max_attempts: int = 3  # tries of a task whose actor died, before the run gives up
+
+
+def import_ray() -> Any:
+    """The `ray` module, or an error naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayUnavailableError(
+            f"`offpilot eval run --ray` needs Ray, which is not installed: {INSTALL_HINT}"
+        ) from exc
+    return ray
+
+
+def model_engine(
+    model: str | None, cache_dir: str | None, backend: str | None, threads: int
+) -> Engine:
+    """Load the run's model on a worker from that node's own cache, with `threads` threads.
+
+    The model is located on the worker, not the driver: on a cluster each node has its own
+    cache (`offpilot model install` per node) or a shared one (`--cache-dir`). With a
+    `backend`, the workers send their prompts to that server (`completion.engines`).
+    """
+    from completion.engines import engine_for
+    from completion.model_store import locate
+
+    return engine_for(locate(model, cache_dir), backend, threads=threads)
+
+
+def model_factory(
+    model: str | None, cache_dir: str | None, backend: str | None = None
+) -> Callable[[int], Engine]:
+    """An engine factory for `run_on_ray` that loads the named model on each worker."""
+    return partial(model_engine, model, cache_dir, backend)
+
+
+class EvalWorker:
+    """One Ray actor: the model loaded once, then generate and judge task after task.
+
+    Generation holds a lock (one engine); judging does not, so with two tasks queued the
+    next task generates while the last one's test runs in the sandbox.
+    """
+
+    def __init__(
+        self, engine_factory: Callable[[int], Engine], threads: int, settings: RunSettings
+    ) -> None:
+        execution.sandbox()  # probe first: this node cannot judge without a sandbox
+        t0 = time.monotonic()
+        self._engine = engine_factory(threads)
+        self._load = {
+            "load_s": float(getattr(self._engine, "load_seconds", time.monotonic() - t0)),
+            "warmup_s": float(getattr(self._engine, "warmup_seconds", 0.0)),
+        }
+        self._options = settings.options()
+        self._timeout_s = settings.timeout_s
+        self._lock = threading.Lock()
+        self._cold = True
+
+    def info(self) -> dict[str, Any]:
+        """The process id and model load times of this actor."""
+        return {"pid": os.getpid(), **self._load}
+
+    def run_task(self, task: data.Task, first: int, n: int) -> list[dict[str, Any]]:
+        """The judged records of `n` samples of `task`, numbered from `first`."""
+        with self._lock:
+            cold, self._cold = self._cold, False
+            records = sample_records(self._engine, task, first, n, self._options, cold)
+        return [judged(r, task, self._timeout_s) for r in records]
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at `address`, or start a local one; True if this call started Ray.
+
+    Workers' stdout is not forwarded: the driver's stdout carries the run's JSON line.
+    """
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
+    return True
+
+
+def run_on_ray(
+    settings: RunSettings,
+    out: Path,
+    engine_factory: Callable[[int], Engine],
+    options: RayOptions | None = None,
+    progress_stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a benchmark into `out` on Ray actors; returns the summary."""
+    options = options or RayOptions()
+    ray = import_ray()
+    left = plan(settings, out)
+    progress = Progress(left.total, len(left.done), progress_stream)
+    sink = SampleSink(out, left.done, progress)
+    load: dict[str, float] = {}
+    started_ray = False
+    try:
+        if left.todo:
+            started_ray = connect(ray, options.address)
+            load = _drive(ray, settings, engine_factory, options, left.todo, sink)
+    finally:
+        sink.close()
+        if started_ray:
+            ray.shutdown()
+    return finish(settings, out, sink.session, time.monotonic() - sink.started, load)
+
+
+def _drive(
+    ray: Any,
+    settings: RunSettings,
+    engine_factory: Callable[[int], Engine],
+    options: RayOptions,
+    todo: list[tuple[data.Task, int, int]],
+    sink: SampleSink,
+) -> dict[str, float]:
+    """Start the actors, keep each fed, write results as they come; the session's load times."""
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    count = options.workers or max(1, int(cpus // 2))
+    threads = max(1, int(cpus // count))
+    actor_class = ray.remote(EvalWorker).options(
+        num_cpus=cpus / count,
+        max_restarts=-1,  # a dead actor comes back (a fresh model load), on any node
+        max_task_retries=0,  # the driver retries, so it knows which tasks are outstanding
+        max_concurrency=2,
+    )
+    actors = [actor_class.remote(engine_factory, threads, settings) for _ in range(count)]
+    try:
+        infos = ray.get([a.info.remote() for a in actors])
+    except ray.exceptions.RayActorError as exc:
+        for a in actors:
+            ray.kill(a)
+        raise RayRunError(f"a Ray worker could not start: {exc}") from exc
+    log.info("%d Ray workers, %d threads each, pids %s", count, threads, [i["pid"] for i in infos])
+    queue = deque(todo)
+    attempts: Counter[str] = Counter()
+    in_flight: dict[Any, tuple[int, tuple[data.Task, int, int]]] = {}
+    lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
+    try:
+        while queue or in_flight:
+            for i, actor in enumerate(actors):
+                while queue and _load_of(in_flight, i) < options.in_flight:
+                    item = queue.popleft()
+                    in_flight[actor.run_task.remote(*item)] = (i, item)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                i, item = in_flight.pop(ref)
+                try:
+                    records = ray.get(ref)
+                except lost as exc:
+                    task_id = item[0].task_id
+                    attempts[task_id] += 1
+                    log.warning("Ray worker %d died during %s: %s", i, task_id, exc)
+                    if attempts[task_id] >= options.max_attempts:
+                        raise RayRunError(
+                            f"task {task_id} was lost with its worker {attempts[task_id]} times"
+                        ) from exc
+                    queue.appendleft(item)  # to the restarted actor or another one
+                    continue
+                for record in records:
+                    sink.write(record)
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+    return {
+        "load_s": max(i["load_s"] for i in infos),
+        "warmup_s": max(i["warmup_s"] for i in infos),
+        "ray_workers": count,
+        "threads_per_worker": threads,
+        "lost_tasks": sum(attempts.values()),
+    }
+
+
+def _load_of(in_flight: dict[Any, tuple[int, Any]], actor: int) -> int:
+    return sum(1 for i, _ in in_flight.values() if i == actor)
