@@ -49,6 +49,7 @@ class RayOptions:
     workers: int | None = None  # actors; None: the cluster's CPUs / 2, at least 1
     in_flight: int = 2  # tasks queued per actor: one generates while another is judged
     max_attempts: int = 3  # tries of a task whose actor died, before the run gives up
+    restart_timeout_s: float = 300.0  # how long a dead actor may take to come back
 
 
 def import_ray() -> Any:
@@ -186,20 +187,45 @@ def _drive(
     except ray.exceptions.RayActorError as exc:
         for a in actors:
             ray.kill(a)
-        raise RayRunError(f"a Ray worker could not start: {exc}") from exc
+        raise RayRunError(f"a Ray worker could not start: {_last_line(exc)}") from exc
     log.info("%d Ray workers, %d threads each, pids %s", count, threads, [i["pid"] for i in infos])
     queue = deque(todo)
     attempts: Counter[str] = Counter()
     in_flight: dict[Any, tuple[int, tuple[data.Task, int, int]]] = {}
+    # An actor that lost a task gets no more until an `info` call on it (its restart) returns,
+    # so the lost tasks go to the others meanwhile; it is given up `restart_timeout_s` later.
+    usable = [True] * count
+    probes: dict[Any, int] = {}
+    reprobe_at: dict[int, float] = {}
+    lost_at: dict[int, float] = {}
     lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
     try:
         while queue or in_flight:
+            now = time.monotonic()
+            for i in [i for i, t in reprobe_at.items() if t <= now]:
+                del reprobe_at[i]
+                probes[actors[i].info.remote()] = i
             for i, actor in enumerate(actors):
-                while queue and _load_of(in_flight, i) < options.in_flight:
+                while usable[i] and queue and _load_of(in_flight, i) < options.in_flight:
                     item = queue.popleft()
                     in_flight[actor.run_task.remote(*item)] = (i, item)
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            waiting = [*in_flight, *probes]
+            if not waiting and not reprobe_at:
+                raise RayRunError(f"every Ray worker is gone, {len(queue)} tasks left: rerun")
+            timeout = 0.5 if reprobe_at else None
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
             for ref in ready:
+                if ref in probes:
+                    i = probes.pop(ref)
+                    try:
+                        ray.get(ref)
+                        usable[i] = True
+                    except lost as exc:
+                        if time.monotonic() - lost_at[i] < options.restart_timeout_s:
+                            reprobe_at[i] = time.monotonic() + 0.5
+                        else:
+                            log.warning("Ray worker %d did not come back, given up: %s", i, exc)
+                    continue
                 i, item = in_flight.pop(ref)
                 try:
                     records = ray.get(ref)
@@ -211,7 +237,11 @@ def _drive(
                         raise RayRunError(
                             f"task {task_id} was lost with its worker {attempts[task_id]} times"
                         ) from exc
-                    queue.appendleft(item)  # to the restarted actor or another one
+                    queue.appendleft(item)  # to another actor, or this one once restarted
+                    if usable[i]:
+                        usable[i] = False
+                        lost_at[i] = time.monotonic()
+                        probes[actors[i].info.remote()] = i
                     continue
                 for record in records:
                     sink.write(record)
@@ -229,3 +259,9 @@ def _drive(
 
 def _load_of(in_flight: dict[Any, tuple[int, Any]], actor: int) -> int:
     return sum(1 for i, _ in in_flight.values() if i == actor)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The cause of a Ray error, whose text ends with the remote traceback's last line."""
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    return lines[-1] if lines else type(exc).__name__

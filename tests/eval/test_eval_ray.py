@@ -18,7 +18,7 @@ import pytest
 
 from completion.ct2_engine import EngineOptions, load_engine
 from eval import data
-from eval.ray_run import RayOptions, RayUnavailableError, model_factory, run_on_ray
+from eval.ray_run import RayOptions, RayRunError, RayUnavailableError, model_factory, run_on_ray
 from eval.records import RunSettings, read_samples, sessions
 from eval.run import run
 
@@ -176,3 +176,13 @@ def test_missing_ray_names_the_extra(
     with pytest.raises(RayUnavailableError, match=r"offpilot\[scale\]"):
         run_on_ray(settings, tmp_path / "run", model_factory(str(tiny_model.path), None))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_without_the_model_is_a_clear_error(tmp_path: Path, cluster: str) -> None:
+    settings = RunSettings(suite="humaneval-single-line", limit=2)
+    factory = model_factory(str(tmp_path / "no-such-model"), None)
+    started = time.monotonic()
+    with pytest.raises(RayRunError, match="could not start: .*ModelMissingError.*no-such-model"):
+        run_on_ray(settings, tmp_path / "run", factory, RayOptions(workers=1))
+    assert time.monotonic() - started < 60  # an error, not a restart loop
+    assert read_samples(tmp_path / "run") == []
