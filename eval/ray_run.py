@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -126,6 +127,8 @@ def connect(ray: Any, address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
+    if address:
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -135,6 +138,17 @@ def connect(ray: Any, address: str | None) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
     return True
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a `HOST:PORT` that nothing listens on: Ray itself retries it for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # `auto` and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailableError(f"no Ray cluster answers at {address}: {exc}") from exc
 
 
 def run_on_ray(

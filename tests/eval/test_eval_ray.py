@@ -186,3 +186,13 @@ def test_a_worker_without_the_model_is_a_clear_error(tmp_path: Path, cluster: st
         run_on_ray(settings, tmp_path / "run", factory, RayOptions(workers=1))
     assert time.monotonic() - started < 60  # an error, not a restart loop
     assert read_samples(tmp_path / "run") == []
+
+
+def test_an_address_nobody_answers_is_a_clear_error(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Ray alone retries a dead address for minutes; the CLI says so at once."""
+    cli = [sys.executable, "-m", "offpilot.cli", "eval", "run", "--suite",
+           "humaneval-single-line", "--limit", "1", "--model", str(tiny_model.path),
+           "--out", str(tmp_path / "run"), "--ray", "127.0.0.1:1"]  # fmt: skip
+    proc = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in proc.stderr
