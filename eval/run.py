@@ -235,7 +235,10 @@ class SampleSink:
         self._done = set(done)
         self._progress = progress
         self._lock = threading.Lock()
-        self._fh = open(out / SAMPLES, "a", encoding="utf-8")
+        self._path = out / SAMPLES
+        # opened at the first sample: a run refused before any (no sandbox, no model, no Ray)
+        # leaves no samples.jsonl behind
+        self._fh: TextIO | None = None
 
     def write(self, record: dict[str, Any]) -> bool:
         """Append one judged record, stamped with the session; False if it was a duplicate."""
@@ -249,6 +252,8 @@ class SampleSink:
                 "session": self.session,
                 "elapsed_s": round(time.monotonic() - self.started, 3),
             }
+            if self._fh is None:
+                self._fh = open(self._path, "a", encoding="utf-8")
             self._fh.write(json.dumps(stamped) + "\n")
             self._fh.flush()
             self.written += 1
@@ -256,8 +261,9 @@ class SampleSink:
             return True
 
     def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
+        """Close the file (if a sample was written)."""
+        if self._fh is not None:
+            self._fh.close()
 
 
 def finish(
