@@ -259,8 +259,12 @@ def test_memory_is_capped_for_the_whole_sample() -> None:
         "assert codes == [0, 0, 0, 0], codes\n"
     )
     out = run_program(program, Limits(timeout_s=30, memory_bytes=cap))
+    # Each child alone fits under the cap, so with a per-process cap all four would pass.
+    # Under the sample's cap the kernel kills some (which ones depends on timing: killing an
+    # early one lets a later one hold its memory, so all four may print `held`).
     assert out.result != PASSED, out.output
-    assert out.output.count("held") < 4
+    killed = "-9" in out.output or "MemoryError" in out.output or out.returncode in (-9, 137)
+    assert killed, out
 
 
 def test_a_forged_token_is_not_a_pass() -> None:
