@@ -121,10 +121,15 @@ def test_a_killed_worker_loses_no_sample(tmp_path: Path, cluster: str, tiny_mode
         except BaseException as exc:  # re-raised in the test thread
             result["error"] = exc
 
+    # the actors of an earlier test are killed asynchronously (`ray.kill`): let them go first
+    deadline = time.monotonic() + 60
+    while actor_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    before = set(actor_pids())
     driver = threading.Thread(target=drive)
     driver.start()
     wait_for_lines(out / "samples.jsonl", 2)
-    pids = actor_pids()
+    pids = [p for p in actor_pids() if p not in before]
     assert len(pids) == 2
     os.kill(pids[0], signal.SIGKILL)
     driver.join(timeout=180)
