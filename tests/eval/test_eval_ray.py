@@ -107,6 +107,24 @@ def test_ray_and_local_make_the_same_decisions(tmp_path: Path, cluster: str, tin
     assert "## Latency" in (tmp_path / "ray" / "report.md").read_text()
 
 
+def test_ray_workers_generate_through_a_backend(tmp_path: Path, cluster: str, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """`--ray` with `--backend URL`: each actor sends its prompts to the server."""
+    from scripted_backend import ScriptedBackend
+
+    backend = ScriptedBackend(pieces=("b = a + 1",))
+    try:
+        settings = RunSettings(suite="humaneval-single-line", limit=3, seed=1, timeout_s=5.0)
+        factory = model_factory(str(tiny_model.path), None, backend.url)
+        run_on_ray(settings, tmp_path / "ray", factory, RayOptions(workers=1))
+    finally:
+        backend.close()
+    records = read_samples(tmp_path / "ray")
+    assert len(records) == 3
+    assert len(backend.requests) >= 3  # the actor generated through the server, not locally
+    assert all(r["stop_reason"] != "backend_error" for r in records)
+    assert any(r["raw"].startswith("b = a + 1") for r in records)
+
+
 def test_a_killed_worker_loses_no_sample(tmp_path: Path, cluster: str, tiny_model) -> None:  # type: ignore[no-untyped-def]
     suite = tmp_path / "slow.jsonl"
     data.write_jsonl(suite, SLOW)
