@@ -29,6 +29,7 @@ from completion.engine import (
     close_open_streams,
 )
 from completion.model_store import InstalledModel, ModelCorruptError
+from completion.model_tokenizer import ModelTokenizer
 from completion.stops import StopRule
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ class CT2Engine:
 
     def __init__(self, model: InstalledModel, options: EngineOptions | None = None) -> None:
         import ctranslate2
-        from tokenizers import Tokenizer
 
         options = options or EngineOptions()
         self.options = options
@@ -82,8 +82,9 @@ class CT2Engine:
         threads = options.threads or os.cpu_count() or 1
         self.threads = threads
         started = time.monotonic()
+        self._tokens = ModelTokenizer(model)
+        self._tokenizer = self._tokens.raw
         try:
-            self._tokenizer = Tokenizer.from_file(str(model.path / "tokenizer.json"))
             self._generator = ctranslate2.Generator(
                 str(model.path),
                 device="cpu",
@@ -94,9 +95,7 @@ class CT2Engine:
         except Exception as exc:  # CTranslate2 raises plain RuntimeError/ValueError and more
             raise ModelCorruptError(f"cannot load the model at {model.path}: {exc}") from exc
         self._to_tokenizer_id = _id_map(model.path / "vocabulary.json", self._tokenizer)
-        self._stop_ids = frozenset(
-            i for t in self.family.stop_tokens if (i := self.token_id(t)) is not None
-        )
+        self._stop_ids = self._tokens.stop_ids
         self.load_seconds = time.monotonic() - started
         _live_engines.add(self)
         self.warmup_seconds = 0.0
@@ -118,7 +117,7 @@ class CT2Engine:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of plain text (no special tokens added)."""
-        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._tokens.encode(text)
 
     def _remember_static(self, head: tuple[int, ...]) -> bool:
         """Bound CTranslate2's prompt cache: it only grows until the model is reloaded.
@@ -151,11 +150,11 @@ class CT2Engine:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, special tokens skipped."""
-        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
+        return self._tokens.decode(ids)
 
     def token_id(self, token: str) -> int | None:
         """The id of a token, if the vocabulary has it."""
-        return self._tokenizer.token_to_id(token)
+        return self._tokens.token_id(token)
 
     def stream(
         self,

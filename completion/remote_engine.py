@@ -32,11 +32,14 @@ from typing import Any
 
 from completion.engine import GenerationParams, HypothesisTracker, Samples, Stream
 from completion.model_store import InstalledModel, ModelError
+from completion.model_tokenizer import ModelTokenizer
 from completion.stops import StopReason, StopRule
 
 log = logging.getLogger(__name__)
 
 COMPLETIONS_PATH = "/v1/completions"
+# how a request can end that ends every hypothesis it was feeding, finished or not
+_ENDS_EVERY_SLOT = (StopReason.BACKEND_ERROR, StopReason.CANCELLED, StopReason.TIME_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -299,8 +302,6 @@ class RemoteEngine:
     """
 
     def __init__(self, model: InstalledModel, options: RemoteOptions) -> None:
-        from tokenizers import Tokenizer
-
         try:
             self.endpoint = parse_backend_url(options.url)
         except ValueError as exc:
@@ -311,12 +312,9 @@ class RemoteEngine:
         self.fim = self.family.fim
         self.backend = options.url
         self.last_error: str | None = None  # the latest request's failure; None once one works
-        try:
-            self._tokenizer = Tokenizer.from_file(str(model.path / "tokenizer.json"))
-        except Exception as exc:  # tokenizers raises plain Exception on a bad file
-            raise ModelError(f"cannot read the tokenizer of {model.path}: {exc}") from exc
-        self._stop_tokens = [t for t in self.family.stop_tokens if self.token_id(t) is not None]
-        self._stop_ids = frozenset(int(self.token_id(t) or 0) for t in self._stop_tokens)
+        self._tokens = ModelTokenizer(model)
+        self._stop_tokens = self._tokens.stop_tokens
+        self._stop_ids = self._tokens.stop_ids
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         key = os.environ.get(options.api_key_env) if options.api_key_env else None
         if key:
@@ -327,19 +325,19 @@ class RemoteEngine:
     # -- tokens ----------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         """Token ids of plain text (no special tokens added)."""
-        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._tokens.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, special tokens skipped."""
-        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
+        return self._tokens.decode(ids)
 
     def token_id(self, token: str) -> int | None:
         """The id of a token, if the vocabulary has it."""
-        return self._tokenizer.token_to_id(token)
+        return self._tokens.token_id(token)
 
     def prompt_text(self, prompt_ids: Sequence[int]) -> str:
         """The prompt as the server reads it: special tokens (FIM markers) written out."""
-        return str(self._tokenizer.decode(list(prompt_ids), skip_special_tokens=False))
+        return self._tokens.decode(prompt_ids, special=True)
 
     # -- generation ------------------------------------------------------------------------
     def _body(self, prompt_ids: Sequence[int], params: GenerationParams, n: int) -> dict[str, Any]:
@@ -455,11 +453,7 @@ class RemoteEngine:
         finally:
             completion.close()
             self.note_end(completion)
-        if completion.reason == StopReason.BACKEND_ERROR:
-            for slot in slots:
-                if tracker.reason[slot] is None:
-                    tracker.reason[slot] = StopReason.BACKEND_ERROR
-        elif completion.reason in (StopReason.CANCELLED, StopReason.TIME_BUDGET):
+        if completion.reason in _ENDS_EVERY_SLOT:
             for slot in slots:
                 if tracker.reason[slot] is None:
                     tracker.reason[slot] = completion.reason
