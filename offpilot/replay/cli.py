@@ -116,8 +116,11 @@ def _local_and_backend(
     }
 
 
-def _ratios(a: dict[str, float], b: dict[str, float]) -> dict[str, float | None]:
-    return {q: round(a[q] / b[q], 2) if b.get(q) else None for q in ("p50", "p90") if q in a}
+def _ratios(
+    a: dict[str, float], b: dict[str, float], quantiles: tuple[str, ...] = ("p50", "p90")
+) -> dict[str, float | None]:
+    """The ratio `a` over `b` at each quantile, to two places (None where `b` has none)."""
+    return {q: round(a[q] / b[q], 2) if b.get(q) else None for q in quantiles if q in a}
 
 
 def _both(
@@ -134,12 +137,11 @@ def _both(
     result["levers"], report = one(config)
     raw["levers"] = asdict(report)
     if args.compare_naive:
-        result["naive_over_levers"] = {
-            q: round(
-                result["naive"]["pause_latency_ms"][q] / result["levers"]["pause_latency_ms"][q], 2
-            )
-            for q in ("p50", "p90", "p99")
-        }
+        result["naive_over_levers"] = _ratios(
+            result["naive"]["pause_latency_ms"],
+            result["levers"]["pause_latency_ms"],
+            ("p50", "p90", "p99"),
+        )
 
 
 def add_parser(sub: Any) -> None:
