@@ -6,7 +6,6 @@ Heavy imports happen in the commands.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import logging
@@ -298,15 +297,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             if not args.suite:
                 raise CompareError("--model and --backend need --suite (the same tasks for all)")
             taken = [p.resolve().name for p in paths]
-            names = [Path(m).name for m in args.model] + [
-                urlsplit(u).netloc.replace(":", "-") or "backend" for u in args.backend
+            # (label, model, backend): a backend is labelled by its host and port
+            wanted = [(Path(m).name, m, "") for m in args.model] + [
+                (urlsplit(u).netloc.replace(":", "-") or "backend", args.backend_model or "", u)
+                for u in args.backend
             ]
-            labels = unique_labels(taken + names)[len(taken) :]
-            wanted = [Entrant("", model=m) for m in args.model] + [
-                Entrant("", model=args.backend_model or "", backend=u) for u in args.backend
-            ]
+            labels = unique_labels(taken + [name for name, _, _ in wanted])[len(taken) :]
             entrants = [
-                dataclasses.replace(e, label=label) for label, e in zip(labels, wanted, strict=True)
+                Entrant(label, model=m, backend=b)
+                for label, (_, m, b) in zip(labels, wanted, strict=True)
             ]
             template = _run_settings(args, args.suite[0], "")
             paths += run_entrants(
