@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from completion.engine import Engine, GenerationParams
+from completion.engines.interface import Engine, GenerationParams
 from completion.stops import RULE, StopReason, StopRule, final_cut
 
 

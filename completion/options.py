@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from completion.context import Context
-from completion.engine import DEFAULT_TIME_BUDGET_S, GenerationParams
+from completion.engines.interface import DEFAULT_TIME_BUDGET_S, GenerationParams
 from completion.postprocess import PostOptions
 from completion.prompt import PromptBudget
 from completion.stops import StopRule, stop_rule_for

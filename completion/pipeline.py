@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from completion import crossfile
 from completion.context import Context, extract_context
 from completion.document import Document
-from completion.engine import Engine, GenerationParams
+from completion.engines.interface import Engine, GenerationParams
 from completion.generate import generate
 from completion.lines import opens_block
 from completion.options import CompletionOptions

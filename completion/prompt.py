@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from completion.context import Context
-from completion.engine import Engine
-from completion.model_specs import FimOrder, PromptBudget
+from completion.engines.interface import Engine
+from completion.models.specs import FimOrder, PromptBudget
 
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
 MAX_LINE_CHARS = 400

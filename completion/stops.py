@@ -47,7 +47,7 @@ class StopReason:
     TIME_BUDGET = "time_budget"
     CANCELLED = "cancelled"
     CALLER = "caller"
-    BACKEND_ERROR = "backend_error"  # a remote server failed (completion/remote_engine.py)
+    BACKEND_ERROR = "backend_error"  # a remote server failed (completion/engines/remote.py)
 
     # Ends that are no answer for the cursor: never cached, never reused.
     NO_ANSWER = frozenset({CANCELLED, TIME_BUDGET, BACKEND_ERROR})

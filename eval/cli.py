@@ -225,13 +225,13 @@ def _pipeline_spec(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.engines import engine_for
-    from completion.model_store import locate
+    from completion.engines.choose import engine_for
+    from completion.models.store import locate
     from eval.data import suite_name
-    from eval.execution import SandboxUnavailable
     from eval.ray_run import RayRunError, RayUnavailableError
     from eval.records import SettingsMismatchError
     from eval.run import run
+    from eval.sandbox.execution import SandboxUnavailable
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
@@ -275,7 +275,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from completion.model_store import ModelError
+    from completion.models.store import ModelError
     from eval.compare import (
         CompareError,
         CompareOptions,
@@ -286,8 +286,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         unique_labels,
         verdicts,
     )
-    from eval.execution import SandboxUnavailable
     from eval.records import SettingsMismatchError
+    from eval.sandbox.execution import SandboxUnavailable
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     out = Path(args.out)
@@ -371,7 +371,7 @@ def _cmd_repost(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_tasks(args: argparse.Namespace) -> int:
-    from eval.make_tasks import make_tasks
+    from eval.suites.make_tasks import make_tasks
 
     tasks = make_tasks(
         Path(args.project),
@@ -392,7 +392,7 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
 
 def _cmd_humaneval_x(args: argparse.Namespace) -> int:
     from eval.data import DATA_DIR
-    from eval.humaneval_x import BuildOptions, make_suites
+    from eval.suites.humaneval_x import BuildOptions, make_suites
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     options = BuildOptions(args.single, args.multi, seed=args.seed, workers=args.workers)

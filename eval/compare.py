@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from completion.engine import Engine
+from completion.engines.interface import Engine
 from eval import data, metrics, toolchains
 from eval.records import SETTINGS, RunSettings, by_language, read_samples
 
@@ -106,7 +106,7 @@ class Entrant:
     """One contestant to run: a label and where its engine comes from (a model or a backend)."""
 
     label: str
-    model: str = ""  # model name or directory (completion.model_store.locate)
+    model: str = ""  # model name or directory (completion.models.store.locate)
     # URL of an OpenAI-compatible server (issue 15, part 2); `model` then gives the tokenizer
     backend: str = ""
 
@@ -120,8 +120,8 @@ def engine_factory(
     mix engines; `eval.run.run` calls the loader only if there is work left. The model is
     located now, so a missing one fails before any run starts.
     """
-    from completion.engines import engine_for
-    from completion.model_store import locate
+    from completion.engines.choose import engine_for
+    from completion.models.store import locate
 
     model = locate(entrant.model or None, cache_dir)
     if entrant.backend:

@@ -34,7 +34,7 @@ INFILLING_SUITES = {
     "humaneval-multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
     "humaneval-random-span-light": "HumanEval-RandomSpanInfillingLight.jsonl.gz",
 }
-# HumanEval-X holes (`offpilot eval humaneval-x`, eval/humaneval_x.py): name -> file
+# HumanEval-X holes (`offpilot eval humaneval-x`, eval/suites/humaneval_x.py): name -> file
 X_SUITES = {
     f"humaneval-x-{lang}-{kind}": f"HumanEval-X-{lang}-{kind}.jsonl.gz"
     for lang in ("js", "go", "java", "cpp", "rust")

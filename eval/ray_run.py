@@ -23,11 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from completion.engine import Engine
-from eval import data, execution
+from completion.engines.interface import Engine
+from eval import data
 from eval.progress import Progress
 from eval.records import RunSettings
 from eval.run import SampleSink, finish, judged, plan, sample_records
+from eval.sandbox import execution
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ def model_engine(
 
     The model is located on the worker, not the driver: on a cluster each node has its own
     cache (`offpilot model install` per node) or a shared one (`--cache-dir`). With a
-    `backend`, the workers send their prompts to that server (`completion.engines`).
+    `backend`, the workers send their prompts to that server (`completion.engines.choose`).
     """
-    from completion.engines import engine_for
-    from completion.model_store import locate
+    from completion.engines.choose import engine_for
+    from completion.models.store import locate
 
     return engine_for(locate(model, cache_dir), backend, threads=threads)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from completion.options import CompletionOptions
-from eval import execution, metrics, toolchains
+from eval import metrics, toolchains
+from eval.sandbox import execution
 
 SAMPLES = "samples.jsonl"
 SUMMARY = "summary.json"

@@ -2,7 +2,7 @@
 
 Generation runs in this process, one request at a time, through `completion.pipeline`
 (`complete` for one greedy sample, `complete_samples` for n samples sharing one prompt pass).
-Execution runs in parallel sandboxes (`eval.execution`). Every finished sample is appended
+Execution runs in parallel sandboxes (`eval.sandbox.execution`). Every finished sample is appended
 to `DIR/samples.jsonl` at once, so a killed run resumes where it stopped.
 """
 
@@ -22,10 +22,10 @@ from typing import Any, TextIO
 
 from completion import crossfile
 from completion.document import Document
-from completion.engine import Engine
+from completion.engines.interface import Engine
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, CompletionResult, complete, complete_samples
-from eval import data, execution, toolchains, tracing
+from eval import data, toolchains
 from eval.progress import Progress
 from eval.records import (
     SAMPLES,
@@ -36,6 +36,8 @@ from eval.records import (
     read_samples,
     summarize,
 )
+from eval.sandbox import execution
+from eval.suites import tracing
 
 
 def request_for(task: data.Task) -> CompletionRequest:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eval import data, execution, toolchain_driver
+from eval import data, toolchain_driver
+from eval.sandbox import execution
 
 log = logging.getLogger(__name__)
 

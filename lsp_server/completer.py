@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from completion.document import Document
-from completion.engine import Engine
+from completion.engines.interface import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
 from completion.options import CompletionOptions

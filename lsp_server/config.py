@@ -110,7 +110,7 @@ def _check(name: str, value: Any, default: Any) -> Any:
     if name == "backend":
         if value is None or value == "":
             return None
-        from completion.remote_engine import parse_backend_url
+        from completion.engines.remote import parse_backend_url
 
         if not isinstance(value, str):
             raise ValueError("expected an http(s):// URL")

@@ -1,6 +1,6 @@
 """The server's engine, loaded in a background thread: one load at a time, the newest wins.
 
-A model is about 700 MB and takes seconds to load; a remote backend (completion/engines.py)
+A model is about 700 MB and takes seconds to load; a remote backend (completion/engines/choose.py)
 is chosen by the same settings, so a change of backend reloads like a change of model. A
 settings change while a load runs starts no second load: the running load's thread loads
 the newest setting next, skipping those in between, and frees an engine loaded for a setting
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from completion.engine import Engine
-from completion.engines import engine_for
-from completion.model_store import ModelError, locate
+from completion.engines.choose import engine_for
+from completion.engines.interface import Engine
+from completion.models.store import ModelError, locate
 from lsp_server.cpu_load import auto_threads
 
 log = logging.getLogger("offpilot.server")

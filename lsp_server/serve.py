@@ -32,7 +32,7 @@ def run_server(args: argparse.Namespace) -> int:
         print(f"offpilot serve: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     if args.backend:
-        from completion.remote_engine import parse_backend_url
+        from completion.engines.remote import parse_backend_url
 
         try:
             parse_backend_url(args.backend)

@@ -25,8 +25,8 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from completion.document import Document
-from completion.engine import Engine
-from completion.model_store import ModelError
+from completion.engines.interface import Engine
+from completion.models.store import ModelError
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Outcome, Snapshot, format_stages
 from lsp_server.config import ServerConfig, parse_config

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from completion.model_specs import DEFAULT_MODEL, KNOWN_MODELS
-from completion.model_store import ModelError
+from completion.models.specs import DEFAULT_MODEL, KNOWN_MODELS
+from completion.models.store import ModelError
 
 
 def _err(msg: str) -> None:
@@ -15,7 +15,7 @@ def _err(msg: str) -> None:
 
 
 def _cmd_model_install(args: argparse.Namespace) -> int:
-    from completion import model_install
+    from completion.models import install as model_install
 
     if args.from_hf:
         result = model_install.install_from_hf(args.from_hf, args.name, args.cache_dir)
@@ -33,7 +33,7 @@ def _cmd_model_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_gguf(args: argparse.Namespace) -> int:
-    from completion.model_install import ensure_gguf
+    from completion.models.install import ensure_gguf
 
     path, fetched = ensure_gguf(args.name or DEFAULT_MODEL, args.cache_dir)
     _err(f"{'fetched and verified' if fetched else 'verified'}: {path}")
@@ -42,7 +42,7 @@ def _cmd_model_gguf(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_list(args: argparse.Namespace) -> int:
-    from completion.model_store import InstalledModel, cache_root, list_installed
+    from completion.models.store import InstalledModel, cache_root, list_installed
 
     root = cache_root(args.cache_dir)
     found = list_installed(args.cache_dir)
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(comp)
     comp.set_defaults(func=_cmd_complete)
 
-    from offpilot.replay import add_parser as add_bench_parser
+    from offpilot.bench.replay import add_parser as add_bench_parser
 
     add_bench_parser(sub)
 

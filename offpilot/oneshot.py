@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from completion.ct2_engine import load_engine
-from completion.model_store import locate
+from completion.engines.ct2 import load_engine
+from completion.models.store import locate
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at

@@ -1,10 +1,10 @@
-r"""Build completion/data/<family>-code-tokens.json.gz: the output tokens kept by pruning.
+r"""Build completion/models/data/<family>-code-tokens.json.gz: the output tokens kept by pruning.
 
 A token is kept when it occurs in a corpus of code (Python, C/C++ headers, JavaScript and
 TypeScript found on the machine) or, with --ascii, when its text is ASCII: identifiers are
 made of domain words a code corpus misses (with the code corpus alone the model wrote
 `is_palindrom` for `is_palindrome`, whose piece `indrome` was pruned). Byte-level and
-control tokens are always kept by completion/vocab_prune.py itself.
+control tokens are always kept by completion/models/vocab_prune.py itself.
 
     python scripts/make_code_tokens.py TOKENIZER_JSON OUT --root py=/usr/lib/python3.11 \\
         --root c=/usr/include --root js=PATH_TO_NODE_MODULES --ascii

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from completion.model_store import InstalledModel, ModelError, locate  # noqa: E402
+from completion.models.store import InstalledModel, ModelError, locate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,7 +33,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path, tiny_cache: Path) -> InstalledModel:
     """The tiny checkpoint converted by `install_from_hf` into CTranslate2 int8."""
-    from completion.model_install import install_from_hf
+    from completion.models.install import install_from_hf
 
     return install_from_hf(str(tiny_checkpoint), "tiny", tiny_cache, log=lambda _m: None).model
 
@@ -49,7 +49,7 @@ def tiny_starcoder_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_starcoder(tiny_starcoder_checkpoint: Path, tiny_cache: Path) -> InstalledModel:
     """The tiny StarCoder converted by `install_from_hf`: the second family, end to end."""
-    from completion.model_install import install_from_hf
+    from completion.models.install import install_from_hf
 
     return install_from_hf(
         str(tiny_starcoder_checkpoint), "tiny-starcoder", tiny_cache, log=lambda _m: None

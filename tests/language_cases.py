@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cursor import at_cursor, context_at
 
-from completion.fake_engine import FakeEngine
+from completion.engines.fake import FakeEngine
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, complete
 from completion.trigger import Mode, TriggerOptions, should_complete

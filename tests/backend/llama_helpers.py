@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from completion.model_install import gguf_path
-from completion.model_specs import DEFAULT_MODEL
+from completion.models.install import gguf_path
+from completion.models.specs import DEFAULT_MODEL
 
 SETUP = Path(__file__).with_name("setup.sh")
 HINT = "run `make backend-setup` (tests/backend/setup.sh and `offpilot model gguf`)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from llama_helpers import LlamaServer
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 pytestmark = [pytest.mark.backend, pytest.mark.real_model]
 

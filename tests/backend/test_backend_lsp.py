@@ -20,7 +20,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from scripted_backend import ScriptedBackend
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 from completion.positions import offset_at
 from lsp_server.trace import TRACE
 from offpilot.lsp_client import completion_params
@@ -56,7 +56,7 @@ def scripted() -> Iterator[ScriptedBackend]:
 
 async def test_a_completion_from_llama_cpp(llama: LlamaServer, real_model: InstalledModel) -> None:
     """The obvious line comes back through llama.cpp, as the local engine writes it."""
-    from completion.ct2_engine import load_engine
+    from completion.engines.ct2 import load_engine
 
     client = await start_server("--backend", llama.url, init_options=STEADY)
     try:
@@ -174,7 +174,7 @@ async def test_a_backend_set_at_run_time_reloads(
     tiny_model: InstalledModel, scripted: ScriptedBackend
 ) -> None:
     """`backend` in didChangeConfiguration switches engines, and "" switches back."""
-    from completion.ct2_engine import load_engine
+    from completion.engines.ct2 import load_engine
 
     scripted.pieces = ("x_from_backend",)
     client = await start_server(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from scripted_backend import ScriptedBackend
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 pytestmark = pytest.mark.backend
 

@@ -20,10 +20,10 @@ import pytest
 
 from completion import crossfile
 from completion.context import Context, extract_context
-from completion.ct2_engine import CT2Engine, EngineOptions
 from completion.document import Document
-from completion.engine import GenerationParams
-from completion.model_store import InstalledModel, ModelError, verify
+from completion.engines.ct2 import CT2Engine, EngineOptions
+from completion.engines.interface import GenerationParams
+from completion.models.store import InstalledModel, ModelError, verify
 from completion.pipeline import CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import build_prompt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from completion.ct2_engine import CT2Engine, load_engine
-from completion.model_store import InstalledModel
+from completion.engines.ct2 import CT2Engine, load_engine
+from completion.models.store import InstalledModel
 
 
 @pytest.fixture(scope="module")

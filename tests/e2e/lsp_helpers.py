@@ -11,7 +11,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
-from completion.engine import Engine
+from completion.engines.interface import Engine
 from completion.pipeline import CompletionRequest, complete
 from lsp_server.completer import completion_options
 from lsp_server.config import ServerConfig

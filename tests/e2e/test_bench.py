@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 from completion.pipeline import CompletionResult
 from lsp_server.completer import Outcome
 from lsp_server.trace import TraceRecord, block_record, request_record
-from offpilot.replay.summary import (
+from offpilot.bench.replay.summary import (
     ANSWERED,
     answer_kinds,
     model_requests,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 
 def run(*args: str, env_cache: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lsp_helpers import ask, open_doc, start_server
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 HELPERS = (
     "def frobnicate_widget(widget_id, colour):\n"

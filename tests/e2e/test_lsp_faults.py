@@ -19,8 +19,8 @@ import pytest
 from lsp_helpers import STEADY, ask, change, expected, frame, open_doc, start_server
 from lsprotocol import types
 
-from completion.ct2_engine import CT2Engine
-from completion.model_store import MANIFEST_NAME, InstalledModel
+from completion.engines.ct2 import CT2Engine
+from completion.models.store import MANIFEST_NAME, InstalledModel
 from completion.positions import offset_at
 
 URI = "file:///tmp/offpilot-e2e/faults.py"

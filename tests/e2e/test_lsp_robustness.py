@@ -16,8 +16,8 @@ from typing import Any
 from lsp_helpers import STEADY, STEADY_CONFIG, ask, change, expected, frame, open_doc, start_server
 from lsprotocol import types
 
-from completion.ct2_engine import CT2Engine
-from completion.model_store import InstalledModel
+from completion.engines.ct2 import CT2Engine
+from completion.models.store import InstalledModel
 from completion.positions import offset_at
 
 URI = "file:///tmp/offpilot-e2e/robust.py"

@@ -12,7 +12,7 @@ from lsp_helpers import open_doc, start_server
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 URI = "file:///tmp/offpilot-e2e/stats.py"
 

@@ -17,7 +17,7 @@ import pytest
 from lsp_helpers import STEADY, ask, connect_tcp, frame, open_doc
 from lsprotocol import types
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 URI = "file:///tmp/offpilot-e2e/tcp.py"
 ANNOUNCE = re.compile(r"listening on (\S+):(\d+); the client must send (.*)")

@@ -9,7 +9,7 @@ from lsp_helpers import STEADY, open_doc, start_server
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 from lsp_server.protocol import plain
 from lsp_server.trace import TRACE, TraceRecord
 from offpilot.lsp_client import completion_params, item_texts

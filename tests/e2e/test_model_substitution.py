@@ -11,8 +11,8 @@ import pytest
 from lsp_helpers import start_server
 from pytest_lsp import LanguageClient
 
-from completion.model_specs import DEFAULT_MODEL
-from completion.model_store import STAMP_NAME, InstalledModel
+from completion.models.specs import DEFAULT_MODEL
+from completion.models.store import STAMP_NAME, InstalledModel
 
 
 def _copy(model: InstalledModel, dst: Path) -> Path:

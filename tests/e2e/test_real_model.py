@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsp_helpers import ask, open_doc, start_server
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 pytestmark = pytest.mark.real_model
 
@@ -58,8 +58,8 @@ def test_complete_cli(real_model: InstalledModel, tmp_path: Path) -> None:
 
 def test_default_install_prunes_the_output_vocabulary(real_model: InstalledModel) -> None:
     """`offpilot model install` keeps only code tokens as outputs, and the engine maps ids back."""
-    from completion.ct2_engine import CT2Engine, EngineOptions
-    from completion.engine import GenerationParams
+    from completion.engines.ct2 import CT2Engine, EngineOptions
+    from completion.engines.interface import GenerationParams
 
     info = real_model.manifest.output_vocabulary
     assert info["tokens"] == "qwen2-code-tokens" and 90_000 < info["rows"] < info["of"] == 151_936

@@ -16,8 +16,8 @@ from pathlib import Path
 from lsp_helpers import STEADY, ask, expected, open_doc, start_server
 from tiny_model import STARCODER_ANSWER
 
-from completion.ct2_engine import load_engine
-from completion.model_store import InstalledModel
+from completion.engines.ct2 import load_engine
+from completion.models.store import InstalledModel
 
 URI = "file:///tmp/offpilot-e2e/family.py"
 SOURCE = "def add(a, b):\n    return \n"

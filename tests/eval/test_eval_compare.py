@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from completion.ct2_engine import load_engine
+from completion.engines.ct2 import load_engine
 from eval import data
 from eval.compare import (
     CompareError,

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from completion.fake_engine import FakeEngine
-from eval import data, execution, humaneval_x, toolchains
+from completion.engines.fake import FakeEngine
+from eval import data, toolchains
 from eval.records import RunSettings, read_samples, summarize
 from eval.repost import repost
 from eval.run import judge, request_for, run
+from eval.sandbox import execution
+from eval.suites import humaneval_x
 
 PER_SUITE = 3
 RECORD = {"completion": "x", "latency_ms": 1.0, "timings_ms": {}}  # what summaries read

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from completion.model_store import InstalledModel
+from completion.models.store import InstalledModel
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 

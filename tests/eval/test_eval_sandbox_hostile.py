@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from eval import execution
-from eval.execution import PASSED, Limits, run_program
+from eval.sandbox import execution
+from eval.sandbox.execution import PASSED, Limits, run_program
 
 FAST = Limits(timeout_s=10.0)
 
@@ -207,7 +207,7 @@ def test_a_killed_harness_takes_its_samples_and_files_along() -> None:
         [
             sys.executable,
             "-c",
-            "import sys\nfrom eval.execution import Limits, run_program\n"
+            "import sys\nfrom eval.sandbox.execution import Limits, run_program\n"
             "run_program(sys.stdin.read(), Limits(timeout_s=120))\n",
         ],
         stdin=subprocess.PIPE,
@@ -344,7 +344,7 @@ def test_without_the_read_capability_samples_still_run_or_it_stops() -> None:
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root to drop a capability from the bounding set")
     harness = (
-        "from eval.execution import run_program\n"
+        "from eval.sandbox.execution import run_program\n"
         "out = run_program('print(\"fine\")')\n"
         "print('RESULT', out.result, out.reason)\n"
     )
@@ -371,7 +371,7 @@ def test_process_mode_warns(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(execution.SANDBOX_ENV, "process")
-    caplog.set_level("WARNING", logger="eval.execution")
+    caplog.set_level("WARNING", logger="eval.sandbox.execution")
     monkeypatch.setattr(execution, "_probed", {})
     box = execution.sandbox()
     assert not box.namespace

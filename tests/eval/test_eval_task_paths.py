@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from eval import data, execution, make_tasks, run, tracing
+from eval import data, run
+from eval.sandbox import execution
+from eval.suites import make_tasks, tracing
 
 CORE = '''\
 """A tiny library."""

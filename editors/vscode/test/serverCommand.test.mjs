@@ -1,5 +1,5 @@
 // Which server the extension starts: `node --test` (Node >= 22.6 loads the .ts directly).
-// Run by tests/unit/test_vscode_server_command.py.
+// Run by tests/unit/editors/test_vscode_server_command.py.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

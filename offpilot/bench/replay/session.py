@@ -1,0 +1,357 @@
+"""The typing session: characters typed into the real server as an editor sends them.
+
+Characters are typed one at a time with human-like pauses (longer at line ends), each edit is
+sent as an incremental `didChange`, the request in flight is cancelled on every keystroke
+(`$/cancelRequest`), and a request is sent once the editor-side debounce has passed. At a
+pause the user waits for the suggestion: that wait, from the request to the answer, is the
+latency reported. The server's RSS is sampled throughout, and its `offpilot/completionTrace`
+records (lsp_server/trace.py) say how each request was served and what it cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from lsp_server.protocol import plain
+from lsp_server.trace import TRACE, TraceRecord
+from offpilot.lsp_client import completion_params, open_document, start_client, stop_client
+
+log = logging.getLogger("offpilot.bench.replay")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How the simulated user types."""
+
+    debounce_ms: float = 75.0  # editor-side, before a request is sent
+    key_ms: float = 110.0  # median gap between keystrokes
+    line_pause_ms: float = 900.0  # median pause at the end of a line
+    start_lines: int = 12  # lines already present when typing starts
+    max_keystrokes: int = 400  # per file
+    duration_s: float | None = None  # stop after this long (all files looped)
+    seed: int = 0
+    server_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayReport:
+    """What the user waited for, and what the server spent."""
+
+    keystrokes: int = 0
+    requests: int = 0
+    pause_latencies_ms: list[float] = field(default_factory=list)
+    typing_latencies_ms: list[float] = field(default_factory=list)
+    superseded: int = 0
+    typing_requests_at_pause: int = 0  # pauses answered by a request already in flight
+    shown: int = 0
+    empty: int = 0
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)
+    server_requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    pause_ids: list[int] = field(default_factory=list)  # the requests timed as pauses
+    traces: list[TraceRecord] = field(default_factory=list)  # one per request, from the server
+    bad_traces: int = 0  # notifications that were not trace records
+
+
+def default_corpus() -> list[tuple[str, str]]:
+    """(name, text) of the bundled replay files."""
+    folder = resources.files("offpilot").joinpath("data/replay")
+    return [
+        (f.name.removesuffix(".txt"), f.read_text(encoding="utf-8"))
+        for f in sorted(folder.iterdir(), key=lambda p: p.name)
+        if f.name.endswith(".py.txt")
+    ]
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class _Typist:
+    """One document being typed; owns the request in flight."""
+
+    def __init__(
+        self,
+        client: LanguageClient,
+        uri: str,
+        text: str,
+        report: ReplayReport,
+        ids: Iterator[int],
+    ) -> None:
+        self.client = client
+        self.uri = uri
+        self.text = text
+        self.version = 1
+        self.report = report
+        self.ids = ids  # request ids, unique in the session: trace records are matched by them
+        # (message id, answer, sent at, document version, where its latency goes)
+        self.pending: tuple[int, asyncio.Future[Any], float, int, list[list[float]]] | None = None
+
+    def position(self) -> types.Position:
+        line = self.text.count("\n")
+        col = len(self.text) - (self.text.rfind("\n") + 1)
+        return types.Position(line, col)  # the corpus is ASCII: UTF-16 units == characters
+
+    def type_char(self, ch: str) -> None:
+        pos = self.position()
+        self.cancel_pending()
+        self.version += 1
+        self.text += ch
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=self.uri, version=self.version
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=ch)
+                ],
+            )
+        )
+        self.report.keystrokes += 1
+
+    def retarget(self, latencies: list[float]) -> None:
+        """Count the pending request's latency in `latencies` instead."""
+        if self.pending is not None:
+            self.pending[4][0] = latencies
+
+    def cancel_pending(self) -> None:
+        if self.pending is None:
+            return
+        msg_id, future, *_ = self.pending
+        if not future.done():
+            self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+            self.report.superseded += 1
+        self.pending = None
+
+    def request(self, latencies: list[float]) -> asyncio.Future[Any]:
+        pos = self.position()
+        params = completion_params(
+            self.uri, pos.line, pos.character, types.InlineCompletionTriggerKind.Automatic
+        )
+        msg_id = next(self.ids)
+        future = asyncio.wrap_future(
+            self.client.protocol.send_request(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
+            )
+        )
+        started = time.monotonic()
+        target = [latencies]
+        self.pending = (msg_id, future, started, self.version, target)
+        self.report.requests += 1
+
+        def done(f: asyncio.Future[Any], started: float = started) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            ms = (time.monotonic() - started) * 1000
+            result = f.result()
+            items = getattr(result, "items", None) or []
+            self.report.shown += bool(items)
+            self.report.empty += not items
+            target[0].append(ms)
+            if target[0] is self.report.pause_latencies_ms:
+                self.report.pause_ids.append(msg_id)
+
+        future.add_done_callback(done)
+        return future
+
+
+async def _type_file(
+    typist: _Typist, rest: str, opts: ReplayOptions, rng: random.Random, deadline: float
+) -> None:
+    """Type `rest` after the document's current text."""
+    i = 0
+    typed = 0
+    while i < len(rest) and typed < opts.max_keystrokes and time.monotonic() < deadline:
+        ch = rest[i]
+        if ch == "\n":  # the user pauses at the end of a line and waits for a suggestion
+            await _pause_for_suggestion(typist, opts, rng)
+            # newline plus the editor's auto-indent arrive together
+            j = i + 1
+            while j < len(rest) and rest[j] == " ":
+                j += 1
+            for c in rest[i:j]:
+                typist.type_char(c)
+            typed += 1
+            i = j
+            await _pause_for_suggestion(typist, opts, rng, scale=0.5)
+            continue
+        typist.type_char(ch)
+        typed += 1
+        i += 1
+        gap = rng.lognormvariate(0, 0.45) * opts.key_ms / 1000
+        await asyncio.sleep(min(gap, opts.debounce_ms / 1000))
+        if gap > opts.debounce_ms / 1000:  # the debounce expired before the next key
+            typist.request(typist.report.typing_latencies_ms)
+            await asyncio.sleep(gap - opts.debounce_ms / 1000)
+
+
+async def _pause_for_suggestion(
+    typist: _Typist, opts: ReplayOptions, rng: random.Random, scale: float = 1.0
+) -> None:
+    """The user stops typing and waits for the suggestion at the cursor.
+
+    A request already sent for this very cursor (the debounce expired after the last key) is
+    what the editor waits on; otherwise the editor sends one after its debounce.
+    """
+    if typist.pending is not None and typist.pending[3] == typist.version:
+        future = typist.pending[1]
+        typist.report.typing_requests_at_pause += 1
+        typist.retarget(typist.report.pause_latencies_ms)
+    else:
+        await asyncio.sleep(opts.debounce_ms / 1000)
+        typist.cancel_pending()
+        future = typist.request(typist.report.pause_latencies_ms)
+    with contextlib.suppress(Exception):
+        await future
+    typist.pending = None
+    await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.line_pause_ms * scale / 1000)
+
+
+def _keep_trace(report: ReplayReport, params: Any) -> None:
+    """Keep a trace record; count (and log once) a notification that is not one."""
+    data = plain(params)
+    try:
+        report.traces.append(TraceRecord.from_json(data))
+    except ValueError as exc:
+        if not report.bad_traces:
+            log.warning("not a trace record (%s): %.200r", exc, data)
+        report.bad_traces += 1
+
+
+class _Session:
+    """One server and its client for a replay: the report, the RSS sampler, the request ids."""
+
+    def __init__(self, client: LanguageClient, report: ReplayReport, started: float) -> None:
+        self.client = client
+        self.report = report
+        self.started = started
+        server = getattr(client, "_server", None)
+        self.pid: int | None = server.pid if server is not None else None
+        self.ids = itertools.count(10_000_000)  # pygls names its own requests with uuid strings
+        self.sampler = asyncio.ensure_future(self._sample_rss())
+
+    @classmethod
+    async def start(cls, opts: ReplayOptions, server_args: list[str]) -> _Session:
+        report = ReplayReport()
+        client = await start_client(
+            *server_args,
+            name="offpilot-replay",
+            init_options={**opts.server_config, "completionTrace": True},
+            on_notification={TRACE: lambda params: _keep_trace(report, params)},
+        )
+        return cls(client, report, time.monotonic())
+
+    async def _sample_rss(self) -> None:
+        while self.pid is not None:
+            self.report.rss_mb.append((time.monotonic() - self.started, _rss_mb(self.pid)))
+            await asyncio.sleep(5)
+
+    async def type_file(
+        self, name: str, text: str, round_no: int, opts: ReplayOptions, rng: random.Random,
+        deadline: float,
+    ) -> None:  # fmt: skip
+        """Open `name` with its first lines, type the rest, close it."""
+        lines = text.splitlines(keepends=True)
+        head = "".join(lines[: opts.start_lines])
+        path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
+        open_document(self.client, path, head)
+        typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
+        await _type_file(typist, text[len(head) :], opts, rng, deadline)
+        typist.cancel_pending()
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=path.as_uri())
+            )
+        )
+
+    async def finish(self) -> ReplayReport:
+        """The server's request counts and last RSS; the server stopped."""
+        report = self.report
+        try:
+            await asyncio.sleep(0.5)
+            stats = await self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="offpilot.stats")
+            )
+            requests = stats.get("requests", {}) if isinstance(stats, dict) else {}
+            report.server_requests = dict(requests)
+            if self.pid is not None:
+                report.rss_mb.append((time.monotonic() - self.started, _rss_mb(self.pid)))
+        finally:
+            await self.stop()
+        return report
+
+    async def stop(self) -> None:
+        self.sampler.cancel()
+        self.report.seconds = time.monotonic() - self.started
+        await stop_client(self.client)
+
+
+def _rounds(files: list[tuple[str, str]], opts: ReplayOptions) -> Iterator[tuple[int, str, str]]:
+    """(round, name, text): the files once, or looped until the duration is over."""
+    deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
+    for round_no in itertools.count():
+        for name, text in files:
+            yield round_no, name, text
+            if time.monotonic() >= deadline:
+                return
+        if opts.duration_s is None:
+            return
+
+
+async def replay(
+    files: list[tuple[str, str]], opts: ReplayOptions, server_args: list[str]
+) -> ReplayReport:
+    """Type each file (looping when a duration is set) and collect the figures."""
+    reports = await replay_interleaved(files, opts, {"replay": server_args}, same_typing=False)
+    return reports["replay"]
+
+
+async def replay_interleaved(
+    files: list[tuple[str, str]],
+    opts: ReplayOptions,
+    arms: dict[str, list[str]],
+    same_typing: bool = True,
+) -> dict[str, ReplayReport]:
+    """Type each file into every arm's server in turn, with the same typing: one report each.
+
+    The servers run side by side but take turns, file by file (the order of the arms
+    alternating), so a noisy machine weighs on every arm alike. With `same_typing`, each
+    file's keystroke timing comes from its own seed, the same in every arm; otherwise one
+    generator runs through the whole session (a single arm, as `replay` has always typed).
+    """
+    sessions: dict[str, _Session] = {}
+    try:
+        for name, args in arms.items():
+            sessions[name] = await _Session.start(opts, args)
+        deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
+        shared = random.Random(opts.seed)
+        order = list(sessions)
+        for turn, (round_no, name, text) in enumerate(_rounds(files, opts)):
+            for arm in order if turn % 2 == 0 else order[::-1]:
+                rng = random.Random(f"{opts.seed}:{round_no}:{name}") if same_typing else shared
+                await sessions[arm].type_file(name, text, round_no, opts, rng, deadline)
+        return {arm: await session.finish() for arm, session in sessions.items()}
+    except BaseException:
+        for session in sessions.values():
+            with contextlib.suppress(Exception):
+                await session.stop()
+        raise

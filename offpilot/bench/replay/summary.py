@@ -1,0 +1,197 @@
+"""The replay's report: what the user waited for, and where the server spent the time.
+
+Every figure of the server side comes from its trace records (lsp_server/trace.py), one per
+request, never from its log text. Percentiles are the eval's (`eval.metrics.percentile`,
+interpolated), so a replay and an eval summary give one statistic.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eval.metrics import percentile
+from lsp_server.trace import BLOCK_REST, REQUEST, TraceRecord
+from offpilot.bench.replay.session import ReplayReport
+
+# the sources of answers; the others: superseded, cancelled, skipped, ...
+ANSWERED = ("cache", "typethrough", "prefetch", "reused", "model")
+
+
+def _p50_p90(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 1), "p90": round(percentile(values, 90), 1)}
+
+
+def _requests(records: Iterable[TraceRecord], source: str | None = None) -> list[TraceRecord]:
+    return [r for r in records if r.kind == REQUEST and (source is None or r.source == source)]
+
+
+def summarize(report: ReplayReport) -> dict[str, Any]:
+    """The figures a person reads."""
+    pauses = report.pause_latencies_ms
+    answered = report.server_requests
+    total_answered = sum(answered.values()) or 1
+    rss = [r for _, r in report.rss_mb if r == r]
+    return {
+        "keystrokes": report.keystrokes,
+        "requests": report.requests,
+        "pause_requests": len(pauses),
+        "pause_latency_ms": {
+            q: round(percentile(pauses, p), 1) for q, p in (("p50", 50), ("p90", 90), ("p99", 99))
+        },
+        "typing_answers": len(report.typing_latencies_ms),
+        "superseded_share": round(report.superseded / max(1, report.requests), 3),
+        "cache_share": round(
+            sum(answered.get(k, 0) for k in ANSWERED if k != "model") / total_answered, 3
+        ),
+        "server_requests": answered,
+        # how the requests that got an answer were served (typing and pauses together)
+        "answer_sources_share": {
+            k: round(v / max(1, sum(answered.get(x, 0) for x in ANSWERED)), 3)
+            for k, v in answered.items()
+            if k in ANSWERED
+        },
+        # how the pauses, where the user waited, were served
+        "pause_sources_share": pause_sources(report.traces, report.pause_ids),
+        "shown": report.shown,
+        "empty": report.empty,
+        "rss_mb": {
+            "first": round(rss[0], 1) if rss else None,
+            "max": round(max(rss), 1) if rss else None,
+            "last": round(rss[-1], 1) if rss else None,
+            # the issue's soak figure: the highest RSS after minute 2 over the RSS at minute 2
+            # (a sample taken while the model reloads is low, not a leak, so no minimum)
+            "growth_after_two_minutes": rss_growth(report.rss_mb, after_s=120.0),
+        },
+        "trace_records": len(report.traces),
+        "seconds": round(report.seconds, 1),
+    }
+
+
+def pause_sources(
+    records: Sequence[TraceRecord], pause_ids: Sequence[int | str]
+) -> dict[str, float]:
+    """The share of pauses served by each source (the answered ones always listed).
+
+    A pause is matched to its request's record by the JSON-RPC id; `unmatched` counts the
+    pauses whose record never came.
+    """
+    by_id = {r.id: r.source for r in _requests(records) if r.id is not None}
+    counts = Counter(by_id.get(i, "unmatched") for i in pause_ids)
+    n = max(1, len(pause_ids))
+    return {
+        k: round(counts.get(k, 0) / n, 3)
+        for k in (*ANSWERED, *sorted(counts.keys() - set(ANSWERED)))
+    }
+
+
+def stage_breakdown(records: Sequence[TraceRecord]) -> dict[str, Any]:
+    """p50/p90 per stage over the requests the model answered whole.
+
+    `prompt_pass` is the time to the first token (the prompt pass plus one step), `decode`
+    the rest of generation, `pipeline` everything else inside the completion pipeline
+    (context, trigger, prompt building, post-processing); the user's wait beyond the
+    pipeline's `total` is debounce, queueing and the LSP round trip. A block's first line
+    shown early has no generation figures of its own: `model_requests` has them.
+    """
+    rows: list[dict[str, float]] = []
+    for r in _requests(records, "model"):
+        ms = r.stages_ms
+        if {"first_token", "generate", "total"} <= ms.keys() and ms["first_token"] > 0:
+            rows.append(
+                {
+                    "prompt_pass": ms["first_token"],
+                    "decode": ms["generate"] - ms["first_token"],
+                    "pipeline": ms["total"] - ms["generate"],
+                    "total": ms["total"],
+                    "prompt_tokens_computed": r.computed_tokens,
+                    "prompt_tokens_reused": r.reused_tokens,
+                }
+            )
+    breakdown: dict[str, Any] = {"requests": len(rows), "answers": answer_kinds(records)}
+    breakdown["head_reused_share"] = round(
+        sum(r["prompt_tokens_reused"] > 0 for r in rows) / max(1, len(rows)), 3
+    )
+    for stage in (
+        "prompt_pass",
+        "decode",
+        "pipeline",
+        "total",
+        "prompt_tokens_computed",
+        "prompt_tokens_reused",
+    ):
+        breakdown[stage] = _p50_p90([r[stage] for r in rows])
+    return breakdown
+
+
+def model_requests(records: Sequence[TraceRecord]) -> dict[str, Any]:
+    """Per request the model served: the generation that served it, and what it cost.
+
+    A block whose first line was shown early is counted with its whole generation (the
+    `block_rest` record of the same request); one whose rest never came (typing stopped
+    it) counts in `n` and `mode` only.
+    """
+    rests = {r.id: r for r in records if r.kind == BLOCK_REST and r.id is not None}
+    served = _requests(records, "model")
+    generations = []
+    for r in served:
+        gen = rests.get(r.id) if r.stop == "first_line" and r.id is not None else r
+        if gen is not None and gen.first_token_ms is not None:
+            generations.append(gen)
+    figures: dict[str, Any] = {
+        "n": len(served),
+        "with_generation": len(generations),
+        # not_run: the time budget was spent before the generation could start (queueing)
+        "mode": dict(Counter(r.mode or "not_run" for r in served)),
+    }
+    for name, values in (
+        ("prompt_tokens_computed", [g.computed_tokens for g in generations]),
+        ("prompt_tokens_reused", [g.reused_tokens for g in generations]),
+        ("first_token_ms", [g.first_token_ms or 0.0 for g in generations]),
+        ("decode_ms", [g.decode_ms or 0.0 for g in generations]),
+        ("decode_tokens", [g.decode_tokens for g in generations]),
+        (  # the first token's step is in first_token_ms
+            "decode_ms_per_token",
+            [
+                (g.decode_ms or 0.0) / (g.decode_tokens - 1)
+                for g in generations
+                if g.decode_tokens > 1
+            ],
+        ),
+    ):
+        figures[name] = _p50_p90(values)
+    return figures
+
+
+def answer_kinds(records: Sequence[TraceRecord]) -> dict[str, Any]:
+    """Model answers by kind, with their server-side time from the request's arrival.
+
+    `line`: a one-line answer; `block_whole`: a block shown whole; `block_first_line`: a
+    block's first line shown while the rest was still being written; `block_rest`: when
+    that rest was ready (`since_arrival`).
+    """
+    times: dict[str, list[float]] = {
+        "line": [],
+        "block_whole": [],
+        "block_first_line": [],
+        "block_rest": [],
+    }
+    for r in records:
+        if r.kind == BLOCK_REST and r.since_arrival_ms is not None:
+            times["block_rest"].append(r.since_arrival_ms)
+        elif r.kind == REQUEST and r.source == "model" and "total" in r.stages_ms:
+            if not r.text:
+                continue
+            if r.stop == "first_line":
+                kind = "block_first_line"
+            else:
+                kind = "block_whole" if "\n" in r.text else "line"
+            times[kind].append(r.stages_ms["total"])
+    return {kind: {"n": len(values), **_p50_p90(values)} for kind, values in times.items()}
+
+
+def rss_growth(samples: list[tuple[float, float]], after_s: float) -> float | None:
+    """Highest RSS after `after_s` minus the first sample at or past it (None: none so late)."""
+    late = [rss for t, rss in samples if t >= after_s]
+    return round(max(late) - late[0], 1) if late else None

@@ -1,0 +1,228 @@
+"""`RemoteEngine` against a real loopback HTTP server (tests/scripted_backend.py).
+
+The SSE parsing, the request it sends, and every failure path: each ends in an empty
+result with `backend_error` and a `last_error`, within the time budget, never a hang.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from scripted_backend import ScriptedBackend
+
+from completion.engines.interface import GenerationParams
+from completion.engines.remote import RemoteEngine, RemoteOptions, parse_backend_url
+from completion.generate import generate
+from completion.models.store import InstalledModel, ModelError
+from completion.stops import RULE, StopReason
+
+pytestmark = pytest.mark.backend
+
+PARAMS = GenerationParams(max_new_tokens=16, time_budget_s=5.0)
+
+
+@pytest.fixture
+def backend() -> Iterator[ScriptedBackend]:
+    server = ScriptedBackend()
+    yield server
+    server.close()
+
+
+def engine_at(installed: InstalledModel, url: str, **kw: object) -> RemoteEngine:
+    return RemoteEngine(installed, RemoteOptions(url, **kw))  # type: ignore[arg-type]
+
+
+def run(engine: RemoteEngine, params: GenerationParams = PARAMS, **kw: object) -> tuple[str, str]:
+    """(text, stop reason) of one stream, read to its end."""
+    stream = engine.stream(engine.encode("def add(a, b):\n    return "), params, **kw)  # type: ignore[arg-type]
+    ids = list(stream)
+    stream.close()
+    return engine.decode(ids), stream.reason
+
+
+def test_backend_urls() -> None:
+    assert parse_backend_url("http://127.0.0.1:8080").path == "/v1/completions"
+    assert parse_backend_url("http://h:1/v1/").path == "/v1/completions"
+    assert parse_backend_url("https://team.example/llm").path == "/llm/v1/completions"
+    assert parse_backend_url("https://team.example").scheme == "https"
+    for bad in ("127.0.0.1:8080", "ftp://h", "http://", "http://h:99999"):
+        with pytest.raises(ValueError):
+            parse_backend_url(bad)
+
+
+def test_a_bad_url_is_a_model_error(tiny_model: InstalledModel) -> None:
+    with pytest.raises(ModelError, match="not an http"):
+        engine_at(tiny_model, "localhost:8080")
+
+
+def test_streamed_text_becomes_local_token_ids(
+    tiny_model: InstalledModel, backend: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deltas come back as ids of the family's tokenizer; the request is the family's."""
+    monkeypatch.setenv("TEAM_KEY", "s3cret")
+    engine = engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY", model="qwen")
+    assert run(engine) == ("a + b", StopReason.END_TOKEN)
+    body, headers = backend.requests[0], backend.headers[0]
+    assert body["stream"] is True and body["max_tokens"] == 16 and body["temperature"] == 0.0
+    assert body["model"] == "qwen"
+    assert "<|endoftext|>" in body["stop"] and "<|fim_prefix|>" in body["stop"]
+    assert body["prompt"] == "def add(a, b):\n    return "
+    assert headers["Authorization"] == "Bearer s3cret"
+    assert engine.last_error is None
+
+
+def test_the_prompt_keeps_the_fim_markers(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    engine = engine_at(tiny_model, backend.url)
+    fim = engine.fim
+    assert fim is not None
+    ids = [engine.token_id(fim.prefix), engine.token_id(fim.suffix)]
+    ids += [*engine.encode("\n"), engine.token_id(fim.middle), *engine.encode("x = ")]
+    stream = engine.stream([int(i or 0) for i in ids], PARAMS)
+    list(stream)
+    assert backend.requests[0]["prompt"] == "<|fim_prefix|><|fim_suffix|>\n<|fim_middle|>x = "
+
+
+def test_no_key_is_sent_without_the_variable(
+    tiny_model: InstalledModel, backend: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEAM_KEY", raising=False)
+    run(engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY"))
+    assert "Authorization" not in backend.headers[0]
+
+
+def test_length_finish_and_a_json_answer(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    engine = engine_at(tiny_model, backend.url)
+    backend.finish_reason = "length"
+    assert run(engine) == ("a + b", StopReason.MAX_TOKENS)
+    backend.mode = "json"  # a server that ignores `stream`
+    assert run(engine) == ("a + b", StopReason.END_TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("garbage", "not JSON"),
+        ("shape", "no choices"),
+        ("http500", "HTTP 500"),
+        ("cut", "ended before [DONE]"),
+    ],
+)
+def test_a_broken_answer_is_an_empty_result(
+    tiny_model: InstalledModel, backend: ScriptedBackend, mode: str, message: str
+) -> None:
+    backend.mode = mode
+    engine = engine_at(tiny_model, backend.url)
+    text, reason = run(engine)
+    assert reason == StopReason.BACKEND_ERROR
+    assert mode == "cut" or text == ""  # a cut stream keeps what came before the cut
+    assert engine.last_error is not None and message in engine.last_error
+    out = generate(engine, engine.encode("x = "), PARAMS, lambda _t: None)
+    assert (out.text, out.stop_reason) == ("", StopReason.BACKEND_ERROR)  # the pipeline's view
+    backend.mode = "sse"  # the server is fine again: so is the engine
+    assert run(engine) == ("a + b", StopReason.END_TOKEN)
+    assert engine.last_error is None
+
+
+def test_a_server_that_is_down(tiny_model: InstalledModel) -> None:
+    gone = ScriptedBackend()
+    gone.close()  # the port is free: connections are refused
+    engine = engine_at(tiny_model, gone.url)
+    started = time.monotonic()
+    assert run(engine) == ("", StopReason.BACKEND_ERROR)
+    assert time.monotonic() - started < 2
+    assert "refused" in (engine.last_error or "")
+
+
+def test_silence_ends_at_the_time_budget_and_the_server_sees_the_close(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    backend.mode = "silent"
+    engine = engine_at(tiny_model, backend.url)
+    started = time.monotonic()
+    text, reason = run(engine, GenerationParams(max_new_tokens=16, time_budget_s=0.3))
+    assert (text, reason) == ("", StopReason.TIME_BUDGET)
+    assert time.monotonic() - started < 1.0
+    assert backend.closed_early.wait(2), "the connection stayed open after the budget"
+
+
+def test_a_cancel_before_the_first_byte_returns_at_once(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    backend.mode = "silent"
+    engine = engine_at(tiny_model, backend.url)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    text, reason = run(engine, GenerationParams(time_budget_s=None), cancel=cancel)
+    assert (text, reason) == ("", StopReason.CANCELLED)
+    assert time.monotonic() - started < 0.6
+    assert backend.closed_early.wait(2)
+    assert engine.last_error is None  # a cancel is no failure
+
+
+def test_the_stop_rule_closes_the_connection(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    """An endless stream: the single-line rule cuts it, and the server sees the socket go."""
+    backend.mode, backend.pieces, backend.delay_s = "endless", ("x\n",), 0.02
+    engine = engine_at(tiny_model, backend.url)
+    params = GenerationParams(max_new_tokens=500, time_budget_s=10.0)
+    started = time.monotonic()
+    out = generate(
+        engine, engine.encode("y = "), params, lambda t: t.find("\n") if "\n" in t else None
+    )
+    assert (out.text, out.stop_reason) == ("x", RULE)
+    assert backend.closed_early.wait(2), "the server kept streaming after the stop rule"
+    assert backend.closed_at is not None and backend.closed_at - started < 1.0
+
+
+def test_sample_uses_n_choices_or_one_request_each(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    params = GenerationParams(max_new_tokens=16, time_budget_s=5.0, temperature=0.8, seed=3)
+    engine = engine_at(tiny_model, backend.url)
+    backend.mode = "choices"  # answers n choices, as vLLM does
+    samples = engine.sample(engine.encode("x = "), params, 3)
+    assert [h.text for h in samples.hypotheses] == ["a + b"] * 3
+    assert len(backend.requests) == 1 and backend.requests[0]["n"] == 3
+    backend.mode = "sse"  # one choice whatever n says, as llama.cpp does
+    samples = engine.sample(engine.encode("x = "), params, 3)
+    assert [h.text for h in samples.hypotheses] == ["a + b"] * 3
+    assert len(backend.requests) == 1 + 3
+    assert samples.hypotheses[0].reason == StopReason.END_TOKEN
+
+
+def test_sample_with_a_stop_rule_and_a_failure(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    params = GenerationParams(max_new_tokens=16, time_budget_s=5.0, temperature=0.8)
+    engine = engine_at(tiny_model, backend.url)
+    samples = engine.sample(
+        engine.encode("x = "), params, 2, stop_rule=lambda t: t.find("+") if "+" in t else None
+    )
+    assert [h.text for h in samples.hypotheses] == ["a "] * 2
+    backend.mode = "http500"
+    samples = engine.sample(engine.encode("x = "), params, 2)
+    assert [(h.text, h.reason) for h in samples.hypotheses] == [("", StopReason.BACKEND_ERROR)] * 2
+
+
+def test_engine_for_and_compare_choose_the_engine(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    """The one factory: a backend URL gives a RemoteEngine (also for an eval compare entrant)."""
+    from completion.engines.choose import engine_for
+    from completion.engines.ct2 import CT2Engine
+    from eval.compare import Entrant, engine_factory
+
+    settings, load = engine_factory(Entrant("b", model=str(tiny_model.path), backend=backend.url))
+    assert settings == {"model": "tiny", "backend": backend.url}
+    engine = load()
+    assert isinstance(engine, RemoteEngine) and run(engine)[0] == "a + b"
+    assert isinstance(engine_for(tiny_model), CT2Engine)

@@ -1,0 +1,221 @@
+"""The server's request flow on a FakeEngine: cache, type-through, reuse, supersede, cancel."""
+
+import asyncio
+import time
+from concurrent.futures import Future
+
+import pytest
+
+from completion.engines.fake import FakeEngine
+from completion.engines.interface import Engine
+from lsp_server.cache import CursorKey
+from lsp_server.completer import Completer, Snapshot
+from lsp_server.config import ServerConfig
+
+TEXT = "def add(a, b):\n    return \n"
+CURSOR = TEXT.index("return ") + 7
+
+
+def ready(engine: Engine) -> Future[Engine]:
+    f: Future[Engine] = Future()
+    f.set_result(engine)
+    return f
+
+
+async def settled(completer: Completer) -> None:
+    """Wait until no generation is in flight (a block's rest may still be written)."""
+    for _ in range(500):
+        if not completer._in_flight:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("a generation is still in flight")
+
+
+def snap(text: str = TEXT, offset: int = CURSOR) -> Snapshot:
+    return Snapshot("file:///a.py", text, offset, "python")
+
+
+async def test_cache_and_type_through_skip_the_model() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    first = await completer.complete(snap(), ready(engine))
+    assert (first.text, first.source) == ("a + b", "model")
+    await settled(completer)  # the rest of the generation (nothing more) lands
+    again = await completer.complete(snap(), ready(engine))
+    assert (again.text, again.source) == ("a + b", "cache")
+    typed = TEXT[:CURSOR] + "a +" + TEXT[CURSOR:]
+    through = await completer.complete(snap(typed, CURSOR + 3), ready(engine))
+    assert (through.text, through.source) == (" b", "typethrough")
+    assert len(engine.prompts) == 1
+
+
+async def test_in_flight_generation_is_reused_when_typing_matches() -> None:
+    engine = FakeEngine(default="a + b\n", step_delay_s=0.05)
+    completer = Completer(ServerConfig(debounce_ms=0))
+    first = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.05)
+    typed = TEXT[:CURSOR] + "a" + TEXT[CURSOR:]
+    second = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    assert (second.text, second.source) == (" + b", "reused")
+    assert (await first).text == "a + b"
+    assert len(engine.prompts) == 1
+
+
+async def test_newer_request_supersedes_during_debounce() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=50))
+    typed = TEXT[:CURSOR] + "z" + TEXT[CURSOR:]
+    old = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.01)
+    new = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    assert (await old).source == "superseded"
+    assert new.source == "model"
+    assert len(engine.prompts) == 1
+
+
+async def test_cancel_stops_generation_within_a_step() -> None:
+    engine = FakeEngine(default="x" * 10_000, step_delay_s=0.005)
+    completer = Completer(ServerConfig(debounce_ms=0, max_tokens=10_000, time_budget_ms=60_000))
+    task = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    t0 = time.monotonic()
+    produced = engine.produced_tokens
+    await asyncio.sleep(0.1)
+    assert engine.produced_tokens <= produced + 1  # the worker stopped within one step
+    assert time.monotonic() - t0 < 1
+    assert not completer.generation_lock.locked()
+
+
+async def test_disabled_language_and_binary_text() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(languages={"python": False}))
+    assert (await completer.complete(snap(), ready(engine))).source == "disabled"
+    completer = Completer(ServerConfig())
+    assert (await completer.complete(snap("a\x00b", 1), ready(engine))).source == "binary"
+
+
+def test_next_line_snapshot_guesses_the_editor_after_accept_and_enter() -> None:
+    from lsp_server.completer import next_line_snapshot
+
+    ahead = next_line_snapshot(snap(), "a + b")
+    assert ahead is not None
+    assert ahead.text == "def add(a, b):\n    return a + b\n    \n"
+    assert ahead.offset == len("def add(a, b):\n    return a + b\n    ")
+    header = "def add(a, b):\n"
+    deeper = next_line_snapshot(snap(header, len(header) - 1), "")
+    assert deeper is not None and deeper.text == "def add(a, b):\n    \n"
+    assert next_line_snapshot(snap(), "a +\nb") is None  # a multi-line suggestion
+    assert next_line_snapshot(snap(TEXT, CURSOR - 3), "") is None  # mid-line
+    assert next_line_snapshot(snap("\n", 0), "") is None  # an empty line
+
+
+async def test_prefetch_answers_the_next_line_without_waiting() -> None:
+    engine = FakeEngine(script={"return a + b\n": "print(1)\n"}, default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0))
+    first = await completer.complete(snap(), ready(engine))
+    assert first.text == "a + b"
+    await asyncio.sleep(0.1)  # the user reads the suggestion; the prefetch runs meanwhile
+    accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
+    nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
+    assert (nxt.text, nxt.source) == ("print(1)", "prefetch")
+    assert completer.sources["prefetch_model"] >= 1
+
+
+async def test_prefetch_in_flight_is_reused_or_superseded() -> None:
+    engine = FakeEngine(script={"return a + b\n": "print(1)\n"}, default="a + b\n")
+    engine.step_delay_s = 0.02
+    completer = Completer(ServerConfig(debounce_ms=0))
+    await completer.complete(snap(), ready(engine))
+    await asyncio.sleep(0.01)  # the prefetch starts
+    accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
+    # asked while the prefetch is still generating: its answer is awaited
+    nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
+    assert (nxt.text, nxt.source) == ("print(1)", "reused")
+    # the user typed something else while a prefetch ran: it is cancelled, the request served
+    await asyncio.sleep(0.01)  # the prefetch after that answer starts
+    assert completer._prefetches
+    elsewhere = TEXT[:CURSOR] + "a - b" + TEXT[CURSOR:]
+    answer = await completer.complete(snap(elsewhere, CURSOR + 5), ready(engine))
+    assert answer.source == "model"
+    await asyncio.sleep(0.05)
+    assert completer.sources["prefetch_cancelled"] >= 1
+
+
+async def test_prefetch_can_be_switched_off() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    await completer.complete(snap(), ready(engine))
+    await asyncio.sleep(0.1)
+    assert len(engine.prompts) == 1 and not completer._prefetches
+
+
+async def test_a_request_in_another_document_supersedes_the_one_in_flight() -> None:
+    engine = FakeEngine(default="a + b" * 200 + "\n", step_delay_s=0.002)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    old = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.05)
+    other = Snapshot("file:///b.py", TEXT, CURSOR, "python")
+    started = time.monotonic()
+    new = await completer.complete(other, ready(engine))
+    assert (await old).source == "cancelled"
+    assert new.source == "model" and time.monotonic() - started < 1.5
+
+
+async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
+    """A request queued behind a long generation gets only what is left of its budget."""
+    engine = FakeEngine(default="a + b\n", prompt_delay_s=0.3)
+    completer = Completer(ServerConfig(debounce_ms=0, time_budget_ms=200, prefetch=False))
+    completer.generation_lock.acquire()  # another generation holds the engine
+    waiting = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.3)
+    completer.generation_lock.release()
+    late = await waiting
+    assert late.text == "" and late.source == "model" and late.stop_reason == "time_budget"
+    assert engine.prompts == []  # past its budget before it started: the model never ran
+    engine.prompt_delay_s = 0.0
+    again = await completer.complete(snap(), ready(engine))  # not cached: asked again
+    assert (again.text, again.source) == ("a + b", "model")
+
+
+BLOCK_DOC = "def f(n):\n    \n\nprint(f(1))\n"
+BLOCK_CURSOR = BLOCK_DOC.index("    \n") + 4
+
+
+async def test_a_blocks_first_line_is_shown_before_the_rest_is_written() -> None:
+    """Accepting the first line finds the rest of the block, from the same generation."""
+    block = "total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    engine = FakeEngine(default=block, step_delay_s=0.02)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    started = time.monotonic()
+    first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    waited = time.monotonic() - started
+    assert (first.text, first.stop_reason) == ("total = 0", "first_line")
+    assert waited < 0.02 * len(block) / 2  # well before the block's end
+    accepted = BLOCK_DOC[:BLOCK_CURSOR] + "total = 0" + BLOCK_DOC[BLOCK_CURSOR:]
+    rest = await completer.complete(snap(accepted, BLOCK_CURSOR + 9), ready(engine))
+    assert rest.source == "reused"
+    assert rest.text == "\n    for i in range(n):\n        total += i\n    return total"
+    again = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert (again.source, again.text) == ("cache", block.rstrip("\n"))
+    assert len(engine.prompts) == 1
+
+
+async def test_a_header_is_not_shown_without_its_body() -> None:
+    engine = FakeEngine(default="if n < 0:\n        return 0\n    return n\n", step_delay_s=0.01)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    shown = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert shown.text == "if n < 0:\n        return 0\n    return n"
+
+
+async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
+    engine = FakeEngine(default="x = 1\n" + "    y = 2\n" * 300, step_delay_s=0.005)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert first.text == "x = 1"
+    moved = await completer.complete(snap(), ready(engine))  # another line: a new request
+    assert moved.source == "model"
+    assert engine.produced_tokens < len("    y = 2\n") * 300  # the block's rest was stopped
+    assert completer.cache.get(CursorKey.at("file:///a.py", BLOCK_DOC, BLOCK_CURSOR)) is None

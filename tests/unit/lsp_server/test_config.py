@@ -1,0 +1,76 @@
+"""Server config: the settings parsed once, with defaults, aliases and a warning per bad key."""
+
+from __future__ import annotations
+
+from lsp_server.config import ServerConfig, parse_config
+
+
+def test_config_defaults_and_aliases() -> None:
+    config, warnings = parse_config(
+        {
+            "offpilot": {
+                "maxTokens": 20,
+                "debounceMs": 0,
+                "languages": {"markdown": False},
+                "multiLine": True,
+            }
+        }
+    )
+    assert warnings == []
+    assert (config.max_tokens, config.debounce_ms, config.multiline) == (20, 0, True)
+    assert not config.language_enabled("markdown") and config.language_enabled("python")
+    # unset, the prompt windows are the model family's (completion/models/specs.py)
+    assert (config.context_tokens, config.prefix_tokens, config.suffix_tokens) == (None,) * 3
+    assert parse_config(None) == (ServerConfig(), [])
+
+
+def test_context_tokens_split_three_to_one_and_null_restores_the_family_windows() -> None:
+    config, warnings = parse_config({"contextTokens": 1001})
+    assert warnings == [] and (config.prefix_tokens, config.suffix_tokens) == (750, 251)
+    back, warnings = parse_config({"contextTokens": None}, config)
+    assert warnings == [] and back.context_tokens is None and back.prefix_tokens is None
+    _, warnings = parse_config({"contextTokens": 8})
+    assert len(warnings) == 1 and "32..8192" in warnings[0]
+
+
+def test_invalid_config_warns_and_keeps_defaults() -> None:
+    config, warnings = parse_config(
+        {
+            "maxTokens": "lots",
+            "debounceMs": -5,
+            "enable": "yes",
+            "threads": 2,
+            "bogus": 1,
+            "languages": [1],
+        }
+    )
+    assert config.max_tokens == ServerConfig().max_tokens
+    assert config.debounce_ms == ServerConfig().debounce_ms
+    assert config.enable is True and config.threads == 2
+    assert len(warnings) == 5
+    assert any("bogus" in w for w in warnings)
+    assert parse_config("nonsense")[1]
+
+
+def test_disable_switches_everything_off() -> None:
+    config, _ = parse_config({"enable": False})
+    assert not config.language_enabled("python")
+
+
+def test_backend_settings() -> None:
+    config, warnings = parse_config(
+        {"backend": "http://gpu-box:8080", "backendApiKeyEnv": "TEAM_KEY", "backendModel": "q"}
+    )
+    assert warnings == []
+    assert (config.backend, config.backend_api_key_env, config.backend_model) == (
+        "http://gpu-box:8080",
+        "TEAM_KEY",
+        "q",
+    )
+    assert parse_config({"backend": ""}, config)[0].backend is None  # back to the local engine
+    bad, warnings = parse_config(
+        {"backend": "gpu-box:8080", "backendApiKeyEnv": "sk-live 123", "backendModel": 5}
+    )
+    assert (bad.backend, bad.backend_api_key_env, bad.backend_model) == (None, None, None)
+    assert len(warnings) == 3
+    assert "http" in warnings[0] and "variable's name" in warnings[1]

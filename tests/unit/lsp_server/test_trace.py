@@ -1,0 +1,116 @@
+"""The trace record: built from what the completer returns, parsed back by a client."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from completion.engines.fake import FakeEngine
+from completion.engines.interface import Engine
+from lsp_server.completer import Completer, Outcome, Snapshot
+from lsp_server.config import ServerConfig, parse_config
+from lsp_server.trace import BLOCK_REST, REQUEST, TraceRecord, request_record
+
+
+def ready(engine: Engine) -> Future[Engine]:
+    f: Future[Engine] = Future()
+    f.set_result(engine)
+    return f
+
+
+MODEL = Outcome(
+    "a + b",
+    "model",
+    {"context": 1.0, "prompt": 2.0, "first_token": 30.0, "generate": 80.0, "total": 84.0},
+    "end_token",
+    (),
+    120,
+    100,
+    5,
+    "single",
+)
+
+
+def test_a_model_answer_round_trips_with_its_cost() -> None:
+    record = request_record(3, "file:///a.py", 1, 11, MODEL, 0.5)
+    data = record.to_json()
+    assert data["stagesMs"] == {"convert": 0.5, **MODEL.timings_ms}
+    assert (data["firstTokenMs"], data["decodeMs"], data["decodeTokens"]) == (30.0, 50.0, 5)
+    assert (data["promptTokens"], data["reusedTokens"], data["computedTokens"]) == (120, 100, 20)
+    assert (data["kind"], data["mode"], data["stop"]) == (REQUEST, "line", "end_token")
+    assert TraceRecord.from_json(data) == record
+
+
+def test_answers_without_a_generation_have_no_generation_figures() -> None:
+    reused = Outcome("b", "reused", dict(MODEL.timings_ms), prompt_tokens=0)
+    for outcome in (Outcome("x", "cache", {"total": 1.0}), reused, Outcome("", "cancelled")):
+        record = request_record("r1", "file:///a.py", 0, 0, outcome)
+        assert (record.first_token_ms, record.decode_ms, record.decode_tokens) == (None, None, 0)
+        assert TraceRecord.from_json(record.to_json()) == record
+
+
+GOOD: dict[str, Any] = request_record(1, "file:///a.py", 0, 0, MODEL).to_json()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [1, 2],
+        "record",
+        {k: v for k, v in GOOD.items() if k != "kind"},
+        {**GOOD, "source": 3},
+        {**GOOD, "stagesMs": [1, 2]},
+        {**GOOD, "stagesMs": {"total": "fast"}},
+        {**GOOD, "stagesMs": {"total": math.nan}},
+        {**GOOD, "promptTokens": -1},
+        {**GOOD, "reusedTokens": True},
+        {**GOOD, "decodeTokens": 1.5},
+        {**GOOD, "firstTokenMs": "12"},
+        {**GOOD, "decodeMs": math.inf},
+        {**GOOD, "text": None},
+    ],
+)
+def test_what_is_not_a_record_is_refused(bad: Any) -> None:
+    with pytest.raises(ValueError):
+        TraceRecord.from_json(bad)
+
+
+def test_unknown_keys_are_ignored_so_records_can_grow() -> None:
+    assert TraceRecord.from_json({**GOOD, "queueMs": 3}) == TraceRecord.from_json(GOOD)
+
+
+def test_the_setting_is_off_by_default_and_parsed() -> None:
+    assert ServerConfig().completion_trace is False
+    config, warnings = parse_config({"completionTrace": True})
+    assert config.completion_trace is True and warnings == []
+    config, warnings = parse_config({"completionTrace": "yes"})
+    assert config.completion_trace is False and "completionTrace" in warnings[0]
+
+
+async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_line() -> None:
+    block = "total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    engine = FakeEngine(default=block, step_delay_s=0.01)
+    records: list[TraceRecord] = []
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False), on_trace=records.append)
+    doc = "def f(n):\n    \n\nprint(f(1))\n"
+    cursor = doc.index("    \n") + 4
+    snap = Snapshot("file:///a.py", doc, cursor, "python")
+    first = await completer.complete(snap, ready(engine), request_id=41)
+    assert (first.stop_reason, first.mode) == ("first_line", "multi")
+    for _ in range(500):
+        if records:
+            break
+        await asyncio.sleep(0.01)
+    (rest,) = records
+    assert (rest.kind, rest.id, rest.uri, rest.source, rest.mode) == (
+        BLOCK_REST, 41, "file:///a.py", "block", "block",
+    )  # fmt: skip
+    assert rest.text == block.rstrip("\n")
+    assert rest.prompt_tokens > 0 and rest.decode_tokens > 0
+    assert rest.since_arrival_ms is not None and rest.since_arrival_ms >= first.timings_ms["total"]
+    assert rest.first_token_ms is not None and rest.decode_ms is not None
