@@ -30,7 +30,8 @@ class ScriptedBackend:
     Modes: sse (pieces, then [DONE]), json (one application/json body), endless (a piece
     every `delay_s` until the client goes), silent (headers never come), garbage (SSE data
     that is not JSON), shape (JSON without choices), http500, cut (pieces, then the socket
-    closes without [DONE]), choices (`n` choices per chunk, for `sample`).
+    closes without [DONE]), choices (`n` choices per chunk, for `sample`), unauthorized (HTTP
+    401 whose body quotes the request's Authorization header, as some proxies do).
     """
 
     def __init__(
@@ -86,6 +87,15 @@ class ScriptedBackend:
             h.send_header("Content-Length", str(len(body)))
             h.end_headers()
             h.wfile.write(body)
+            return
+        if mode == "unauthorized":
+            auth = h.headers.get("Authorization", "")
+            refusal = json.dumps({"error": f"invalid credentials: {auth!r}"}).encode()
+            h.send_response(401)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(refusal)))
+            h.end_headers()
+            h.wfile.write(refusal)
             return
         if mode == "silent":  # read until the client closes; answer nothing
             h.connection.settimeout(30)

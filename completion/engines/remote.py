@@ -11,7 +11,9 @@ polls, so a cancel or the time budget ends a stream even while the server has se
 yet; closing the stream shuts the socket down, and the server stops generating. Any failure
 of the server (down, slow, an HTTP error, a body that is not the expected SSE, a stream cut
 short) ends the stream with `StopReason.BACKEND_ERROR`, one log line and `last_error`: the
-completion is empty, never an exception or a hang. Only the standard library is used.
+completion is empty, never an exception or a hang. The API key is checked when it is
+read, and no error text (log line or `last_error`) ever shows it. Only the standard library
+is used.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import queue
 import socket
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -115,10 +118,12 @@ class Completion:
         options: RemoteOptions,
         cancel: threading.Event | None,
         deadline: float | None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.reason: str | None = None
         self.error: str | None = None
         self._options = options
+        self._secrets = tuple(secret for secret in secrets if secret)
         self._cancel = cancel
         self._deadline = deadline
         self._events: queue.Queue[_Event] = queue.Queue()
@@ -142,8 +147,9 @@ class Completion:
                 self._events.put(("error", str(exc), None))
             elif isinstance(exc, OSError | http.client.HTTPException):
                 self._events.put(("error", _describe(exc), None))
-            else:  # a bug here must end the stream, not hang it
-                log.exception("reading the backend's answer failed")
+            else:  # a bug here must end the stream, not hang it; its text may quote a header
+                trace = "".join(traceback.format_exception(exc))
+                log.error("reading the backend's answer failed\n%s", self.redact(trace.rstrip()))
                 self._events.put(("error", f"{type(exc).__name__}: {exc}", None))
         finally:  # only this thread closes the connection: http.client is not thread-safe
             with contextlib.suppress(Exception):
@@ -229,8 +235,15 @@ class Completion:
             elif kind == "end":
                 self._end(a)
             else:
-                self.error = str(a)
+                self.error = self.redact(str(a))
                 self._end(StopReason.BACKEND_ERROR)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret (the API key) masked, also as `repr` writes it."""
+        for secret in self._secrets:
+            for form in {secret, repr(secret)[1:-1], repr(secret.encode("utf-8"))[2:-1]}:
+                text = text.replace(form, "***")
+        return text
 
     def _end(self, reason: str) -> None:
         self.reason = reason
@@ -250,6 +263,26 @@ def _json(data: bytes, what: str) -> Any:
         return json.loads(data)
     except ValueError:
         raise BackendError(f"the {what} is not JSON: {data[:120]!r}") from None
+
+
+def read_api_key(env_name: str | None) -> str | None:
+    """The API key in `$env_name`, without surrounding whitespace; None when unset or blank.
+
+    A key read from a file often ends in a line end (CR LF from Windows), which no header
+    may carry: http.client would refuse it on every request and quote it in the error. So
+    the ends are trimmed here, and a key still holding anything but visible ASCII is a
+    `ModelError` that names the variable, never the value.
+    """
+    raw = os.environ.get(env_name) if env_name else None
+    key = raw.strip() if raw else None
+    if not key:
+        return None
+    if not all("!" <= ch <= "~" for ch in key):
+        raise ModelError(
+            f"backend API key: ${env_name} holds a character an HTTP header cannot carry "
+            "(a space, a control character or non-ASCII); fix the variable (value not shown)"
+        )
+    return key
 
 
 def _describe(exc: BaseException) -> str:
@@ -316,9 +349,11 @@ class RemoteEngine:
         self._stop_tokens = self._tokens.stop_tokens
         self._stop_ids = self._tokens.stop_ids
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        key = os.environ.get(options.api_key_env) if options.api_key_env else None
+        self._secrets: tuple[str, ...] = ()
+        key = read_api_key(options.api_key_env)
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+            self._secrets = (key,)
         elif options.api_key_env:
             log.warning("backend API key: $%s is not set; sending none", options.api_key_env)
 
@@ -370,7 +405,9 @@ class RemoteEngine:
         budget = params.time_budget_s
         deadline = None if budget is None else begun + budget
         body = self._body(prompt_ids, params, n)
-        return Completion(self.endpoint, body, self._headers, self.options, cancel, deadline)
+        return Completion(
+            self.endpoint, body, self._headers, self.options, cancel, deadline, self._secrets
+        )
 
     def note_end(self, completion: Completion) -> None:
         """Record how a request ended: a failure is logged once and kept in `last_error`."""

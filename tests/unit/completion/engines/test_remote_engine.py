@@ -6,6 +6,7 @@ result with `backend_error` and a `last_error`, within the time budget, never a 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from completion.stops import RULE, StopReason
 pytestmark = pytest.mark.backend
 
 PARAMS = GenerationParams(max_new_tokens=16, time_budget_s=5.0)
+KEY = "sk-team-7f3a9c"
 
 
 @pytest.fixture
@@ -226,3 +228,63 @@ def test_engine_for_and_compare_choose_the_engine(
     engine = load()
     assert isinstance(engine, RemoteEngine) and run(engine)[0] == "a + b"
     assert isinstance(engine_for(tiny_model), CT2Engine)
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n", "\r", " \t\n"])
+def test_a_key_ending_in_a_line_end_is_trimmed_and_never_shown(
+    tiny_model: InstalledModel,
+    backend: ScriptedBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    ending: str,
+) -> None:
+    """A key read from a (CRLF) file: http.client refused it and quoted it in every error."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("TEAM_KEY", KEY + ending)
+    engine = engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY")
+    assert run(engine) == ("a + b", StopReason.END_TOKEN)
+    assert backend.headers[0]["Authorization"] == f"Bearer {KEY}"
+    assert engine.last_error is None
+    assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "bad", [KEY[:6] + "\r\n" + KEY[6:], KEY + " x", KEY + "\u00e9", KEY + "\x1b"]
+)
+def test_a_key_no_header_can_carry_is_refused_by_its_name(
+    tiny_model: InstalledModel,
+    backend: ScriptedBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    bad: str,
+) -> None:
+    """Refused when read (a model error the status shows), naming the variable, not the value."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("TEAM_KEY", bad)
+    with pytest.raises(ModelError, match=r"\$TEAM_KEY") as info:
+        engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY")
+    assert KEY[6:] not in str(info.value) and KEY[6:] not in caplog.text
+    assert backend.requests == []
+
+
+def test_no_error_text_shows_the_key(
+    tiny_model: InstalledModel,
+    backend: ScriptedBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever quotes the key (a proxy's 401, http.client's refusal) is masked in the log and
+    in `last_error`."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("TEAM_KEY", KEY)
+    engine = engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY")
+    backend.mode = "unauthorized"  # its body quotes the Authorization header back
+    assert run(engine) == ("", StopReason.BACKEND_ERROR)
+    assert engine.last_error is not None and "HTTP 401" in engine.last_error
+    assert KEY not in engine.last_error and "***" in engine.last_error
+    # the header http.client refused when a key ended in CR LF: its error quotes the value
+    engine._headers["Authorization"] = f"Bearer {KEY}\r\n"
+    assert run(engine) == ("", StopReason.BACKEND_ERROR)
+    assert "Invalid header value" in engine.last_error
+    assert KEY not in engine.last_error
+    assert "Invalid header value" in caplog.text and KEY not in caplog.text
