@@ -7,7 +7,12 @@ closes. Here the address must be a loopback one, and a connection must open with
 else (no token, a wrong one, another message first, a second client) is closed without a
 reply, and the server keeps serving its client. The token comes from `$OFFPILOT_TCP_TOKEN`,
 else it is random and written to a file only this user can read. When the client leaves,
-the server ends, as it does over stdio.
+however it leaves (`exit`, a close, a reset from an editor killed mid-reply), the server
+ends, as it does over stdio: it never lingers with its model loaded and its slot taken.
+
+Before a connection has shown the token it costs little: its first message is at most
+FIRST_MESSAGE_MAX_BYTES and must come within FIRST_MESSAGE_TIMEOUT_S, and at most
+MAX_PENDING connections wait for theirs; one more is closed at once.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ log = logging.getLogger("offpilot.transport")
 
 TOKEN_ENV = "OFFPILOT_TCP_TOKEN"
 MIN_TOKEN_CHARS = 16
-FIRST_MESSAGE_MAX_BYTES = 1 << 20  # an initialize request is a few KB
+FIRST_MESSAGE_MAX_BYTES = 256 << 10  # an initialize request is a few KB (VS Code's: ~12 KB)
 FIRST_MESSAGE_TIMEOUT_S = 10.0
+MAX_PENDING = 8  # connections reading their first message at once
+SETTLE_S = 2.0  # at the end, for requests still running
 MAX_HEADER_LINES = 16
 
 
@@ -153,15 +160,23 @@ class TokenGate:
         self.token = token
         self.stop = stop
         self.taken = False
+        self.pending = 0  # connections still reading their first message
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve this connection if it opens with the token, else close it unanswered."""
         peer = writer.get_extra_info("peername")
+        if self.pending >= MAX_PENDING:  # each may buffer a first message: bound them all
+            log.warning("tcp: refused a connection from %s: too many connections waiting", peer)
+            writer.close()
+            return
+        self.pending += 1
         try:
             first = await asyncio.wait_for(read_first_message(reader), FIRST_MESSAGE_TIMEOUT_S)
             refusal = self._refusal(first)
         except (TimeoutError, ValueError, RecursionError, OSError, EOFError) as exc:
             refusal = f"bad first message ({type(exc).__name__}: {exc})"
+        finally:
+            self.pending -= 1
         if refusal is not None:
             log.warning("tcp: refused a connection from %s: %s", peer, refusal)
             writer.close()
@@ -173,15 +188,20 @@ class TokenGate:
         protocol.handle_message(
             json.loads(json.dumps(first), object_hook=protocol.structure_message)
         )
-        await run_async(
-            stop_event=self.stop,
-            reader=GuardedAsyncReader(reader),
-            protocol=protocol,
-            logger=log,
-            error_handler=self.server.report_server_error,
-        )
-        log.info("tcp: client %s left", peer)
-        self.server.shutdown()
+        how = "left"
+        try:
+            await run_async(
+                stop_event=self.stop,
+                reader=GuardedAsyncReader(reader),
+                protocol=protocol,
+                logger=log,
+                error_handler=self.server.report_server_error,
+            )
+        except (OSError, EOFError) as exc:  # a reset; EOF inside a frame (IncompleteReadError)
+            how = f"was lost ({type(exc).__name__}: {exc})"
+        finally:  # whatever the ending, the server ends: no zombie holding the model and slot
+            log.info("tcp: client %s %s", peer, how)
+            self.server.shutdown()
 
     def _refusal(self, first: Any) -> str | None:
         """Why this connection is refused, or None to serve it."""
@@ -208,8 +228,20 @@ def serve_tcp(server: LanguageServer, endpoint: Endpoint, token: str | None) -> 
             with contextlib.suppress(asyncio.CancelledError):
                 async with listener:
                     await listener.serve_forever()
+        await _settle(SETTLE_S)
 
     asyncio.run(listen())
+
+
+async def _settle(timeout_s: float) -> None:
+    """Give requests still running a moment to end on their own.
+
+    `asyncio.run` cancels what is left, and pygls then logs each cancelled request as an
+    error with its traceback: a client that vanished mid-request is not a server error.
+    """
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        await asyncio.wait(others, timeout=timeout_s)
 
 
 @contextlib.contextmanager

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import socket
 import stat
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +21,7 @@ from lsp_helpers import STEADY, ask, connect_tcp, frame, open_doc
 from lsprotocol import types
 
 from completion.models.store import InstalledModel
+from lsp_server.transport import FIRST_MESSAGE_TIMEOUT_S, MAX_PENDING
 
 URI = "file:///tmp/offpilot-e2e/tcp.py"
 ANNOUNCE = re.compile(r"listening on (\S+):(\d+); the client must send (.*)")
@@ -207,3 +211,88 @@ async def test_tcp_drops_a_huge_frame_and_goes_on_serving(
     finally:
         if served.proc.returncode is None:
             served.proc.kill()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with SO_LINGER 0: the peer gets a reset (ECONNRESET), as from a killed editor."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_tcp_server_ends_when_its_client_resets_the_connection(
+    tiny_model: InstalledModel, tmp_path: Path
+) -> None:
+    """A client killed with a reply unread: the server still ends, as when a client leaves."""
+    token = "r" * 32
+    served = await _serve(tiny_model, tmp_path, {"OFFPILOT_TCP_TOKEN": token})
+    try:
+        reader, writer = await asyncio.open_connection(served.host, served.port)
+        writer.write(frame(_initialize({"token": token})))
+        assert "result" in await _reply(reader, 1)
+        ask_stats = {"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand"}
+        writer.write(frame({**ask_stats, "params": {"command": "offpilot.stats"}}))
+        await writer.drain()
+        _reset(writer)  # the stats reply is never read
+        await asyncio.wait_for(served.proc.wait(), 30)
+        log_text = (tmp_path / "server.log").read_text()
+        assert "Traceback" not in log_text, log_text[-3000:]
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])  # type: ignore[index]
+
+
+async def test_tcp_bounds_what_unauthenticated_connections_cost(
+    tiny_model: InstalledModel, tmp_path: Path
+) -> None:
+    """200 connections sending a 1 MiB first body: refused, memory flat, the client served.
+
+    Before the caps, each pending connection buffered its whole first body: 46 -> 261 MB.
+    """
+    token = "p" * 32
+    served = await _serve(tiny_model, tmp_path, {"OFFPILOT_TCP_TOKEN": token})
+    try:
+        before = _rss_kib(served.proc.pid)
+        body = b"{" + b" " * ((1 << 20) - 2) + b"}"
+        big = b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+        async def flood() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            reader, writer = await asyncio.open_connection(served.host, served.port)
+            with contextlib.suppress(OSError):
+                writer.write(big[:-1])  # all but the last byte: the body is never complete
+                await writer.drain()
+            return reader, writer
+
+        flooded = await asyncio.gather(*(flood() for _ in range(200)))
+        await asyncio.sleep(2)
+        grown_mb = (_rss_kib(served.proc.pid) - before) / 1024
+        assert grown_mb < 40, f"the server grew by {grown_mb:.0f} MB"
+        for _, w in flooded:
+            w.transport.abort()
+        # connections that say nothing wait for their first message, MAX_PENDING at most;
+        # one more is closed at once, not after FIRST_MESSAGE_TIMEOUT_S
+        held = [await asyncio.open_connection(served.host, served.port) for _ in range(MAX_PENDING)]
+        await asyncio.sleep(0.5)
+        reader, writer = await asyncio.open_connection(served.host, served.port)
+        assert await asyncio.wait_for(reader.read(), FIRST_MESSAGE_TIMEOUT_S / 2) == b""
+        writer.close()
+        for _, w in held:
+            w.close()
+        assert served.proc.returncode is None
+        await asyncio.sleep(0.5)
+        client = await connect_tcp(served.host, served.port, init_options={"token": token})
+        await client.shutdown_session()
+        assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+        log_text = (tmp_path / "server.log").read_text()
+        assert "too many connections waiting" in log_text
+        assert "bad Content-Length for a first message" in log_text
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
