@@ -138,6 +138,7 @@ class Completer:
         self._on_trace = on_trace or (lambda _record: None)
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
+        self.closed = False  # `close`: the server is shutting down; nothing new starts
 
     def _run(
         self,
@@ -148,7 +149,7 @@ class Completer:
         on_first_line: Callable[[str], None] | None = None,
     ) -> CompletionResult:
         with self.generation_lock:
-            if cancel.is_set():
+            if cancel.is_set() or self.closed:
                 return CompletionResult("", "cancelled")
             options = completion_options(self.config)
             # the time budget counts from the request's arrival: debounce and queueing included
@@ -180,7 +181,7 @@ class Completer:
             self.sources["cancelled"] += 1
             raise
         self.sources[outcome.source] += 1
-        wanted = self.config.prefetch and self.config.cache  # a prefetch lands in the cache
+        wanted = self.config.prefetch and self.config.cache and not self.closed
         if wanted and outcome.source in ("model", "cache", "typethrough", "prefetch", "reused"):
             ahead = next_line_snapshot(snap, outcome.text)
             if ahead is not None:
@@ -215,6 +216,8 @@ class Completer:
         speculative: bool = False,
         request_id: int | str | None = None,
     ) -> Outcome:
+        if self.closed:
+            return Outcome("", "cancelled")
         if not self.config.language_enabled(snap.language):
             return Outcome("", "disabled")
         if "\x00" in snap.text[max(0, snap.offset - 4096) : snap.offset + 4096]:
@@ -236,7 +239,14 @@ class Completer:
                 await asyncio.sleep(self.config.debounce_ms / 1000)
                 if self._latest != seq:
                     return Outcome("", "superseded")
+        loading = not engine_future.done()
         engine = await asyncio.wrap_future(engine_future)
+        if loading:  # the load is no part of the wait the time budget bounds
+            if not speculative and self._latest != seq:
+                return Outcome("", "superseded")
+            t0 = time.monotonic()
+        if self.closed:
+            return Outcome("", "cancelled")
         if self._in_flight and speculative:  # a real request is running: it has priority
             return Outcome("", "skipped")
         # A newer request supersedes every older one, in any document: the user is here now.
@@ -340,8 +350,11 @@ class Completer:
         # at the very cursor it was made for (a prefetch), even an empty answer is the answer
         return Outcome(rest, "reused", result.timings_ms) if rest or not typed else None
 
-    def cancel_all(self) -> None:
-        """Stop every generation in flight."""
+    def close(self) -> None:
+        """Stop every generation in flight and every prefetch; start none from now on."""
+        self.closed = True
+        for task in list(self._prefetches):
+            task.cancel()
         for flight in self._in_flight.values():
             flight.cancel.set()
 

@@ -1,7 +1,8 @@
 """pygls' language-server protocol, hardened, and the plain form of a custom method's params.
 
 A request it cannot parse gets an error reply, not silence; what is not JSON-RPC is dropped
-after one log line.
+after one log line. After `shutdown` the server only answers: a request gets InvalidRequest,
+and nothing the server would start itself (a notification, a request) is sent.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
@@ -24,6 +25,10 @@ class OffpilotProtocol(LanguageServerProtocol):
 
     Its documents end lines where LSP does and take edits cheaply (lsp_server/documents.py).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing = False  # `shutdown` arrived: pygls sets `_shutdown` only after its handler
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams) -> Any:
@@ -43,12 +48,33 @@ class OffpilotProtocol(LanguageServerProtocol):
             return None
 
     def handle_message(self, message: Any) -> None:
-        """Ignore what is not a JSON-RPC message (after one log line)."""
+        """Ignore what is not a JSON-RPC message (after one log line).
+
+        A request after `shutdown` is answered InvalidRequest, as LSP asks (pygls drops it,
+        and the client would wait forever).
+        """
         if not hasattr(message, "jsonrpc"):
             if message is not None:
                 log.warning("ignoring a message that is not JSON-RPC: %.200r", message)
             return
+        method = getattr(message, "method", None)
+        if self._shutdown and method != types.EXIT and getattr(message, "id", None) is not None:
+            if method is not None:  # a request, not a reply to one of ours
+                error = JsonRpcInvalidRequest("the server is shutting down")
+                self._send_response(message.id, error=error.to_response_error())
+            return
         super().handle_message(message)
+
+    def _send_data(self, data: Any) -> None:
+        """Send, except what the server would start by itself once `shutdown` was answered.
+
+        A generation, a prefetch or the model load may still end after `shutdown`; their
+        notifications must not reach a client that is closing (or a closed stdout).
+        """
+        if (self.closing or self._shutdown) and hasattr(data, "method"):
+            log.debug("after shutdown, not sent: %s", data.method)
+            return
+        super()._send_data(data)
 
 
 def plain(obj: Any) -> Any:

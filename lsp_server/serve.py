@@ -47,4 +47,4 @@ def run_server(args: argparse.Namespace) -> int:
         serve_tcp(server, *tcp)
     else:
         server.start_io()
-    return 0
+    return server.exit_code

@@ -19,9 +19,10 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 
 from completion.document import Document
@@ -81,6 +82,12 @@ class OffpilotServer(LanguageServer):
         self.generating = False  # a generation runs (`_on_busy`)
         self.idle_since = time.monotonic()  # when the last one ended
         self.retuning: asyncio.Future[None] | None = None  # follow_load, once `initialized`
+        self.exit_code = 0  # LSP: 1 when `exit` came without `shutdown` before it
+
+    @property
+    def lsp(self) -> OffpilotProtocol:
+        """The protocol, typed as the hardened one it is."""
+        return cast(OffpilotProtocol, self.protocol)
 
     # -- model -----------------------------------------------------------------------------
     @property
@@ -172,13 +179,24 @@ class OffpilotServer(LanguageServer):
 
         Native CTranslate2 threads must not be running while the interpreter shuts down.
         """
-        self.completer.cancel_all()
+        self.completer.close()
         if self.retuning is not None:
             self.retuning.cancel()
         self.stats.close()  # every event queued is written
         self.loader.close(timeout_s)
         if self.completer.generation_lock.acquire(timeout=timeout_s):
             self.completer.generation_lock.release()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """One log line; a failed send is never answered with another send.
+
+        pygls shows other errors to the user with `window/showMessage`; after a failed write
+        (a closed stdout) that message fails too, and reports itself again, without end.
+        """
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        if source is JsonRpcInternalError or self.lsp.closing:
+            return
+        super().report_server_error(error, source)
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdio, with bounded frames (lsp_server/framing.py)."""
@@ -257,7 +275,12 @@ def create_server(
 
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: OffpilotServer, _params: None) -> None:
+        ls.lsp.closing = True  # from now on the server only answers
         ls.quiesce()
+
+    @server.feature(types.EXIT)
+    def on_exit(ls: OffpilotServer, _params: None) -> None:
+        ls.exit_code = 0 if ls.lsp.closing else 1
 
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: OffpilotServer, _params: types.InitializedParams) -> None:

@@ -2,13 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+
+log = logging.getLogger("offpilot.client")
+
+STDERR_TAIL = 64  # chunks of the server's stderr kept for an error report
+EXIT_WAIT_S = 30.0  # how long `stop_client` waits for each step of the server's exit
+
+
+class ServerClient(LanguageClient):
+    """pygls' client, reading the server's stderr so the server never blocks writing it.
+
+    pygls starts the server with stderr as a pipe that nobody reads: a server that logs
+    64 KiB stops at its next log line. The last chunks are kept for an error report.
+    """
+
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(name, version)
+        self.stderr_tail: deque[bytes] = deque(maxlen=STDERR_TAIL)
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start_io(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        """Start the server, then read its stderr until it closes."""
+        await super().start_io(cmd, *args, **kwargs)
+        stream = self._server.stderr if self._server is not None else None
+        if stream is not None:
+            self._drain = asyncio.create_task(self._read_stderr(stream))
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self.stderr_tail.append(chunk)
+
+    async def stop(self) -> None:
+        """Stop as pygls does, then let the stderr reader see the end of the stream."""
+        await super().stop()
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain, EXIT_WAIT_S)
 
 
 def server_command(*extra: str) -> list[str]:
@@ -27,7 +67,7 @@ async def start_client(
     `on_notification` maps a server notification's method to its handler, registered
     before the server starts (so none is missed).
     """
-    client = LanguageClient(name, "0.1.0")
+    client = ServerClient(name, "0.1.0")
 
     @client.feature("offpilot/status")
     def _status(_params: object) -> None:
@@ -91,7 +131,15 @@ async def inline_completion(client: LanguageClient, uri: str, line: int, charact
 
 
 async def stop_client(client: LanguageClient) -> None:
-    """Shut the server down cleanly."""
-    await client.shutdown_async(None)
-    client.exit(None)
+    """Shut the server down cleanly; a server that does not exit in time is killed."""
+    server = client._server
+    try:
+        await asyncio.wait_for(client.shutdown_async(None), EXIT_WAIT_S)
+        client.exit(None)
+        if server is not None:
+            await asyncio.wait_for(server.wait(), EXIT_WAIT_S)
+    except TimeoutError:
+        log.warning("the server did not exit within %.0f s: killed", EXIT_WAIT_S)
+        if server is not None and server.returncode is None:
+            server.kill()
     await client.stop()

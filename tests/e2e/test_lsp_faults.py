@@ -75,12 +75,12 @@ async def test_edits_to_a_huge_document_do_not_hold_up_another(
 class RawServer:
     """`offpilot serve` fed raw bytes: for what a well-behaved client never sends."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, stderr: Any = subprocess.DEVNULL) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "offpilot.cli", "serve", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
         )
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.states: list[str] = []  # offpilot/status states, in order
@@ -303,3 +303,66 @@ async def test_model_changes_load_one_at_a_time_and_the_newest_wins(
         assert "ready" in states and "error" not in states
     finally:
         await client.shutdown_session()
+
+
+def _messages_until_exit(raw: RawServer, timeout: float) -> list[dict[str, Any]]:
+    """Every message the server writes until it closes its output."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = raw.inbox.get(timeout=left)
+        except queue.Empty:
+            break
+        if msg is None:
+            return seen
+        seen.append(msg)
+    pytest.fail(f"the server did not close its output within {timeout} s")
+
+
+def test_after_shutdown_only_answers_are_sent(tiny_model: InstalledModel, tmp_path: Path) -> None:
+    """A generation (and the prefetch its answer starts) still running at `shutdown` sends
+    nothing after the reply; a request after `shutdown` gets InvalidRequest; `exit` ends it.
+
+    The generation's last status notification used to be queued after `shutdown`, written
+    after pygls closed stdout, and its failure reported by another write, until recursion
+    broke it (18 MB of tracebacks on stderr). Requests after `shutdown` got no reply at all.
+    """
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        raw = RawServer("--model", str(tiny_model.path), stderr=stderr)
+    try:
+        params = {"capabilities": {}, "initializationOptions": {"debounceMs": 0}}
+        raw.send({"id": 1, "method": "initialize", "params": params})
+        raw.reply(1, timeout=30)
+        raw.send(INITIALIZED)
+        raw.send(OPEN)
+        raw.send(_completion(2))
+        raw.reply(2, timeout=30)  # the model is loaded
+        raw.send(_completion(3, 0, 14))  # a generation in flight ...
+        raw.send({"id": 4, "method": "shutdown"})  # ... when `shutdown` comes
+        assert raw.reply(4, timeout=30)["result"] is None
+        raw.send(_completion(5))
+        refused = raw.reply(5, timeout=10)
+        assert refused["error"]["code"] == -32600  # InvalidRequest, as LSP asks
+        time.sleep(1.0)  # a prefetch or the cancelled generation would end by now
+        raw.send({"method": "exit"})
+        after = _messages_until_exit(raw, timeout=20)
+        assert raw.proc.wait(timeout=20) == 0
+        assert [m for m in after if "method" in m] == []
+        errors = log.read_text(errors="replace")
+        assert "Traceback" not in errors and len(errors) < 65536
+    finally:
+        raw.close()
+
+
+def test_exit_without_shutdown_exits_1(tiny_model: InstalledModel) -> None:
+    """LSP: `exit` without a `shutdown` before it ends the server with code 1."""
+    raw = RawServer("--model", str(tiny_model.path))
+    try:
+        raw.send(_initialize(1))
+        raw.reply(1, timeout=30)
+        raw.send({"method": "exit"})
+        assert raw.proc.wait(timeout=20) == 1
+    finally:
+        raw.close()

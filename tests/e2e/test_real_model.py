@@ -33,6 +33,23 @@ async def test_add_completes_over_lsp(real_model: InstalledModel) -> None:
         await client.shutdown_session()
 
 
+async def test_the_first_request_is_answered(real_model: InstalledModel) -> None:
+    """A request that arrives while the model loads gets its whole time budget after the load.
+
+    The budget counted from the request's arrival, so a load longer than the budget (1.7 s
+    here against 1 s) left an editor's first request an empty answer.
+    """
+    client = await start_server(
+        "--model", str(real_model.path), init_options={"timeBudgetMs": 1000}
+    )
+    try:
+        uri = "file:///tmp/offpilot-e2e/first.py"
+        open_doc(client, uri, "def add(a, b):\n    return \n")
+        assert await ask(client, uri, 1, 11) == ["a + b"]
+    finally:
+        await client.shutdown_session()
+
+
 def test_complete_cli(real_model: InstalledModel, tmp_path: Path) -> None:
     src = tmp_path / "m.py"
     src.write_text("import math\n\n\ndef area_of_circle(r):\n    return \n")
