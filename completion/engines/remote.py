@@ -225,16 +225,18 @@ class Completion:
             try:
                 kind, a, b = self._events.get(timeout=self._options.poll_s)
             except queue.Empty:
-                if self._cancel is not None and self._cancel.is_set():
-                    self._end(StopReason.CANCELLED)
-                elif self._deadline is not None and time.monotonic() > self._deadline:
-                    self._end(StopReason.TIME_BUDGET)
-                continue
-            if kind == "text":
+                kind, a, b = "wait", None, None
+            # on every item, not only when the queue is empty: a server that keeps streaming
+            # (a choice already finished) must not outlast the budget or a cancel
+            if self._cancel is not None and self._cancel.is_set():
+                self._end(StopReason.CANCELLED)
+            elif self._deadline is not None and time.monotonic() > self._deadline:
+                self._end(StopReason.TIME_BUDGET)
+            elif kind == "text":
                 yield a, b
             elif kind == "end":
                 self._end(a)
-            else:
+            elif kind == "error":
                 self.error = self.redact(str(a))
                 self._end(StopReason.BACKEND_ERROR)
 

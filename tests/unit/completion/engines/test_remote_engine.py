@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from scripted_backend import ScriptedBackend
 
-from completion.engines.interface import GenerationParams
+from completion.engines.interface import GenerationParams, Samples
 from completion.engines.remote import RemoteEngine, RemoteOptions, parse_backend_url
 from completion.generate import generate
 from completion.models.store import InstalledModel, ModelError
@@ -288,3 +288,39 @@ def test_no_error_text_shows_the_key(
     assert "Invalid header value" in engine.last_error
     assert KEY not in engine.last_error
     assert "Invalid header value" in caplog.text and KEY not in caplog.text
+
+
+@pytest.mark.parametrize("ending", ["budget", "cancel"])
+def test_sample_ends_while_the_server_streams_a_finished_choice(
+    tiny_model: InstalledModel, backend: ScriptedBackend, ending: str
+) -> None:
+    """One choice whatever `n` says (llama.cpp), finished by the stop rule, streamed on and on:
+    the budget or a cancel still ends `sample`, and the server sees the connection go."""
+    backend.mode, backend.pieces, backend.delay_s = "endless", ("x\n",), 0.002
+    # a poll longer than the test: the queue is never empty while the server floods it, so
+    # only a check on every item ends the request
+    engine = engine_at(tiny_model, backend.url, poll_s=5.0)
+    budget = 0.3 if ending == "budget" else None
+    params = GenerationParams(max_new_tokens=100_000, time_budget_s=budget, temperature=0.8)
+    cancel = threading.Event()
+    if ending == "cancel":
+        threading.Timer(0.3, cancel.set).start()
+    done: list[Samples] = []
+
+    def sample() -> None:
+        rule = lambda t: t.find("\n") if "\n" in t else None  # noqa: E731
+        done.append(engine.sample(engine.encode("x = "), params, 2, rule, cancel))
+
+    started = time.monotonic()
+    worker = threading.Thread(target=sample, daemon=True)
+    worker.start()
+    worker.join(4)
+    assert done, f"sample() still reading {time.monotonic() - started:.1f} s in"
+    assert time.monotonic() - started < 1.5
+    assert backend.closed_early.wait(2), "the connection stayed open"
+    first, second = done[0].hypotheses
+    assert (first.text, first.reason) == ("x", RULE)
+    expected = StopReason.TIME_BUDGET if ending == "budget" else StopReason.CANCELLED
+    assert (second.text, second.reason) == ("", expected)
+    assert len(backend.requests) == 1  # the missing choice is not asked for past the end
+    assert engine.last_error is None  # the server did answer
