@@ -11,7 +11,9 @@ polls, so a cancel or the time budget ends a stream even while the server has se
 yet; closing the stream shuts the socket down, and the server stops generating. Any failure
 of the server (down, slow, an HTTP error, a body that is not the expected SSE, a stream cut
 short) ends the stream with `StopReason.BACKEND_ERROR`, one log line and `last_error`: the
-completion is empty, never an exception or a hang. The API key is checked when it is
+completion is empty, never an exception or a hang. A request that the time budget ends
+before the server sent anything is recorded the same way (a server that accepts and never
+answers), though its stop reason stays `time_budget`. The API key is checked when it is
 read, and no error text (log line or `last_error`) ever shows it. Only the standard library
 is used.
 """
@@ -124,6 +126,9 @@ class Completion:
         self.error: str | None = None
         self._options = options
         self._secrets = tuple(secret for secret in secrets if secret)
+        # set by the reader thread: how far the request got (for a budget that ran out)
+        self._connected = threading.Event()
+        self._heard = threading.Event()  # the status line and headers came
         self._cancel = cancel
         self._deadline = deadline
         self._events: queue.Queue[_Event] = queue.Queue()
@@ -157,12 +162,14 @@ class Completion:
 
     def _request(self, conn: http.client.HTTPConnection) -> None:
         conn.connect()
+        self._connected.set()
         if self._closed.is_set():
             return
         if conn.sock is not None:  # from here on: bounded by close(), the budget or the idle cap
             conn.sock.settimeout(self._options.idle_timeout_s)
         conn.request("POST", self._endpoint.path, body=self._payload, headers=self._headers)
         response = conn.getresponse()
+        self._heard.set()
         if response.status != 200:
             detail = response.read(300).decode("utf-8", "replace").strip()
             raise BackendError(f"HTTP {response.status} {response.reason}: {detail[:200]}")
@@ -231,6 +238,8 @@ class Completion:
             if self._cancel is not None and self._cancel.is_set():
                 self._end(StopReason.CANCELLED)
             elif self._deadline is not None and time.monotonic() > self._deadline:
+                if not self._heard.is_set():  # a server that accepts and never answers
+                    self.error = self._silence()
                 self._end(StopReason.TIME_BUDGET)
             elif kind == "text":
                 yield a, b
@@ -239,6 +248,12 @@ class Completion:
             elif kind == "error":
                 self.error = self.redact(str(a))
                 self._end(StopReason.BACKEND_ERROR)
+
+    def _silence(self) -> str:
+        """What a budget that ran out before the server's first byte says about the server."""
+        if not self._connected.is_set():
+            return "no connection within the time budget (is the server reachable?)"
+        return "the server accepted the request but sent nothing within the time budget"
 
     def redact(self, text: str) -> str:
         """`text` with every secret (the API key) masked, also as `repr` writes it."""
@@ -412,8 +427,12 @@ class RemoteEngine:
         )
 
     def note_end(self, completion: Completion) -> None:
-        """Record how a request ended: a failure is logged once and kept in `last_error`."""
-        if completion.reason == StopReason.BACKEND_ERROR:
+        """Record how a request ended: a failure is logged once and kept in `last_error`.
+
+        A failure is a `BACKEND_ERROR`, or a time budget that ran out before the server sent
+        a byte (`Completion.error` is set then too).
+        """
+        if completion.error is not None and completion.reason != StopReason.CANCELLED:
             if completion.error != self.last_error:
                 log.warning("backend %s failed: %s", self.backend, completion.error)
             self.last_error = completion.error

@@ -324,3 +324,23 @@ def test_sample_ends_while_the_server_streams_a_finished_choice(
     assert (second.text, second.reason) == ("", expected)
     assert len(backend.requests) == 1  # the missing choice is not asked for past the end
     assert engine.last_error is None  # the server did answer
+
+
+def test_a_server_that_never_answers_is_reported(
+    tiny_model: InstalledModel, backend: ScriptedBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Accepts the connection, sends nothing: a failure in the log and `last_error`, like any
+    other; a server that answered (headers) but is slow is not one."""
+    caplog.set_level(logging.WARNING)
+    backend.mode = "silent"
+    engine = engine_at(tiny_model, backend.url)
+    params = GenerationParams(max_new_tokens=16, time_budget_s=0.3)
+    assert run(engine, params) == ("", StopReason.TIME_BUDGET)
+    assert engine.last_error is not None and "sent nothing" in engine.last_error
+    assert "sent nothing" in caplog.text
+    samples = engine.sample(engine.encode("x = "), params, 1)
+    assert samples.hypotheses[0].reason == StopReason.TIME_BUDGET
+    assert engine.last_error is not None and "sent nothing" in engine.last_error
+    backend.mode, backend.delay_s = "sse", 2.0  # headers at once, the first text too late
+    assert run(engine, params) == ("", StopReason.TIME_BUDGET)
+    assert engine.last_error is None
