@@ -5,10 +5,20 @@ toolchain's `toolchain.json` (`toolchains.config`): it checks the binaries as th
 sees them, compiles, runs, and caps each step's output and time. It ends with one exception
 line (`ToolchainMissingError: ...`, `CompileError: ...`, `TestFailedError: ...`, or a
 timeout) that `toolchains.outcome` maps to a result; a clean return means the test passed.
+
+Exit status 0 is not enough: a completion can call `exit(0)` before the assertions run. The
+driver draws a nonce and feeds it to the test program's stdin (a pipe, closed, in no file,
+argument or environment variable); the language's runner (`toolchains`) reads and closes
+stdin before the completion's code runs, and prints `END_MARK nonce` only after the test's
+last assertion. The test passes only if that line is in its output.
 """
 
-DRIVER = r'''
-import json, os, re, selectors, shutil, signal, subprocess, sys, time
+END_MARK = "OFFPILOT-END"  # the runners print it and the nonce after the test's end
+
+DRIVER = (
+    f"END_MARK = {END_MARK!r}\n"
+    + r'''
+import json, os, re, secrets, selectors, shutil, signal, subprocess, sys, time
 
 class ToolchainMissingError(Exception):
     pass
@@ -25,11 +35,28 @@ class TestFailedError(Exception):
 class TestTimeoutError(Exception):
     pass
 
-def step(argv, limit, env, cap):
-    """Run argv with a wall-clock limit; (status or None on timeout, head of output, size)."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    head, size, deadline = [], 0, time.monotonic() + limit
+class TestUnfinishedError(Exception):
+    pass
+
+TAIL = 4096  # bytes of the end of the output kept: the end line is the last one printed
+
+def step(argv, limit, env, cap, feed=b""):
+    """Run argv with a wall-clock limit and `feed` as its whole stdin (a pipe, closed first).
+
+    Returns (status or None on timeout, head of output, size, tail of output).
+    """
+    stdin = subprocess.DEVNULL
+    if feed:
+        stdin, write = os.pipe()
+        os.write(write, feed)
+        os.close(write)
+    try:
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    finally:
+        if feed:
+            os.close(stdin)
+    head, size, tail, deadline = [], 0, b"", time.monotonic() + limit
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         while True:
@@ -37,7 +64,7 @@ def step(argv, limit, env, cap):
             if left <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                return None, b"".join(head), size
+                return None, b"".join(head), size, tail
             if not sel.select(min(left, 0.5)):
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)
@@ -46,17 +73,18 @@ def step(argv, limit, env, cap):
             if size < cap:
                 head.append(chunk[: cap - size])
             size += len(chunk)
+            tail = (tail + chunk)[-TAIL:]
     try:
         status = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return None, b"".join(head), size
+        return None, b"".join(head), size, tail
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # what it left running
     except OSError:
         pass
-    return status, b"".join(head), size
+    return status, b"".join(head), size, tail
 
 def show(text, size, cap):
     sys.stdout.write(text)
@@ -102,16 +130,18 @@ def main():
             os.makedirs(env[key], exist_ok=True)
     cap = cfg["cap"]
     if cfg["compile"]:
-        status, out, size = step(cfg["compile"], cfg["compile_s"], env, cap)
+        status, out, size, _ = step(cfg["compile"], cfg["compile_s"], env, cap)
         text = out.decode("utf-8", "replace")
         show(text, size, cap)
         if status is None:
             raise CompileTimeoutError(f"compile past {cfg['compile_s']:g} s")
         if status != 0:
             raise CompileError(one_line(first_error(text)))
-    status, out, size = step(cfg["run"], cfg["run_s"], env, cap)
+    nonce = secrets.token_hex(16)
+    end = f"{END_MARK} {nonce}"
+    status, out, size, tail = step(cfg["run"], cfg["run_s"], env, cap, nonce.encode())
     text = out.decode("utf-8", "replace")
-    show(text, size, cap)
+    show(text.replace(f"\n{end}\n", "\n"), size, cap)
     if status is None:
         raise TestTimeoutError(f"test run past {cfg['run_s']:g} s")
     marker = cfg["fail_marker"]
@@ -122,6 +152,19 @@ def main():
         found = [x for x in lines if said.match(x)]
         hint = found[0] if found else lines[-1] if lines else ""
         raise TestFailedError(one_line(how(status) + (f"; {hint}" if hint else "")))
+    last = tail.decode("utf-8", "replace")
+    if end not in last or cfg["summary"] not in last.partition(end)[2]:
+        raise TestUnfinishedError("exited 0 before the tests finished")
 
+def hide():
+    """Keep the children (same uid) out of this process's memory, where the nonce is."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE: /proc/<pid>/mem is root's
+    except Exception:
+        pass
+
+hide()
 main()
 '''
+)

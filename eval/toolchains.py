@@ -8,7 +8,11 @@ and start many threads). A small Python driver (`eval.toolchain_driver`) runs in
 /root is hidden there), compiles, runs, caps each step's output and time, and ends with one
 exception line that `outcome` maps to a result: `toolchain missing: ...` (an error, never
 the model's failure: the summary leaves such samples out), `compile error: ...`, `test
-failed: ...` or a timeout.
+failed: ...`, `test unfinished: ...` or a timeout.
+
+A test passes only if it ran to its end: each language has a runner (a file of its own, or
+code appended after the test) that reads the driver's nonce from stdin and closes it before
+the completion's code runs, and prints `END_MARK nonce` after the test's last assertion.
 """
 
 from __future__ import annotations
@@ -44,6 +48,117 @@ _GO_TEST_IMPORTS = 'import (\n    "testing"\n    "github.com/stretchr/testify/as
 _GO_WARM = ("bytes", "crypto/md5", "fmt", "math", "regexp", "sort", "strconv", "strings", "time")
 _JVM = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:CICompilerCount=2")
 _JVM_SMALL = ("-XX:ReservedCodeCacheSize=64m", "-XX:CompressedClassSpaceSize=64m")
+END = toolchain_driver.END_MARK
+
+# The runners: each reads the nonce (stdin) before any of the completion's code runs, keeps
+# it where that code cannot name it, and prints it only once the test returned normally.
+_JS_RUNNER = f"""\
+'use strict';
+const fs = require('fs');
+const offpilotNonce = (() => {{
+  const parts = [], buf = Buffer.alloc(256);
+  for (let n; (n = fs.readSync(0, buf, 0, buf.length, null)) > 0; ) parts.push(buf.subarray(0, n));
+  fs.closeSync(0);
+  return Buffer.concat(parts).toString();
+}})();
+require('./main.js');
+fs.writeSync(1, '\\n{END} ' + offpilotNonce + '\\n');
+"""
+_JAVA_RUNNER = f"""\
+public class OffpilotRun {{
+    public static void main(String[] args) throws Throwable {{
+        String nonce = new String(System.in.readAllBytes());
+        System.in.close();
+        Main.main(args);
+        System.out.print("\\n{END} " + nonce + "\\n");
+        System.out.flush();
+    }}
+}}
+"""
+_GO_RUNNER = f"""\
+package {{package}}
+
+import (
+    "io"
+    "os"
+    "testing"
+)
+
+func TestMain(m *testing.M) {{
+    nonce, _ := io.ReadAll(os.Stdin)
+    os.Stdin.Close()
+    code := m.Run()
+    if code == 0 {{
+        os.Stdout.WriteString("\\n{END} " + string(nonce) + "\\n")
+    }}
+    os.Exit(code)
+}}
+"""
+# C++: the test's main becomes offpilot_test_main (`auto`: it may or may not return a value);
+# the nonce is read by a constructor that runs before the ordinary static initializers.
+_CPP_MAIN = re.compile(r"\bint\s+main\s*\(")
+_CPP_RUNNER = f"""
+#include <unistd.h>
+#include <cstdio>
+#include <type_traits>
+static char offpilot_nonce[128];
+__attribute__((constructor(101))) static void offpilot_read_nonce() {{
+    ssize_t n, got = 0;
+    while (got < (ssize_t)sizeof offpilot_nonce - 1
+           && (n = read(0, offpilot_nonce + got, sizeof offpilot_nonce - 1 - got)) > 0)
+        got += n;
+    close(0);
+}}
+template <class F> int offpilot_call(F test) {{
+    if constexpr (std::is_void_v<decltype(test())>) {{
+        test();
+        return 0;
+    }} else {{
+        return test();
+    }}
+}}
+int main() {{
+    int status = offpilot_call(offpilot_test_main);
+    if (status == 0) {{
+        std::fflush(stdout);
+        std::printf("\\n{END} %s\\n", offpilot_nonce);
+        std::fflush(stdout);
+    }}
+    return status;
+}}
+"""
+# Rust: libtest runs tests in name order, so this module's test runs last; the nonce is read
+# before main (.init_array) into a static private to the module.
+_RUST_RUNNER = f"""
+#[cfg(test)]
+mod zzzz_offpilot_end {{
+    use std::io::{{Read, Write}};
+    use std::os::unix::io::FromRawFd;
+
+    static NONCE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+    extern "C" fn offpilot_read_nonce() {{
+        let mut stdin = unsafe {{ std::fs::File::from_raw_fd(0) }};
+        let mut nonce = String::new();
+        let _ = stdin.read_to_string(&mut nonce);
+        if let Ok(mut kept) = NONCE.lock() {{
+            *kept = nonce;
+        }}
+    }}
+
+    #[used]
+    #[link_section = ".init_array"]
+    static OFFPILOT_READ_NONCE: extern "C" fn() = offpilot_read_nonce;
+
+    #[test]
+    fn zzzz_end() {{
+        let nonce = NONCE.lock().map(|n| n.clone()).unwrap_or_default();
+        let mut out = std::io::stdout();
+        let _ = write!(out, "\\n{END} {{}}\\n", nonce);
+        let _ = out.flush();
+    }}
+}}
+"""
 
 
 # What upstream's harness (CodeGeeX, evaluate_humaneval_x.py) does to a program before it
@@ -91,6 +206,8 @@ class Toolchain:
     env: dict[str, str] = field(default_factory=dict)  # "{work}" is the sample's directory
     prelude: str = ""  # prepended to the program
     fail_marker: str = ""  # output that fails the run even when it exits 0
+    runner: tuple[str, str] = ("", "")  # (file, text) of a runner of its own, if any
+    summary: str = ""  # output the run must print after the end line
     memory_bytes: int = 2 << 30  # address space per process (rlimit) and cgroup cap
     processes: int = 64
     file_bytes: int = 64 << 20
@@ -118,9 +235,10 @@ TOOLCHAINS: dict[str, Toolchain] = {
             "main.js",
             "main.js",
             ("node", "--check", "main.js"),  # a syntax error is a compile error
-            ("node", "--max-old-space-size=512", "main.js"),
+            ("node", "--max-old-space-size=512", "offpilot_run.js"),
             prelude=_JS_ASSERT,
             fail_marker="Assertion failed",
+            runner=("offpilot_run.js", _JS_RUNNER),
         ),
         Toolchain(
             "go",
@@ -133,7 +251,11 @@ TOOLCHAINS: dict[str, Toolchain] = {
             ),
             "main_test.go",
             "main.go",
-            ("go", "test", "-c", "-vet=off", "-o", "main.test", "main_test.go"),
+            (
+                "go",
+                *("test", "-c", "-vet=off", "-o", "main.test"),
+                *("main_test.go", "offpilot_run_test.go"),
+            ),
             ("./main.test", "-test.count=1"),
             compile_s=60.0,
             env={
@@ -148,6 +270,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 "GOPROXY": "off",
             },
             processes=128,  # go test runs compile and link, each with threads
+            runner=("offpilot_run_test.go", _GO_RUNNER),  # its own file: the sample's lacks os
         ),
         Toolchain(
             "java",
@@ -161,11 +284,13 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 "-encoding",
                 "UTF-8",
                 "Main.java",
+                "OffpilotRun.java",
             ),
-            ("java", *_JVM, *_JVM_SMALL, "-Xmx512m", "-Xss16m", "-cp", ".", "Main"),
+            ("java", *_JVM, *_JVM_SMALL, "-Xmx512m", "-Xss16m", "-cp", ".", "OffpilotRun"),
             compile_s=60.0,
             memory_bytes=4 << 30,  # the JVM reserves heap, class space, code cache, stacks
             processes=128,  # JVM threads (GC, compiler, ...) count against RLIMIT_NPROC
+            runner=("OffpilotRun.java", _JAVA_RUNNER),
         ),
         Toolchain(
             "cpp",
@@ -183,6 +308,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
             ("rustc", "--test", "--edition", "2021", "-A", "warnings", "-o", "main", "main.rs"),
             ("./main", "--test-threads=1", "-q"),
             compile_s=60.0,
+            summary="test result: ok.",
         ),
     )
 }
@@ -205,7 +331,10 @@ def program_source(tc: Toolchain, task: data.Task, completion: str) -> str:
     if tc.language == "go" and text.startswith("package "):
         return go_imports(text)
     if tc.language == "cpp":
-        return cpp_headers(text)
+        test = _CPP_MAIN.sub("auto offpilot_test_main(", task.test, count=1)
+        return cpp_headers(data.filled(task, completion) + "\n" + test + _CPP_RUNNER)
+    if tc.language == "rust":
+        return text + _RUST_RUNNER
     return tc.prelude + text
 
 
@@ -219,6 +348,7 @@ def config(tc: Toolchain, run_s: float) -> dict[str, Any]:
         "run_s": run_s,
         "env": tc.env,
         "fail_marker": tc.fail_marker,
+        "summary": tc.summary,
         "cap": OUTPUT_CAP,
     }
 
@@ -231,6 +361,10 @@ def run_source(tc: Toolchain, source: str, run_s: float | None = None) -> execut
     def setup(work: Path) -> None:
         (work / tc.source).write_text(source, encoding="utf-8")
         (work / CONFIG).write_text(json.dumps(config(tc, run)), encoding="utf-8")
+        name, text = tc.runner
+        if name:
+            package = source.split(None, 2)[1] if source.startswith("package ") else "main"
+            (work / name).write_text(text.replace("{package}", package), encoding="utf-8")
         if cache is not None:
             shutil.copytree(cache, work / "gocache", symlinks=True)
 
@@ -250,6 +384,7 @@ _REASONS = {
     "CompileTimeoutError": (execution.TIMEOUT, "compile timeout: "),
     "TestFailedError": (execution.FAILED, TEST_FAILED),
     "TestTimeoutError": (execution.TIMEOUT, "test timeout: "),
+    "TestUnfinishedError": (execution.ERROR, "test unfinished: "),
 }
 
 
