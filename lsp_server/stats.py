@@ -9,6 +9,11 @@ fsynced and renamed into place: no window's counts overwrite another's, and a cr
 leaves the old file whole. A file this code cannot read is set aside as
 `stats.json.bad-<time>` with a warning, and counting starts again from zero.
 
+Language ids come from clients, and every event rewrites the whole file: an id is kept only
+in its normal form (trimmed, lower case, at most MAX_LANGUAGE_CHARS of `[a-z0-9._+#-]`), at
+most MAX_LANGUAGES of them are stored, and any other id is counted under OTHER_LANGUAGE. One
+event adds at most MAX_EVENT_CHARS characters. The file stays a few KB.
+
 The server counts through `StatsWriter`: the lock and fsync can wait on another window's
 server or on a slow disk, so they run on one worker thread of their own, in the order the
 events came, never on the event loop; closing it (at shutdown) waits for every event queued.
@@ -21,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -33,6 +39,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENTS = ("shown", "accepted", "rejected")
+MAX_LANGUAGE_CHARS = 40  # the longest id in VS Code's list has 23
+MAX_LANGUAGES = 50  # distinct ids stored, OTHER_LANGUAGE included
+OTHER_LANGUAGE = "other"  # where an id that is malformed, too long or one too many is counted
+UNKNOWN_LANGUAGE = "unknown"  # an event without a language
+MAX_EVENT_CHARS = 1 << 20  # characters one event may add to a count
+_LANGUAGE_ID = re.compile(rf"[a-z0-9][a-z0-9._+#-]{{0,{MAX_LANGUAGE_CHARS - 1}}}")
 
 
 def state_dir() -> Path:
@@ -74,8 +86,26 @@ def parse_stats(data: Any) -> dict[str, LanguageStats]:
         for name, value in counts.items():
             if type(value) is not int or value < 0:
                 raise ValueError(f"{lang}.{name} is {value!r}, not a count")
-        out[lang] = LanguageStats(**counts)
+        # a file written before the caps is folded into them, and shrinks at the next write
+        s = out.setdefault(language_key(lang, out), LanguageStats())
+        for name, value in counts.items():
+            setattr(s, name, getattr(s, name) + value)
     return out
+
+
+def language_key(language: Any, languages: dict[str, LanguageStats]) -> str:
+    """The id under which `language` is counted, given the ids already stored.
+
+    Its normal form (UNKNOWN_LANGUAGE when empty or missing) if well formed and stored
+    already or there is room for it, else OTHER_LANGUAGE.
+    """
+    key = language.strip().lower() if isinstance(language, str) else OTHER_LANGUAGE
+    if language is None or key == "":
+        key = UNKNOWN_LANGUAGE
+    elif not _LANGUAGE_ID.fullmatch(key):
+        key = OTHER_LANGUAGE
+    room = len(languages) < MAX_LANGUAGES - (OTHER_LANGUAGE not in languages)
+    return key if key == OTHER_LANGUAGE or key in languages or room else OTHER_LANGUAGE
 
 
 class Stats:
@@ -217,13 +247,14 @@ def check_event(event: str) -> None:
 
 
 def _count(languages: dict[str, LanguageStats], event: str, language: str, length: int) -> None:
-    s = languages.setdefault(language or "unknown", LanguageStats())
+    s = languages.setdefault(language_key(language, languages), LanguageStats())
+    length = min(max(0, length), MAX_EVENT_CHARS)
     if event == "shown":
         s.shown += 1
-        s.shown_chars += max(0, length)
+        s.shown_chars += length
     elif event == "accepted":
         s.accepted += 1
-        s.accepted_chars += max(0, length)
+        s.accepted_chars += length
     else:
         s.rejected += 1
 

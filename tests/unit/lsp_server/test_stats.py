@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.stats import Stats, StatsWriter, format_summary
+from lsp_server.stats import (
+    MAX_EVENT_CHARS,
+    MAX_LANGUAGE_CHARS,
+    MAX_LANGUAGES,
+    OTHER_LANGUAGE,
+    Stats,
+    StatsWriter,
+    format_summary,
+)
 
 WRITER = """
 import sys
@@ -168,3 +176,32 @@ def test_writer_rejects_an_unknown_event_in_the_caller(tmp_path: Path) -> None:
         writer.record("clicked", "python")
     writer.close()
     assert not (tmp_path / "stats.json").exists()
+
+
+def test_language_ids_are_normalised_and_capped(tmp_path: Path) -> None:
+    """Ids in their normal form; malformed, overlong or one too many: counted under `other`."""
+    stats = Stats(tmp_path / "stats.json")
+    stats.record("shown", " Python ", 3)
+    stats.record("shown", "", 1)
+    for bad in ("x" * (MAX_LANGUAGE_CHARS + 1), "a b", '"}', "-lead"):
+        stats.record("rejected", bad)
+    for i in range(2 * MAX_LANGUAGES):
+        stats.record("rejected", f"lang{i}")
+    stats.record("accepted", "python", 10**30)
+    languages = json.loads((tmp_path / "stats.json").read_text())["languages"]
+    assert len(languages) == MAX_LANGUAGES
+    assert languages["python"]["shown"] == 1 and languages["unknown"]["shown"] == 1
+    assert languages["python"]["accepted_chars"] == MAX_EVENT_CHARS
+    assert languages[OTHER_LANGUAGE]["rejected"] == 4 + 2 * MAX_LANGUAGES - (MAX_LANGUAGES - 3)
+    assert sum(s["rejected"] for s in languages.values()) == 4 + 2 * MAX_LANGUAGES
+
+
+def test_a_file_from_before_the_caps_is_folded_into_them(tmp_path: Path) -> None:
+    """A bloated file is read whole into the caps, and the next write shrinks it."""
+    path = tmp_path / "stats.json"
+    bloated = {f"{'y' * 100_000}{i}": {"shown": 1} for i in range(20)}
+    path.write_text(json.dumps({"languages": {**bloated, "Python": {"shown": 2}}}))
+    stats = Stats(path)
+    assert stats.languages[OTHER_LANGUAGE].shown == 20 and stats.languages["python"].shown == 2
+    stats.record("shown", "python")
+    assert path.stat().st_size < 1000
