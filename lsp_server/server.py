@@ -332,7 +332,9 @@ def create_server(
             p = plain(params) if params is not None else {}
             p = p if isinstance(p, dict) else {}
             language = p.get("languageId") or _language_of(ls, p.get("uri")) or "unknown"
-            length = p.get("acceptedLength", p.get("length", len(p.get("text") or "")))
+            text = p.get("text")
+            chars = len(text) if isinstance(text, str) else 0  # "text" may be any JSON value
+            length = p.get("acceptedLength", p.get("length", chars))
             ls.stats.record(event, str(language), length if isinstance(length, int) else 0)
 
         return handler
