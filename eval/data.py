@@ -10,8 +10,10 @@ reference `canonical_solution`, and a `test`. Two kinds of test exist:
   directory), `path` (the file in it that holds the hole); the project is copied into the
   sandbox, the filled-in file written over `path`, and `test` (a driver script that runs the
   project's relevant tests there) is the program. A tasks file is input like any other: a
-  `path` that leaves the project (absolute, `..`, through a symlink) is refused
-  (`TaskPathError`), and the copy keeps no symlink that points out of it (`copy_project`).
+  `project` outside the allowed root (the tasks file's directory, or `--projects DIR`) and a
+  `path` that leaves the project (absolute, `..`, through a symlink) are refused
+  (`TaskPathError`), and the copy takes only regular files that any user may read, under
+  `COPY_MAX_BYTES`, keeping no symlink that points out of it (`copy_project`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import json
+import logging
 import os
 import random
 import shutil
+import stat
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -44,10 +51,17 @@ SUITES = (*INFILLING_SUITES, "humaneval", *X_SUITES)
 
 PROJECT_DIR_NAME = "project"
 COPY_IGNORE = (".git", "__pycache__", "*.pyc", ".tox", ".nox")
+# The most a project copy may hold: every sample copies the project, so a huge one (or a
+# tasks file naming a big tree) would fill the sandbox's disk and time.
+COPY_MAX_BYTES = 64 * 1024 * 1024
 
 
 class TaskPathError(ValueError):
-    """A project task whose `path` is not a plain file inside its project."""
+    """A project task refused: its `path` or `project` is not a plain one inside its root."""
+
+
+class ProjectTooLargeError(TaskPathError):
+    """A project whose files add up to more than `COPY_MAX_BYTES`."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,13 @@ def humaneval_path() -> Path:
     return Path(str(ref))
 
 
-def load_suite(suite: str) -> list[Task]:
-    """Every task of a named suite or of a JSONL(.gz) file."""
+def load_suite(suite: str, projects: str | Path | None = None) -> list[Task]:
+    """Every task of a named suite or of a JSONL(.gz) file.
+
+    A file's project tasks come back with `project` resolved inside `projects` (by default
+    the file's own directory; see `project_dir`), so that nothing later copies from
+    elsewhere; raises TaskPathError for one that is not.
+    """
     if suite in INFILLING_SUITES:
         kind_prefix = suite.removeprefix("humaneval-")
         objs = read_jsonl(DATA_DIR / INFILLING_SUITES[suite])
@@ -155,7 +174,39 @@ def load_suite(suite: str) -> list[Task]:
     path = Path(suite)
     if not path.is_file():
         raise FileNotFoundError(f"no suite or file named {suite!r}; suites: {', '.join(SUITES)}")
-    return [Task.from_json(o) for o in read_jsonl(path)]
+    tasks = [Task.from_json(o) for o in read_jsonl(path)]
+    root = Path(projects) if projects else path.parent
+    return [
+        replace(t, project=str(project_dir(root, t.project, t.task_id)))
+        if t.project is not None
+        else t
+        for t in tasks
+    ]
+
+
+def project_dir(root: Path, project: str, task_id: str = "?") -> Path:
+    """The real directory a task's `project` names, if it lies inside `root`.
+
+    A relative `project` is taken from `root`. A tasks file is untrusted input and the
+    harness copies the project with its own rights, so an absolute path elsewhere, a `..`
+    or a symlink that leads out of `root` would hand the sample any directory the harness
+    can read: TaskPathError, naming `--projects`, which widens the root on purpose.
+    """
+    if not project or "\0" in project:
+        raise TaskPathError(f"task {task_id}: project {project!r} names no directory")
+    base = root.resolve()
+    try:
+        found = (base / project).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise TaskPathError(f"task {task_id}: no project directory {project!r}") from None
+    if not found.is_relative_to(base):
+        raise TaskPathError(
+            f"task {task_id}: project {project!r} is outside {base}, the directory projects "
+            "may come from (the tasks file's own, or `--projects DIR`): refused"
+        )
+    if not found.is_dir():
+        raise TaskPathError(f"task {task_id}: project {project!r} is not a directory")
+    return found
 
 
 def select(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
@@ -226,36 +277,128 @@ def project_file(root: Path, rel: str | None) -> Path:
     return path
 
 
-def copy_project(source: Path, dest: Path, ignore: tuple[str, ...] = COPY_IGNORE) -> None:
-    """Copy a project tree; its symlinks that stay inside become relative links of the copy.
+def copy_project(
+    source: Path,
+    dest: Path,
+    ignore: tuple[str, ...] = COPY_IGNORE,
+    max_bytes: int = COPY_MAX_BYTES,
+) -> list[str]:
+    """Copy a project tree for a sample: what its uid could read in place, and no more.
 
-    A link whose target leaves the project is dropped: kept, it would point out of the
-    sandbox (an absolute one even at the original project), and followed, it would copy
-    files from anywhere.
+    The harness may be root, and the copy is handed to the sample's uid, so only what any
+    user may read comes over: regular files readable by others, in directories others may
+    list and enter (a mode-0600 file, a private directory, a device, a fifo or a socket is
+    skipped and named in the list returned). Symlinks are never followed: one whose target
+    stays inside becomes a relative link of the copy, one that leaves is dropped (kept, it
+    would point out of the sandbox; followed, it would copy files from anywhere). Files are
+    opened without following links and checked again once open, so a swap during the copy
+    gains nothing. Raises ProjectTooLargeError past `max_bytes` in all, TaskPathError for a
+    project root others cannot read.
     """
     base = source.resolve()
+    top = os.stat(base)
+    if not _readable_by_others(top.st_mode):
+        raise TaskPathError(
+            f"project {base} is not readable by other users (mode {stat.filemode(top.st_mode)})"
+        )
     patterns = shutil.ignore_patterns(*ignore)
     links: list[tuple[Path, Path]] = []
+    skipped: list[str] = []
+    left = max_bytes
 
-    def skip(directory: str, names: list[str]) -> set[str]:
-        skipped = set(patterns(directory, names))
-        for name in names:
-            path = Path(directory, name)
-            if name not in skipped and path.is_symlink():
-                skipped.add(name)
+    def walk(src: Path, dst: Path) -> None:
+        nonlocal left
+        os.mkdir(dst, 0o755)
+        with os.scandir(src) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        ignored = patterns(str(src), [e.name for e in entries])
+        for entry in entries:
+            if entry.name in ignored:
+                continue
+            path, rel = Path(entry.path), Path(entry.path).relative_to(base)
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
                 try:
                     target = path.resolve()
                 except (OSError, RuntimeError):  # a link loop
                     continue
                 if target.is_relative_to(base):
-                    links.append((path.relative_to(base), target.relative_to(base)))
-        return skipped
+                    links.append((rel, target.relative_to(base)))
+            elif stat.S_ISDIR(mode) and _readable_by_others(mode):
+                walk(path, dst / entry.name)
+            elif stat.S_ISREG(mode) and mode & stat.S_IROTH:
+                copied = _copy_readable(path, dst / entry.name, left)
+                if copied is None:
+                    skipped.append(str(rel))
+                else:
+                    left -= copied
+                    if left < 0:
+                        raise ProjectTooLargeError(
+                            f"project {base} holds more than {max_bytes // 2**20} MiB "
+                            f"(COPY_MAX_BYTES): refused"
+                        )
+            else:
+                skipped.append(str(rel))
 
-    shutil.copytree(base, dest, symlinks=True, ignore=skip)
+    walk(base, dest)
     for link, target in links:
         where = dest / link
         if where.parent.is_dir() and not where.parent.is_symlink():
             where.symlink_to(os.path.relpath(dest / target, where.parent))
+    if skipped:
+        _note_skipped(base, skipped)
+    return skipped
+
+
+def _readable_by_others(mode: int) -> bool:
+    """A directory any user may list and enter (r and x for others)."""
+    return stat.S_ISDIR(mode) and mode & (stat.S_IROTH | stat.S_IXOTH) == (
+        stat.S_IROTH | stat.S_IXOTH
+    )
+
+
+def _copy_readable(src: Path, dst: Path, left: int) -> int | None:
+    """Copy one file if, once opened, it is a regular file others may read: its bytes.
+
+    At most `left + 1` bytes are copied (enough to tell the caller the cap is passed); the
+    copy keeps the permission bits, less setuid, setgid and sticky. None: not copied.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & stat.S_IROTH:
+            return None
+        perms = stat.S_IMODE(st.st_mode) & 0o777
+        out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(out, "wb") as oh:
+            copied = 0
+            while copied <= left and (chunk := fh.read(min(1 << 20, left + 1 - copied))):
+                oh.write(chunk)
+                copied += len(chunk)
+            os.fchmod(out, perms)
+    return copied
+
+
+_noted: set[Path] = set()
+_noted_lock = threading.Lock()
+
+
+def _note_skipped(project: Path, skipped: list[str]) -> None:
+    """Say once per project (every sample copies it) which files the copy left out."""
+    with _noted_lock:
+        if project in _noted:
+            return
+        _noted.add(project)
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    log.warning(
+        "project %s: left out of the sandbox copy, as not readable by other users or not a "
+        "regular file: %s",
+        project,
+        shown,
+    )
 
 
 def _write_plain(path: Path, text: str) -> None:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from completion.engines.fake import FakeEngine
 from eval import data, run
+from eval.records import RunSettings, read_samples
 from eval.sandbox import execution
 from eval.suites import make_tasks, tracing
 
@@ -38,6 +42,8 @@ def test_clamp():
     assert clamp(-1, 0, 3) == 0
     assert clamp(2, 0, 3) == 2
 """
+
+REPO = Path(__file__).resolve().parents[2]
 
 VICTIM = """\
 def shout(s):
@@ -203,3 +209,133 @@ def test_a_message_without_the_token_on_the_channel_is_no_trace(tmp_path: Path) 
         assert "no trace came back" in str(exc)
     else:
         assert "x::test_forged" not in {i for found in calls.values() for i in found}
+
+
+SECRET = "TOP-SECRET-7f3a"
+
+READS_SECRETS = """\
+def test_reads():
+    found = []
+    for name in ("tests/secret.txt", "tests/private/key.txt"):
+        try:
+            found.append(open(name).read())
+        except OSError as exc:
+            found.append(type(exc).__name__)
+    assert found == ["FileNotFoundError", "FileNotFoundError"], found
+"""
+
+
+LAST = "    return x\n"  # the hole of `project_task`: CORE's last line
+
+
+def engine() -> FakeEngine:
+    """A model that fills `project_task`'s hole rightly."""
+    return FakeEngine(default=LAST.rstrip("\n"))
+
+
+def project_task(project: str) -> dict[str, str]:
+    """A tasks-file line of a project task judged by the project's own tests."""
+    driver = make_tasks._DRIVER.format(
+        project=data.PROJECT_DIR_NAME, tests=["tests"], path="tinylib/core.py"
+    )
+    return {
+        "task_id": "p/0",
+        "prompt": CORE.removesuffix(LAST),
+        "suffix": "",
+        "canonical_solution": LAST,
+        "test": driver,
+        "entry_point": "clamp",
+        "project": project,
+        "path": "tinylib/core.py",
+    }
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink"])
+def test_a_project_outside_the_tasks_files_directory_is_refused(tmp_path: Path, kind: str) -> None:
+    """A tasks file may not name a directory it does not live with (#24, 2)."""
+    outside = make_project(tmp_path / "home" / "secrets")
+    tasks_dir = tmp_path / "tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "link").symlink_to(outside, target_is_directory=True)
+    project = {"absolute": str(outside), "dotdot": "../home/secrets", "symlink": "link"}[kind]
+    suite = tasks_dir / "tasks.jsonl"
+    data.write_jsonl(suite, [project_task(project)])
+    with pytest.raises(data.TaskPathError, match="outside .*--projects"):
+        data.load_suite(str(suite))
+    # the run refuses before it writes a sample
+    out = tmp_path / "run"
+    with pytest.raises(data.TaskPathError):
+        run.run(RunSettings(suite=str(suite)), out, lambda: FakeEngine(default="x = 1"))
+    assert not (out / "samples.jsonl").exists()
+    if kind == "absolute":  # `--projects` names the root that makes it legitimate
+        (task,) = data.load_suite(str(suite), projects=tmp_path / "home")
+        assert task.project == str(outside.resolve())
+
+
+def test_the_cli_refuses_a_project_elsewhere_with_a_message(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    outside = make_project(tmp_path / "elsewhere")
+    suite = tmp_path / "tasks" / "tasks.jsonl"
+    suite.parent.mkdir()
+    data.write_jsonl(suite, [project_task(str(outside))])
+    cmd = [sys.executable, "-m", "offpilot.cli", "eval", "run", "--suite", str(suite)]
+    cmd += ["--model", str(tiny_model.path), "--out", str(tmp_path / "run")]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert refused.returncode == 2, refused.stderr
+    assert "offpilot eval:" in refused.stderr and "--projects" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
+
+
+def test_a_project_under_projects_runs(tmp_path: Path) -> None:
+    """A relative `project` is taken from `--projects DIR`, and the task is judged there."""
+    make_project(tmp_path / "projects" / "tiny")
+    suite = tmp_path / "tasks" / "tasks.jsonl"
+    suite.parent.mkdir()
+    data.write_jsonl(suite, [project_task("tiny")])
+    settings = RunSettings(suite=str(suite), timeout_s=60, projects=str(tmp_path / "projects"))
+    summary = run.run(settings, tmp_path / "run", engine, workers=1)
+    assert summary["results"] == {"passed": 1}, read_samples(tmp_path / "run")
+
+
+def test_the_copy_takes_only_what_others_may_read(tmp_path: Path) -> None:
+    """A 0600 file or a private directory of the project never reaches the sample (#24, 2).
+
+    The harness (root here) hands the copy to the sample's uid, which could not have read
+    them in place; the project's test passes only if it finds neither.
+    """
+    project = make_project(tmp_path / "tasks" / "p")
+    (project / "tests" / "test_secrets.py").write_text(READS_SECRETS)
+    secret = project / "tests" / "secret.txt"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    (project / "tests" / "private").mkdir(mode=0o700)
+    (project / "tests" / "private" / "key.txt").write_text(SECRET)
+    (project / "tests" / "private" / "key.txt").chmod(0o644)
+    suite = tmp_path / "tasks" / "tasks.jsonl"
+    data.write_jsonl(suite, [project_task(str(project))])
+    out = tmp_path / "run"
+    run.run(RunSettings(suite=str(suite), timeout_s=60), out, engine)
+    (record,) = read_samples(out)
+    assert record["result"] == execution.PASSED, record["reason"]
+    assert SECRET not in (out / "samples.jsonl").read_text()
+
+
+def test_the_copy_takes_regular_files_only(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    os.mkfifo(project / "pipe")  # a copy that opened it would wait for a writer forever
+    (project / "secret.txt").write_text(SECRET)
+    (project / "secret.txt").chmod(0o600)
+    copied = tmp_path / "copy"
+    assert sorted(data.copy_project(project, copied)) == ["pipe", "secret.txt"]
+    assert not any(os.path.lexists(copied / n) for n in ("pipe", "secret.txt"))
+    assert (copied / "tinylib" / "core.py").read_text() == CORE
+
+
+def test_a_project_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    with open(project / "big.bin", "wb") as fh:
+        fh.truncate(data.COPY_MAX_BYTES + 1)  # sparse: costs no disk
+    record = run.judge(task_for(project, "tinylib/core.py"), CORE, timeout_s=20)
+    assert record["result"] == execution.ERROR and not record["passed"]
+    assert "COPY_MAX_BYTES" in record["reason"], record["reason"]
+    with pytest.raises(data.ProjectTooLargeError):
+        data.copy_project(project, tmp_path / "copy", max_bytes=1000)
