@@ -182,6 +182,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--max-new-tokens", type=int, default=None, help="token cap (default: the editor's)"
     )
     parser.add_argument(
+        "--projects",
+        default=None,
+        metavar="DIR",
+        help="project tasks may name directories under DIR (default: the tasks file's "
+        "directory); any other `project` is refused",
+    )
+    parser.add_argument(
         "--set",
         default=None,
         metavar="NAME=VALUE,...",
@@ -191,9 +198,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_settings(
-    args: argparse.Namespace, suite: str, model: str, backend: str | None = None
+    args: argparse.Namespace,
+    suite: str,
+    model: str,
+    backend: str | None = None,
+    model_sha256: str = "",
 ) -> RunSettings:
-    """A run's settings from the shared run options (`--set` is checked by the caller)."""
+    """A run's settings from the shared run options (`--set` is checked by the caller).
+
+    `--projects` is kept absolute, so a resume from another directory allows the same one.
+    """
     from eval.records import RunSettings
 
     temperature = args.temperature
@@ -212,6 +226,8 @@ def _run_settings(
         model=model,
         pipeline=_pipeline_spec(args),
         backend=backend or "",
+        projects=str(Path(args.projects).resolve()) if args.projects else "",
+        model_sha256=model_sha256,
     )
 
 
@@ -227,9 +243,9 @@ def _pipeline_spec(args: argparse.Namespace) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from completion.engines.choose import engine_for
     from completion.models.store import locate
-    from eval.data import suite_name
+    from eval.data import TaskPathError, suite_name
     from eval.ray_run import RayRunError, RayUnavailableError
-    from eval.records import SettingsMismatchError
+    from eval.records import SettingsMismatchError, model_sha256
     from eval.run import run
     from eval.sandbox.execution import SandboxUnavailable
 
@@ -240,7 +256,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     model = locate(args.model, args.cache_dir)
-    settings = _run_settings(args, args.suite, model.manifest.name, args.backend)
+    settings = _run_settings(
+        args, args.suite, model.manifest.name, args.backend, model_sha256(model.manifest)
+    )
     out = Path(args.out or f"eval-runs/{suite_name(args.suite)}")
     try:
         if args.ray is not None:
@@ -251,6 +269,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (
         SettingsMismatchError,
         FileNotFoundError,
+        TaskPathError,
         SandboxUnavailable,
         RayUnavailableError,
         RayRunError,
@@ -345,13 +364,14 @@ def _run_on_ray(settings: Any, out: Path, args: argparse.Namespace) -> dict[str,
 
 
 def _cmd_repost(args: argparse.Namespace) -> int:
+    from eval.data import TaskPathError
     from eval.records import SettingsMismatchError
     from eval.repost import RepostError, repost
 
     try:
         workers = args.workers or os.cpu_count() or 1
         summary = repost(Path(args.source), Path(args.out), args.spec, workers=workers)
-    except (RepostError, SettingsMismatchError, FileNotFoundError) as exc:
+    except (RepostError, SettingsMismatchError, FileNotFoundError, TaskPathError) as exc:
         print(f"offpilot eval repost: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     brief = {k: v for k, v in summary.items() if k.startswith("pass@")}

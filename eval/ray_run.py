@@ -6,7 +6,9 @@ make the same decisions and records. The driver hands out tasks, takes results a
 finishes (`ray.wait`) and appends them to its `samples.jsonl` through the same deduping
 sink, so a run stays resumable: a killed actor's task is handed to the restarted actor or
 another one, a killed driver leaves every finished sample on disk, and the summary is the
-local one. Ray itself is the optional extra `offpilot[scale]`, imported only here.
+local one. The driver writes only the records it asked for (that task, those sample
+numbers), and with `RunSettings.model_sha256` set every actor refuses to start on any other
+model. Ray itself is the optional extra `offpilot[scale]`, imported only here.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ class RayUnavailableError(Exception):
 
 
 class RayRunError(Exception):
-    """The run cannot go on: a worker cannot start, or a task kept killing its worker."""
+    """The run cannot go on: a worker cannot start, or a task kept failing on its workers."""
+
+
+class ModelMismatchError(Exception):
+    """A worker found another model than the one the run's settings pin."""
 
 
 @dataclass(frozen=True)
@@ -66,24 +72,37 @@ def import_ray() -> Any:
 
 
 def model_engine(
-    model: str | None, cache_dir: str | None, backend: str | None, threads: int
+    model: str | None, cache_dir: str | None, backend: str | None, threads: int, sha256: str
 ) -> Engine:
     """Load the run's model on a worker from that node's own cache, with `threads` threads.
 
     The model is located on the worker, not the driver: on a cluster each node has its own
-    cache (`offpilot model install` per node) or a shared one (`--cache-dir`). With a
+    cache (`offpilot model install` per node) or a shared one (`--cache-dir`), so a node may
+    hold another model under the same name. `sha256` (the run's `model_sha256`, "" for
+    none) must then match the files found, or the worker refuses to start. With a
     `backend`, the workers send their prompts to that server (`completion.engines.choose`).
     """
     from completion.engines.choose import engine_for
     from completion.models.store import locate
+    from eval.records import model_sha256
 
-    return engine_for(locate(model, cache_dir), backend, threads=threads)
+    installed = locate(model, cache_dir)
+    found = model_sha256(installed.manifest)
+    if sha256 and found != sha256:
+        raise ModelMismatchError(
+            f"{socket.gethostname()}: model {installed.path} has model_sha256 {found}, "
+            f"the run pins {sha256}: install the same model on every node"
+        )
+    return engine_for(installed, backend, threads=threads)
 
 
 def model_factory(
     model: str | None, cache_dir: str | None, backend: str | None = None
-) -> Callable[[int], Engine]:
-    """An engine factory for `run_on_ray` that loads the named model on each worker."""
+) -> Callable[[int, str], Engine]:
+    """An engine factory for `run_on_ray` that loads the named model on each worker.
+
+    It is called with the threads and the run's pinned `model_sha256` (see `model_engine`).
+    """
     return partial(model_engine, model, cache_dir, backend)
 
 
@@ -95,11 +114,11 @@ class EvalWorker:
     """
 
     def __init__(
-        self, engine_factory: Callable[[int], Engine], threads: int, settings: RunSettings
+        self, engine_factory: Callable[[int, str], Engine], threads: int, settings: RunSettings
     ) -> None:
         execution.sandbox()  # probe first: this node cannot judge without a sandbox
         t0 = time.monotonic()
-        self._engine = engine_factory(threads)
+        self._engine = engine_factory(threads, settings.model_sha256)
         self._load = {
             "load_s": float(getattr(self._engine, "load_seconds", time.monotonic() - t0)),
             "warmup_s": float(getattr(self._engine, "warmup_seconds", 0.0)),
@@ -113,11 +132,11 @@ class EvalWorker:
         """The process id and model load times of this actor."""
         return {"pid": os.getpid(), **self._load}
 
-    def run_task(self, task: data.Task, first: int, n: int) -> list[dict[str, Any]]:
-        """The judged records of `n` samples of `task`, numbered from `first`."""
+    def run_task(self, task: data.Task, samples: tuple[int, ...]) -> list[dict[str, Any]]:
+        """The judged records of the samples of `task` numbered `samples`."""
         with self._lock:
             cold, self._cold = self._cold, False
-            records = sample_records(self._engine, task, first, n, self._options, cold)
+            records = sample_records(self._engine, task, samples, self._options, cold)
         return [judged(r, task, self._timeout_s) for r in records]
 
 
@@ -155,7 +174,7 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
 def run_on_ray(
     settings: RunSettings,
     out: Path,
-    engine_factory: Callable[[int], Engine],
+    engine_factory: Callable[[int, str], Engine],
     options: RayOptions | None = None,
     progress_stream: TextIO | None = None,
 ) -> dict[str, Any]:
@@ -181,9 +200,9 @@ def run_on_ray(
 def _drive(
     ray: Any,
     settings: RunSettings,
-    engine_factory: Callable[[int], Engine],
+    engine_factory: Callable[[int, str], Engine],
     options: RayOptions,
-    todo: list[tuple[data.Task, int, int]],
+    todo: list[tuple[data.Task, tuple[int, ...]]],
     sink: SampleSink,
 ) -> dict[str, float]:
     """Start the actors, keep each fed, write results as they come; the session's load times."""
@@ -206,7 +225,7 @@ def _drive(
     log.info("%d Ray workers, %d threads each, pids %s", count, threads, [i["pid"] for i in infos])
     queue = deque(todo)
     attempts: Counter[str] = Counter()
-    in_flight: dict[Any, tuple[int, tuple[data.Task, int, int]]] = {}
+    in_flight: dict[Any, tuple[int, tuple[data.Task, tuple[int, ...]]]] = {}
     # An actor that lost a task gets no more until an `info` call on it (its restart) returns,
     # so the lost tasks go to the others meanwhile; it is given up `restart_timeout_s` later.
     usable = [True] * count
@@ -258,6 +277,17 @@ def _drive(
                         lost_at[i] = time.monotonic()
                         probes[actors[i].info.remote()] = i
                     continue
+                wrong = unexpected(records, *item)
+                if wrong:
+                    task_id = item[0].task_id
+                    attempts[task_id] += 1
+                    log.warning("Ray worker %d answered %s wrongly, refused: %s", i, task_id, wrong)
+                    if attempts[task_id] >= options.max_attempts:
+                        raise RayRunError(
+                            f"task {task_id}: {attempts[task_id]} answers refused, last: {wrong}"
+                        )
+                    queue.appendleft(item)
+                    continue
                 for record in records:
                     sink.write(record)
     finally:
@@ -270,6 +300,24 @@ def _drive(
         "threads_per_worker": threads,
         "lost_tasks": sum(attempts.values()),
     }
+
+
+def unexpected(records: Any, task: data.Task, samples: tuple[int, ...]) -> str:
+    """Why a worker's answer is not the records of `samples` of `task` ("" if it is).
+
+    A worker's answer is data from another process (another node): written unchecked, a
+    record of another task or sample number would take the place of one never made, and
+    the sink would then drop the real one as a duplicate.
+    """
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return f"not a list of records but {type(records).__name__}"
+    got = [(r.get("task_id"), r.get("sample")) for r in records]
+    wanted = [(task.task_id, n) for n in samples]
+    if sorted(got, key=repr) != sorted(wanted, key=repr):
+        return f"records {got}, dispatched {wanted}"
+    if not all(isinstance(r.get("passed"), bool) for r in records):
+        return "a record without a `passed` outcome"
+    return ""
 
 
 def _load_of(in_flight: dict[Any, tuple[int, Any]], actor: int) -> int:

@@ -7,6 +7,7 @@ process that worked on the run; `summary.json` is computed from these.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from completion.models.store import Manifest
 from completion.options import CompletionOptions
 from eval import metrics, toolchains
 from eval.sandbox import execution
@@ -51,6 +53,9 @@ class RunSettings:
     pipeline: str = ""  # `--set` of the run: pipeline options, `name=value,...` (docs/quality.md)
     reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
     backend: str = ""  # `--backend URL`: the server that generated ("": the local engine)
+    projects: str = ""  # `--projects DIR`: where project tasks may live ("": the tasks file's)
+    # `model_sha256` of the model's files: every Ray worker checks it loaded exactly these
+    model_sha256: str = ""
 
     def options(self) -> CompletionOptions:
         """The pipeline options (the editor's defaults unless overridden)."""
@@ -64,6 +69,20 @@ class RunSettings:
 
 class SettingsMismatchError(Exception):
     """The output directory holds a run made with other settings."""
+
+
+# Settings a run directory written before they existed may lack; it is resumed unpinned.
+LATER_PINS = ("model_sha256",)
+
+
+def model_sha256(manifest: Manifest) -> str:
+    """One sha256 naming a model's files: of its manifest's file names and their sha256.
+
+    `store.locate` checks the files against the manifest, so two loads with the same value
+    loaded the same bytes, whatever the model's name or directory.
+    """
+    files = {name: info["sha256"] for name, info in sorted(manifest.files.items())}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def read_samples(out: Path, repair: bool = True) -> list[dict[str, Any]]:
@@ -94,7 +113,8 @@ def check_settings(out: Path, settings: RunSettings) -> None:
     mine = asdict(settings)
     if path.exists():
         defaults = {f.name: f.default for f in fields(RunSettings)}
-        theirs = {**defaults, **json.loads(path.read_text(encoding="utf-8"))}
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        theirs = {**defaults, **{k: mine[k] for k in LATER_PINS}, **stored}
         if theirs != mine:
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
             raise SettingsMismatchError(

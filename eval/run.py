@@ -13,8 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,44 +161,51 @@ class Plan:
     """What is left of a run: the tasks, the samples each still needs, what is done."""
 
     tasks: list[data.Task]
-    todo: list[tuple[data.Task, int, int]]  # (task, index of its first missing sample, count)
+    todo: list[tuple[data.Task, tuple[int, ...]]]  # (task, the sample numbers it lacks)
     done: frozenset[tuple[str, int]]  # (task_id, sample) already in samples.jsonl
     total: int  # samples of the whole run
 
 
 def plan(settings: RunSettings, out: Path) -> Plan:
-    """Pin the settings to `out` and work out the samples still missing (a resumed run)."""
+    """Pin the settings to `out` and work out the samples still missing (a resumed run).
+
+    By number, not by count: samples are judged in parallel and written as they finish, so
+    a kill may leave 0 and 2 of a task; the resume must make 1 (2 again would be dropped as
+    a duplicate and the task would be left out of pass@k).
+    """
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)
-    tasks = data.select(data.load_suite(settings.suite), settings.limit, settings.seed)
-    records = read_samples(out)
-    have = Counter(r["task_id"] for r in records)
-    todo = [(t, have[t.task_id], settings.samples - have[t.task_id]) for t in tasks]
-    done = frozenset((str(r["task_id"]), int(r["sample"])) for r in records)
-    return Plan(tasks, [x for x in todo if x[2] > 0], done, len(tasks) * settings.samples)
+    tasks = data.load_suite(settings.suite, settings.projects or None)
+    tasks = data.select(tasks, settings.limit, settings.seed)
+    done = frozenset((str(r["task_id"]), int(r["sample"])) for r in read_samples(out))
+    todo = [
+        (t, missing)
+        for t in tasks
+        if (missing := tuple(i for i in range(settings.samples) if (t.task_id, i) not in done))
+    ]
+    return Plan(tasks, todo, done, len(tasks) * settings.samples)
 
 
 def sample_records(
     engine: Engine,
     task: data.Task,
-    first: int,
-    n: int,
+    samples: Sequence[int],
     options: CompletionOptions,
     cold: bool,
 ) -> list[dict[str, Any]]:
-    """Generate `n` samples of a task, numbered from `first`: their records before judging.
+    """Generate the samples of a task numbered `samples`: their records before judging.
 
     The one home of what a sample record holds; the local loop and the Ray workers
     (eval/ray_run.py) both build records here and add the outcome with `judged`.
     """
-    results = generate_for(engine, task, n, options)
+    results = generate_for(engine, task, len(samples), options)
     t_tok = time.monotonic()
     engine.encode(task.prompt[-4000:] + task.suffix[:2000])
     tokenize_ms = (time.monotonic() - t_tok) * 1000
     return [
         {
             "task_id": task.task_id,
-            "sample": first + i,
+            "sample": number,
             "kind": task.kind,
             "language": data.language(task),
             "completion": res.text,
@@ -214,7 +220,7 @@ def sample_records(
             "shared_prompt_pass": len(results) > 1,
             "cold": cold and i == 0,
         }
-        for i, res in enumerate(results)
+        for i, (number, res) in enumerate(zip(samples, results, strict=True))
     ]
 
 
@@ -316,11 +322,12 @@ def run(
             with ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool:
                 pending: set[Future[bool]] = set()
                 cold = True
-                for task, first, n in left.todo:
+                for task, samples in left.todo:
                     if stop_after is not None and produced >= stop_after:
                         break
-                    n = min(n, stop_after - produced) if stop_after is not None else n
-                    for record in sample_records(engine, task, first, n, options, cold):
+                    if stop_after is not None:
+                        samples = samples[: stop_after - produced]
+                    for record in sample_records(engine, task, samples, options, cold):
                         pending.add(pool.submit(execute, record, task))
                         produced += 1
                     cold = False

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from completion.engines.ct2 import EngineOptions, load_engine
 from eval import data
 from eval.ray_run import RayOptions, RayRunError, RayUnavailableError, model_factory, run_on_ray
-from eval.records import RunSettings, read_samples, sessions
+from eval.records import RunSettings, model_sha256, read_samples, sessions
 from eval.run import run
 
 ray = pytest.importorskip("ray")
@@ -181,7 +182,8 @@ def test_a_killed_driver_leaves_its_samples_and_a_rerun_completes(
     lines = (out / "samples.jsonl").read_text().splitlines()
     before = [json.loads(x) for x in lines]  # every line written so far is whole
     assert 2 <= len(before) < len(SLOW)
-    settings = RunSettings(suite=str(suite), timeout_s=5.0, model="tiny")
+    pin = model_sha256(tiny_model.manifest)  # the CLI pinned the model it found
+    settings = RunSettings(suite=str(suite), timeout_s=5.0, model="tiny", model_sha256=pin)
     factory = model_factory(str(tiny_model.path), None)
     summary = run_on_ray(settings, out, factory, RayOptions(workers=2))
     records = read_samples(out)
@@ -189,6 +191,42 @@ def test_a_killed_driver_leaves_its_samples_and_a_rerun_completes(
     assert len(set(keys(records))) == len(records) == len(SLOW)
     assert summary["samples"] == len(SLOW) and len(sessions(out)) == 1  # the killed one: none
     assert len({r["session"] for r in records}) == 2
+
+
+def test_a_ray_resume_fills_the_missing_sample_numbers(
+    tmp_path: Path,
+    cluster: str,
+    tiny_model,  # type: ignore[no-untyped-def]
+) -> None:
+    """Samples 0 and 2 of a task on disk: the Ray driver dispatches sample 1 (#24, 5)."""
+    settings = RunSettings(suite="humaneval-single-line", limit=2, samples=3, temperature=0.8)
+    out = tmp_path / "run"
+    engine = load_engine(tiny_model, EngineOptions(threads=1))
+    run(settings, out, lambda: engine, workers=2)
+    gone = (read_samples(out)[0]["task_id"], 1)
+    kept = [r for r in read_samples(out) if (r["task_id"], r["sample"]) != gone]
+    (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    summary = run_on_ray(settings, out, model_factory(str(tiny_model.path), None))
+    records = read_samples(out)
+    assert gone in keys(records) and len(set(keys(records))) == len(records) == 6
+    assert summary["samples"] == 6 and summary["tasks"] == 2
+
+
+def test_a_worker_with_another_model_refuses_to_start(
+    tmp_path: Path,
+    cluster: str,
+    tiny_model,  # type: ignore[no-untyped-def]
+) -> None:
+    """The run pins the model's files: a node whose model differs does not generate."""
+    pin = "0" * 64
+    settings = RunSettings(suite="humaneval-single-line", limit=1, model_sha256=pin)
+    factory = model_factory(str(tiny_model.path), None)
+    with pytest.raises(RayRunError, match=f"could not start: .*the run pins {pin}"):
+        run_on_ray(settings, tmp_path / "run", factory, RayOptions(workers=1))
+    assert read_samples(tmp_path / "run") == []
+    right = replace(settings, model_sha256=model_sha256(tiny_model.manifest))
+    summary = run_on_ray(right, tmp_path / "right", factory, RayOptions(workers=1))
+    assert summary["samples"] == 1
 
 
 def test_missing_ray_names_the_extra(

@@ -149,6 +149,25 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     assert third.prompts == []
 
 
+def test_resume_fills_the_missing_sample_numbers(tmp_path: Path) -> None:
+    """A kill may leave samples 0 and 2 of a task (they are judged in parallel and written
+    as they finish): the resume makes sample 1, not 2 again (#24, 5)."""
+    suite = write_suite(tmp_path / "toy.jsonl", TASKS[:3])
+    out = tmp_path / "run"
+    settings = RunSettings(suite=suite, samples=3, temperature=0.8, timeout_s=2.0)
+    run(settings, out, lambda: FakeEngine(default="    return None"), workers=2)
+    kept = [r for r in read_samples(out) if (r["task_id"], r["sample"]) != ("toy/1", 1)]
+    (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    again = FakeEngine(default="    return None")
+    summary = run(settings, out, lambda: again, workers=2)
+    assert len(again.prompts) == 1  # only toy/1 is generated again, for its one gap
+    samples = {}
+    for r in read_samples(out):
+        samples.setdefault(r["task_id"], []).append(r["sample"])
+    assert {t: sorted(s) for t, s in samples.items()} == {f"toy/{i}": [0, 1, 2] for i in range(3)}
+    assert summary["tasks"] == 3 and summary["samples"] == 9
+
+
 def test_resume_after_sigkill(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "toy.jsonl")
     out = tmp_path / "run"
