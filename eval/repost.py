@@ -117,7 +117,7 @@ def repost(
         )
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)
-    tasks = {t.task_id: t for t in data.load_suite(base.suite)}
+    tasks = {t.task_id: t for t in data.load_suite(base.suite, base.projects or None)}
     started = time.monotonic()
     progress = Progress(len(records), 0, progress_stream)
 
