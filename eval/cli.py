@@ -241,7 +241,7 @@ def _pipeline_spec(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.engines.choose import engine_for
+    from completion.engines.choose import open_engine
     from completion.models.store import locate
     from eval.data import TaskPathError, suite_name
     from eval.ray_run import RayRunError, RayUnavailableError
@@ -264,7 +264,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.ray is not None:
             summary = _run_on_ray(settings, out, args)
         else:
-            factory = functools.partial(engine_for, model, args.backend)
+            factory = functools.partial(open_engine, model, backend=args.backend)
             summary = run(settings, out, factory, workers=args.workers)
     except (
         SettingsMismatchError,

@@ -120,14 +120,14 @@ def engine_factory(
     mix engines; `eval.run.run` calls the loader only if there is work left. The model is
     located now, so a missing one fails before any run starts.
     """
-    from completion.engines.choose import engine_for
+    from completion.engines.choose import open_engine
     from completion.models.store import locate
 
     model = locate(entrant.model or None, cache_dir)
     if entrant.backend:
         settings = {"model": model.manifest.name, "backend": entrant.backend}
-        return settings, lambda: engine_for(model, entrant.backend)
-    return {"model": model.manifest.name}, lambda: engine_for(model)
+        return settings, lambda: open_engine(model, backend=entrant.backend)
+    return {"model": model.manifest.name}, lambda: open_engine(model)
 
 
 def run_entrants(

@@ -82,7 +82,7 @@ def model_engine(
     none) must then match the files found, or the worker refuses to start. With a
     `backend`, the workers send their prompts to that server (`completion.engines.choose`).
     """
-    from completion.engines.choose import engine_for
+    from completion.engines.choose import open_engine
     from completion.models.store import locate
     from eval.records import model_sha256
 
@@ -93,7 +93,7 @@ def model_engine(
             f"{socket.gethostname()}: model {installed.path} has model_sha256 {found}, "
             f"the run pins {sha256}: install the same model on every node"
         )
-    return engine_for(installed, backend, threads=threads)
+    return open_engine(installed, backend=backend, threads=threads)
 
 
 def model_factory(

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from completion.engines.choose import engine_for
+from completion.engines.choose import open_engine
 from completion.engines.interface import Engine
-from completion.models.store import ModelError, locate
+from completion.models.store import ModelError
 from lsp_server.cpu_load import auto_threads
 
 log = logging.getLogger("offpilot.server")
@@ -45,12 +45,12 @@ class Wanted:
 def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
     """The engine of a model setting, its model found in `cache_dir` (or raises)."""
     started = time.monotonic()
-    model = locate(wanted.model, cache_dir)
     # 0: the cores other processes leave free (a backend's threads are the server's business)
     threads = 0 if wanted.backend else wanted.threads or auto_threads()
-    engine = engine_for(
-        model,
-        wanted.backend,
+    engine = open_engine(
+        wanted.model,
+        cache_dir=cache_dir,
+        backend=wanted.backend,
         threads=threads,
         api_key_env=wanted.api_key_env,
         backend_model=wanted.backend_model,

@@ -89,6 +89,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _add_backend_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        metavar="URL",
+        default=None,
+        help="generate with an OpenAI-compatible server (llama.cpp, vLLM, Ollama) at URL; "
+        "the model named by --model gives the tokenizer and prompt format (docs/latency.md)",
+    )
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -151,13 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-file", default=None, help="log here instead of stderr")
     serve.add_argument("--log-level", default="INFO")
     _add_model_flags(serve)
-    serve.add_argument(
-        "--backend",
-        metavar="URL",
-        default=None,
-        help="generate with an OpenAI-compatible server (llama.cpp, vLLM, Ollama) at URL; "
-        "the model named by --model gives the tokenizer and prompt format (docs/latency.md)",
-    )
+    _add_backend_flag(serve)
     serve.set_defaults(func=_cmd_serve)
 
     comp = sub.add_parser("complete", help="print the completion at a position")
@@ -166,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("column", type=int, help="0-based UTF-16 column")
     comp.add_argument("--time-budget", type=float, default=30.0, help="seconds (default 30)")
     _add_model_flags(comp)
+    _add_backend_flag(comp)
     comp.set_defaults(func=_cmd_complete)
 
     from offpilot.bench.replay import add_parser as add_bench_parser

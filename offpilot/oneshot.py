@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from completion.engines.ct2 import load_engine
-from completion.models.store import locate
+from completion.engines.choose import open_engine
 from completion.options import CompletionOptions
 from completion.pipeline import CompletionRequest, complete
 from completion.positions import offset_at
@@ -30,7 +29,7 @@ def complete_file(args: argparse.Namespace) -> int:
         print(f"offpilot: {path} looks binary; nothing to complete", file=sys.stderr)  # noqa: T201
         return 1
     text = data.decode("utf-8", errors="replace")
-    engine = load_engine(locate(args.model, args.cache_dir))
+    engine = open_engine(args.model, cache_dir=args.cache_dir, backend=args.backend)
     request = CompletionRequest(text, offset_at(text, args.line, args.column), path=str(path))
     result = complete(engine, request, CompletionOptions(time_budget_s=args.time_budget))
     sys.stdout.write(result.text + "\n")

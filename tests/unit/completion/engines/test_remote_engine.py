@@ -7,9 +7,12 @@ result with `backend_error` and a `last_error`, within the time budget, never a 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from scripted_backend import ScriptedBackend
@@ -215,11 +218,11 @@ def test_sample_with_a_stop_rule_and_a_failure(
     assert [(h.text, h.reason) for h in samples.hypotheses] == [("", StopReason.BACKEND_ERROR)] * 2
 
 
-def test_engine_for_and_compare_choose_the_engine(
+def test_open_engine_and_compare_choose_the_engine(
     tiny_model: InstalledModel, backend: ScriptedBackend
 ) -> None:
     """The one factory: a backend URL gives a RemoteEngine (also for an eval compare entrant)."""
-    from completion.engines.choose import engine_for
+    from completion.engines.choose import open_engine
     from completion.engines.ct2 import CT2Engine
     from eval.compare import Entrant, engine_factory
 
@@ -227,7 +230,31 @@ def test_engine_for_and_compare_choose_the_engine(
     assert settings == {"model": "tiny", "backend": backend.url}
     engine = load()
     assert isinstance(engine, RemoteEngine) and run(engine)[0] == "a + b"
-    assert isinstance(engine_for(tiny_model), CT2Engine)
+    assert isinstance(open_engine(tiny_model), CT2Engine)
+
+
+def test_offpilot_complete_takes_a_backend(
+    tiny_model: InstalledModel, backend: ScriptedBackend, tmp_path: Path
+) -> None:
+    """`offpilot complete --backend URL` opens its engine like the server: the server answers."""
+    src = tmp_path / "m.py"
+    src.write_text("def add(a, b):\n    return \n")
+    cli = [sys.executable, "-m", "offpilot.cli", "complete", str(src), "1", "11"]
+    out = subprocess.run(
+        [*cli, "--model", str(tiny_model.path), "--backend", backend.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "a + b\n" and len(backend.requests) == 1
+    bad = subprocess.run(
+        [*cli, "--model", str(tiny_model.path), "--backend", "localhost:8080"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "offpilot:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("ending", ["\r\n", "\n", "\r", " \t\n"])
