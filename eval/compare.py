@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from completion.engines.interface import Engine
 from eval import data, metrics, toolchains
-from eval.records import SETTINGS, RunSettings, by_language, read_samples
+from eval.records import SETTINGS, RunSettings, SampleRecord, by_language, read_samples
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
@@ -198,14 +198,14 @@ class Contestant:
     dirs: tuple[str, ...]
     settings: tuple[dict[str, Any], ...]
     outcomes: dict[Key, Outcome]
-    records: tuple[dict[str, Any], ...]
+    records: tuple[SampleRecord, ...]
     skipped: int  # samples whose toolchain was missing (no answer of the model)
 
-    def on(self, paired: set[Key]) -> list[dict[str, Any]]:
+    def on(self, paired: set[Key]) -> list[SampleRecord]:
         """The sample records of the paired tasks."""
         return [r for r in self.records if (r["suite"], r["task_id"]) in paired]
 
-    def warm(self, paired: set[Key]) -> list[dict[str, Any]]:
+    def warm(self, paired: set[Key]) -> list[SampleRecord]:
         """The timed requests of the paired tasks, the first after each model load left out."""
         return [
             r
@@ -228,7 +228,8 @@ def run_dirs(path: Path) -> list[Path]:
 def load_contestant(path: Path, label: str) -> Contestant:
     """Read an entrant's runs; a run without samples or two runs of one suite are refused."""
     outcomes: dict[Key, Outcome] = {}
-    settings, records, dirs, skipped = [], [], [], 0
+    settings, dirs, skipped = [], [], 0
+    records: list[SampleRecord] = []
     suites: dict[str, Path] = {}
     for d in run_dirs(path):
         try:
@@ -257,18 +258,19 @@ def load_contestant(path: Path, label: str) -> Contestant:
             outcomes[(suite, task_id)] = Outcome(
                 suite, task_id, language[task_id], len(passes), sum(passes)
             )
-        records += [
-            {
-                **r,
-                "suite": suite,
-                "timings_ms": r.get("timings_ms") or {},
-                "reason": str(r.get("reason", "")),
-            }
-            for r in rs
-        ]
+        records += [_tagged(r, suite) for r in rs]
         settings.append(s)
         dirs.append(str(d))
     return Contestant(label, tuple(dirs), tuple(settings), outcomes, tuple(records), skipped)
+
+
+def _tagged(record: SampleRecord, suite: str) -> SampleRecord:
+    """A record read back, with its suite and the keys an old run may lack."""
+    tagged = record.copy()
+    tagged["suite"] = suite
+    tagged["timings_ms"] = record.get("timings_ms") or {}
+    tagged["reason"] = str(record.get("reason", ""))
+    return tagged
 
 
 def paired_keys(contestants: Sequence[Contestant], intersect: bool) -> tuple[list[Key], str]:

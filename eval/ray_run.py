@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from completion.engines.interface import Engine
 from eval import data
 from eval.progress import Progress
-from eval.records import RunSettings
+from eval.records import RunSettings, SampleRecord
 from eval.run import SampleSink, finish, judged, plan, sample_records
 from eval.sandbox import execution
 
@@ -132,7 +132,7 @@ class EvalWorker:
         """The process id and model load times of this actor."""
         return {"pid": os.getpid(), **self._load}
 
-    def run_task(self, task: data.Task, samples: tuple[int, ...]) -> list[dict[str, Any]]:
+    def run_task(self, task: data.Task, samples: tuple[int, ...]) -> list[SampleRecord]:
         """The judged records of the samples of `task` numbered `samples`."""
         with self._lock:
             cold, self._cold = self._cold, False

@@ -14,7 +14,7 @@ import platform
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from completion.models.store import Manifest
 from completion.options import CompletionOptions
@@ -35,6 +35,55 @@ STAGES = (
     "postprocess",
     "total",
 )
+
+
+class Judgement(TypedDict):
+    """A sample's test outcome (`eval.run.judge`)."""
+
+    passed: bool
+    result: str  # execution.PASSED, FAILED, ERROR or TIMEOUT
+    reason: str
+    exec_ms: float
+
+
+class SampleRecord(TypedDict):
+    """One line of DIR/samples.jsonl: a generated sample, then its test outcome.
+
+    Built in one place (`eval.run.sample_records`), judged by `eval.run.judged`; the keys
+    every reader may rely on are these.
+    """
+
+    task_id: str
+    sample: int
+    kind: str
+    language: str
+    completion: str  # what the editor would show
+    raw: str  # the model's output before post-processing (`eval repost` redoes that)
+    mode: str  # the trigger's decision: none | single | multi
+    stop_reason: str
+    latency_ms: float
+    timings_ms: dict[str, float]  # per stage (STAGES)
+    tokens_in: int
+    tokens_out: int
+    crossfile: list[str]
+    shared_prompt_pass: bool  # pass@k: one prompt pass shared by the task's samples
+    cold: bool  # the first sample after the model loaded
+    passed: NotRequired[bool]  # the Judgement's fields, once judged
+    result: NotRequired[str]
+    reason: NotRequired[str]
+    exec_ms: NotRequired[float]
+    session: NotRequired[str]  # the process that wrote it (SampleSink)
+    elapsed_s: NotRequired[float]  # when, since that process started
+    retested: NotRequired[bool]  # `eval repost`: the completion changed and was tested again
+    suite: NotRequired[str]  # `eval compare`: the suite of the run it was read from
+
+
+def with_judgement(record: SampleRecord, outcome: Judgement) -> SampleRecord:
+    """A copy of `record` carrying its test outcome."""
+    done = record.copy()
+    done["passed"], done["result"] = outcome["passed"], outcome["result"]
+    done["reason"], done["exec_ms"] = outcome["reason"], outcome["exec_ms"]
+    return done
 
 
 @dataclass(frozen=True)
@@ -85,7 +134,7 @@ def model_sha256(manifest: Manifest) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
-def read_samples(out: Path, repair: bool = True) -> list[dict[str, Any]]:
+def read_samples(out: Path, repair: bool = True) -> list[SampleRecord]:
     """Records already in DIR/samples.jsonl; a line cut short by a kill is dropped.
 
     `repair` rewrites the file without it, for the run that appends next; a reader of a run
@@ -94,7 +143,8 @@ def read_samples(out: Path, repair: bool = True) -> list[dict[str, Any]]:
     path = out / SAMPLES
     if not path.exists():
         return []
-    records, broken = [], False
+    records: list[SampleRecord] = []
+    broken = False
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             records.append(json.loads(line))
@@ -163,7 +213,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+def summarize(settings: RunSettings, records: list[SampleRecord], out: Path) -> dict[str, Any]:
     """summary.json: pass@k, result counts, latency percentiles per stage, cold request.
 
     A sample whose toolchain was missing (`toolchains.is_missing`) is no answer of the
@@ -182,7 +232,7 @@ def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -
     warm = [r for r in records if not r.get("cold")]
     cold = [r for r in records if r.get("cold")]
 
-    def stage(rs: list[dict[str, Any]], name: str) -> list[float]:
+    def stage(rs: list[SampleRecord], name: str) -> list[float]:
         return [float(r["timings_ms"][name]) for r in rs if name in r.get("timings_ms", {})]
 
     past = sessions(out)
@@ -222,20 +272,20 @@ def summarize(settings: RunSettings, records: list[dict[str, Any]], out: Path) -
     return summary
 
 
-def _language(records: list[dict[str, Any]]) -> str:
+def _language(records: list[SampleRecord]) -> str:
     """The run's language: the one of all its samples, or `mixed`."""
     found = {r.get("language", "python") for r in records}
     return found.pop() if len(found) == 1 else "mixed" if found else ""
 
 
-def by_language(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def by_language(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
     """Per language: pass@1, how many answers did not compile, test time per sample.
 
     `compile_error_share` is over the scored samples; `shown_not_compiling` over those with
     a non-empty completion (what an editor would have shown). Skipped samples (a missing
     toolchain) count only in `skipped`.
     """
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[SampleRecord]] = defaultdict(list)
     for r in records:
         groups[r.get("language", "python")].append(r)
     out = {}

@@ -7,13 +7,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from eval.records import SampleRecord
+
 log = logging.getLogger(__name__)
 
 LATENCY_PNG = "latency_cdf.png"
 KIND_PNG = "pass_by_kind.png"
 
 
-def write_report(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+def write_report(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> Path:
     """Write report.md (and the PNG plots when matplotlib is installed); returns its path."""
     plots = _plots(out, summary, records)
     path = out / "report.md"
@@ -21,7 +23,7 @@ def write_report(out: Path, summary: dict[str, Any], records: list[dict[str, Any
     return path
 
 
-def render(summary: dict[str, Any], records: list[dict[str, Any]], plots: list[str]) -> str:
+def render(summary: dict[str, Any], records: list[SampleRecord], plots: list[str]) -> str:
     """The report as Markdown."""
     s = summary
     lines = [f"# Benchmark: {s['suite']}", ""]
@@ -101,10 +103,10 @@ def _languages(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _failures(records: list[dict[str, Any]], top: int = 5) -> list[str]:
+def _failures(records: list[SampleRecord], top: int = 5) -> list[str]:
     """The most frequent reasons for each non-passing result, with an example task."""
     groups: dict[str, Counter[str]] = defaultdict(Counter)
-    example: dict[tuple[str, str], dict[str, Any]] = {}
+    example: dict[tuple[str, str], SampleRecord] = {}
     for r in records:
         if r["passed"]:
             continue
@@ -153,7 +155,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _plots(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> list[str]:
     plt = pyplot()
     if plt is None:
         return []

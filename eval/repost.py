@@ -38,9 +38,11 @@ from eval.records import (
     SETTINGS,
     SUMMARY,
     RunSettings,
+    SampleRecord,
     check_settings,
     read_samples,
     summarize,
+    with_judgement,
 )
 from eval.report import write_report
 from eval.run import judge, request_for
@@ -121,11 +123,11 @@ def repost(
     started = time.monotonic()
     progress = Progress(len(records), 0, progress_stream)
 
-    def redo(record: dict[str, Any]) -> dict[str, Any]:
+    def redo(record: SampleRecord) -> SampleRecord:
         task = tasks.get(record["task_id"])
         if task is None:
             raise RepostError(f"task {record['task_id']} is not in {base.suite}")
-        new = dict(record)
+        new = record.copy()
         if record["mode"] in ("single", "multi"):
             request = request_for(task)
             context = extract_context(request.text, request.offset, request.language, request.path)
@@ -144,14 +146,11 @@ def repost(
             timings["postprocess"] = round(post_ms, 2)
             if "total" in timings:
                 timings["total"] = round(float(timings["total"]) + shift, 2)
-            new.update(
-                completion=text,
-                stop_reason=reason,
-                timings_ms=timings,
-                latency_ms=round(float(record.get("latency_ms", 0.0)) + shift, 2),
-            )
+            new["completion"], new["stop_reason"], new["timings_ms"] = text, reason, timings
+            new["latency_ms"] = round(float(record.get("latency_ms", 0.0)) + shift, 2)
         if new["completion"] != record["completion"]:
-            new.update(judge(task, new["completion"], base.timeout_s), retested=True)
+            new = with_judgement(new, judge(task, new["completion"], base.timeout_s))
+            new["retested"] = True
         else:
             new["retested"] = False
         progress.update(bool(new["passed"]))

@@ -29,11 +29,14 @@ from eval.progress import Progress
 from eval.records import (
     SAMPLES,
     SUMMARY,
+    Judgement,
     RunSettings,
+    SampleRecord,
     append_session,
     check_settings,
     read_samples,
     summarize,
+    with_judgement,
 )
 from eval.sandbox import execution
 from eval.suites import tracing
@@ -105,7 +108,7 @@ def generate_for(
     return complete_samples(engine, request, options, n)
 
 
-def judge(task: data.Task, completion: str, timeout_s: float) -> dict[str, Any]:
+def judge(task: data.Task, completion: str, timeout_s: float) -> Judgement:
     """Run the task's test on the filled-in program: the outcome fields of a sample record.
 
     A project task whose `path` would leave the sandbox is an error record, not a crash. A
@@ -192,7 +195,7 @@ def sample_records(
     samples: Sequence[int],
     options: CompletionOptions,
     cold: bool,
-) -> list[dict[str, Any]]:
+) -> list[SampleRecord]:
     """Generate the samples of a task numbered `samples`: their records before judging.
 
     The one home of what a sample record holds; the local loop and the Ray workers
@@ -224,9 +227,9 @@ def sample_records(
     ]
 
 
-def judged(record: dict[str, Any], task: data.Task, timeout_s: float) -> dict[str, Any]:
+def judged(record: SampleRecord, task: data.Task, timeout_s: float) -> SampleRecord:
     """The record with its test outcome (`judge` on its completion)."""
-    return {**record, **judge(task, record["completion"], timeout_s)}
+    return with_judgement(record, judge(task, record["completion"], timeout_s))
 
 
 class SampleSink:
@@ -248,18 +251,16 @@ class SampleSink:
         # leaves no samples.jsonl behind
         self._fh: TextIO | None = None
 
-    def write(self, record: dict[str, Any]) -> bool:
+    def write(self, record: SampleRecord) -> bool:
         """Append one judged record, stamped with the session; False if it was a duplicate."""
         key = (str(record["task_id"]), int(record["sample"]))
         with self._lock:
             if key in self._done:
                 return False
             self._done.add(key)
-            stamped = {
-                **record,
-                "session": self.session,
-                "elapsed_s": round(time.monotonic() - self.started, 3),
-            }
+            stamped = record.copy()
+            stamped["session"] = self.session
+            stamped["elapsed_s"] = round(time.monotonic() - self.started, 3)
             if self._fh is None:
                 self._fh = open(self._path, "a", encoding="utf-8")
             self._fh.write(json.dumps(stamped) + "\n")
@@ -316,7 +317,7 @@ def run(
             options = settings.options()
             workers = workers or os.cpu_count() or 1
 
-            def execute(record: dict[str, Any], task: data.Task) -> bool:
+            def execute(record: SampleRecord, task: data.Task) -> bool:
                 return sink.write(judged(record, task, settings.timeout_s))
 
             with ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool:
