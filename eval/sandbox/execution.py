@@ -47,9 +47,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
-from eval.sandbox import capture, cgroups, launcher, namespace, uids
+from eval.sandbox import capture, cgroups, namespace, uids
 
 PASSED = "passed"
 FAILED = "failed"
@@ -61,6 +62,10 @@ PREFIX = "offpilot-eval-"  # temp dirs and cgroups: PREFIX/<harness pid>-...
 
 _EXTRA_TASKS = 8  # processes of the sandbox itself (bwrap, its init, setpriv) on top of the cap
 _PROBE = "print('offpilot sandbox probe')"
+# The programs that start a sample, as text (modules of this package, never imported here):
+# the launcher it runs under and the cgroup joiner.
+_LAUNCHER = resources.files("eval.sandbox").joinpath("launcher.py").read_text(encoding="utf-8")
+_JOIN = resources.files("eval.sandbox").joinpath("join.py").read_text(encoding="utf-8")
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +260,7 @@ def _execute(
         if setup is not None:
             setup(work)
         (work / "program.py").write_text(program, encoding="utf-8")
-        (root / "launcher.py").write_text(launcher.LAUNCHER, encoding="utf-8")
+        (root / "launcher.py").write_text(_LAUNCHER, encoding="utf-8")
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(work),
@@ -289,7 +294,7 @@ def _execute(
             tasks = limits.processes + _EXTRA_TASKS if limits.processes else 0
             group = cgroups.Cgroup.create(limits.memory_bytes, tasks)
             if group is not None:
-                args = [sys.executable, "-I", "-S", "-c", launcher.JOIN, *group.procs, "--", *args]
+                args = [sys.executable, "-I", "-S", "-c", _JOIN, *group.procs, "--", *args]
         proc = subprocess.Popen(  # noqa: S603
             args,
             cwd=work,
