@@ -3,7 +3,7 @@
 Each language is a `Toolchain`: the binaries it needs (and the Debian package that has
 them), the file the program goes in, the compile and run commands and their time limits,
 the environment, and the sandbox allowances it needs (the JVM and go reserve address space
-and start many threads). A small Python driver (`eval.toolchain_driver`) runs in the sandbox via
+and start many threads). A small Python driver (`eval.toolchains.driver`) runs in the sandbox via
 `execution.run_program`: it checks the binaries *as the sandbox sees them* (a rustup in
 /root is hidden there), compiles, runs, caps each step's output and time, and ends with one
 exception line that `outcome` maps to a result: `toolchain missing: ...` (an error, never
@@ -26,11 +26,13 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from eval import data, toolchain_driver
+from eval import data
 from eval.sandbox import execution
+from eval.toolchains import driver
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,9 @@ _GO_TEST_IMPORTS = 'import (\n    "testing"\n    "github.com/stretchr/testify/as
 _GO_WARM = ("bytes", "crypto/md5", "fmt", "math", "regexp", "sort", "strconv", "strings", "time")
 _JVM = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:CICompilerCount=2")
 _JVM_SMALL = ("-XX:ReservedCodeCacheSize=64m", "-XX:CompressedClassSpaceSize=64m")
-END = toolchain_driver.END_MARK
+END = driver.END_MARK
+# The driver's text (it runs in the sandbox as the sample's program, never here)
+_DRIVER = resources.files("eval.toolchains").joinpath("driver.py").read_text(encoding="utf-8")
 
 # The runners: each reads the nonce (stdin) before any of the completion's code runs, keeps
 # it where that code cannot name it, and prints it only once the test returned normally.
@@ -368,7 +372,7 @@ def run_source(tc: Toolchain, source: str, run_s: float | None = None) -> execut
         if cache is not None:
             shutil.copytree(cache, work / "gocache", symlinks=True)
 
-    raw = execution.run_program(toolchain_driver.DRIVER, tc.limits(run), setup)
+    raw = execution.run_program(_DRIVER, tc.limits(run), setup)
     return outcome(raw)
 
 
