@@ -17,27 +17,28 @@ import random
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 
 from eval import data
 from eval.sandbox import execution
 from eval.suites.holes import Hole, holes, python_parser
-from eval.suites.tracing import PYTEST_PRELUDE, find_tests, is_test, trace
+from eval.suites.tracing import find_tests, is_test, trace
 
 MAX_TESTS_PER_TASK = 40
 
-_DRIVER = (
-    PYTEST_PRELUDE
-    + """\
-with open({path!r}, encoding="utf-8") as fh:  # a broken file is a SyntaxError, not exit 4
-    compile(fh.read(), {path!r}, "exec")
-rc = pytest.main([*ARGS, "-x", *{tests!r}])
-if rc == 1:
-    raise AssertionError("pytest: a test failed")
-if rc != 0:
-    raise RuntimeError(f"pytest exited with status {{int(rc)}}")
-"""
-)
+# The program of a task's test (it runs in the sandbox, never here); see `task_test`
+_TASK_TEST = resources.files("eval.suites").joinpath("task_test.py").read_text(encoding="utf-8")
+
+
+def task_test(tests: list[str], path: str) -> str:
+    """A task's `test`: the task-test program and one call with the task's data.
+
+    The tasks file keeps the whole program, so a task runs without this module; the data
+    goes in as literals of plain strings (`repr`), never spliced into the program's code.
+    """
+    call = f"main({data.PROJECT_DIR_NAME!r}, {list(tests)!r}, {path!r})"
+    return f'{_TASK_TEST}\n\nif __name__ == "__main__":\n    {call}\n'
 
 
 def imported_names(project: Path, rel: str, text: str) -> set[str]:
@@ -119,9 +120,7 @@ def build_tasks(
                         prompt=prompt,
                         suffix=suffix,
                         canonical_solution=middle,
-                        test=_DRIVER.format(
-                            project=data.PROJECT_DIR_NAME, tests=chosen_tests, path=rel
-                        ),
+                        test=task_test(chosen_tests, rel),
                         entry_point=hole.function,
                         kind=kind,
                         project=str(project.resolve()),

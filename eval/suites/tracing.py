@@ -15,63 +15,19 @@ import secrets
 import selectors
 import threading
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from eval import data
 from eval.sandbox import execution
+from eval.suites import tracer
 
 TRACE_BYTES = 64 << 20  # the most a trace may send
 SKIP_DIRS = {".git", ".tox", ".nox", "build", "dist", "docs", "doc", "__pycache__", ".venv"}
 
-# The start of every program that runs the project's pytest in the sandbox (trace, task test)
-PYTEST_PRELUDE = """\
-import os, sys
-os.chdir({project!r})
-root = os.getcwd()
-for extra in ("src", ""):
-    path = os.path.join(root, extra) if extra else root
-    if os.path.isdir(path):
-        sys.path.insert(0, path)
-import pytest
-ARGS = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--no-header", "-p", "no:warnings"]
-"""
-
-_TRACER = (
-    PYTEST_PRELUDE
-    + """\
-import cProfile, json, types
-calls = {{}}
-passed = []
-
-class Tracer:
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item):
-        profiler = cProfile.Profile()
-        profiler.enable()
-        try:
-            yield
-        finally:
-            profiler.disable()
-            for entry in profiler.getstats():
-                co = entry.code
-                if isinstance(co, types.CodeType) and co.co_filename.startswith(root):
-                    calls.setdefault((co.co_filename, co.co_firstlineno), set()).add(item.nodeid)
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" and report.passed:
-            passed.append(report.nodeid)
-
-rc = pytest.main([*ARGS, *{tests!r}], plugins=[Tracer()])
-ok = set(passed)
-out = [
-    [os.path.relpath(f, root), line, sorted(t for t in ids if t in ok)]
-    for (f, line), ids in calls.items()
-]
-payload = json.dumps({{"rc": int(rc), "passed": len(ok), "calls": out}}).encode()
-with os.fdopen({fd}, "wb") as channel:
-    channel.write({token!r}.encode() + payload)
-"""
-)
+# The tracer's text: it runs in the sandbox as the sample's program, never here
+_TRACER = resources.files("eval.suites").joinpath("tracer.py").read_text(encoding="utf-8")
 
 
 def find_tests(project: Path) -> list[str]:
@@ -116,11 +72,15 @@ def trace(project: Path, tests: list[str], timeout_s: float) -> dict[tuple[str, 
     """
     channel = _Channel()
     try:
-        program = _TRACER.format(
-            project=data.PROJECT_DIR_NAME, tests=tests, fd=channel.fd, token=channel.token
-        )
+        task = {
+            "project": data.PROJECT_DIR_NAME,
+            "tests": tests,
+            "fd": channel.fd,
+            "token": channel.token,
+        }
         limits = execution.Limits(timeout_s=timeout_s, output_bytes=32 << 20)
-        outcome = execution.run_program(program, limits, _copier(project), pass_fds=(channel.fd,))
+        setup = _copier(project, task)
+        outcome = execution.run_program(_TRACER, limits, setup, pass_fds=(channel.fd,))
     finally:
         message = channel.close()
     if message is None:
@@ -139,8 +99,9 @@ class _Channel:
 
     The write end reaches the sandbox at an unguessable fd number, and a message counts only
     when it starts with a random token; a test that prints, or writes to some fd, sends none.
-    (A test that digs the token out of the tracer's own memory or program text is not
-    stopped; the pass token of `execution` has the same bound.)
+    The token reaches the tracer in a file that it deletes before the tests run. (A test that
+    digs the token out of the tracer's own memory is not stopped; the pass token of
+    `execution` has the same bound.)
     """
 
     def __init__(self) -> None:
@@ -199,10 +160,12 @@ def _unguessable_fd(fd: int) -> int:
     return int(moved)
 
 
-def _copier(project: Path) -> Callable[[Path], None]:
+def _copier(project: Path, task: dict[str, Any]) -> Callable[[Path], None]:
+    """Lay out the project and the tracer's data (which it deletes before the tests run)."""
     ignore = (*SKIP_DIRS - {"docs", "doc", "build", "dist"}, "*.pyc")
 
     def setup(work: Path) -> None:
         data.copy_project(project, work / data.PROJECT_DIR_NAME, ignore)
+        (work / tracer.DATA).write_text(json.dumps(task), encoding="utf-8")
 
     return setup

@@ -235,9 +235,7 @@ def engine() -> FakeEngine:
 
 def project_task(project: str) -> dict[str, str]:
     """A tasks-file line of a project task judged by the project's own tests."""
-    driver = make_tasks._DRIVER.format(
-        project=data.PROJECT_DIR_NAME, tests=["tests"], path="tinylib/core.py"
-    )
+    driver = make_tasks.task_test(["tests"], "tinylib/core.py")
     return {
         "task_id": "p/0",
         "prompt": CORE.removesuffix(LAST),
