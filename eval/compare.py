@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import json
 import math
-import random
 import re
 import sys
 from collections import defaultdict
@@ -25,6 +24,7 @@ from typing import Any, TextIO
 
 from completion.engines.interface import Engine
 from eval import data, metrics, toolchains
+from eval.metrics import bootstrap_ci, paired_test
 from eval.records import SETTINGS, RunSettings, SampleRecord, by_language, read_samples
 
 COMPARE_JSON = "compare.json"
@@ -39,63 +39,6 @@ class CompareError(Exception):
 
 
 Key = tuple[str, str]  # a task of a comparison: (suite name, task id)
-
-
-# -- statistics --------------------------------------------------------------------------------
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p: the discordant tasks as a fair coin, `b` one way, `c` other.
-
-    p = min(1, 2 * P(X <= min(b, c))) for X ~ Binomial(b + c, 1/2), computed with integers.
-    No discordant task is no evidence either way: p = 1.
-    """
-    if b < 0 or c < 0:
-        raise ValueError(f"discordant counts must be >= 0, got {b}, {c}")
-    n = b + c
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
-
-
-def bootstrap_ci(
-    values: Sequence[float], seed: int = 0, resamples: int = 10_000, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (tasks resampled, seeded).
-
-    Given the per-task differences of two entrants this is the paired bootstrap: a task's
-    two outcomes always move together.
-    """
-    if not values:
-        return (math.nan, math.nan)
-    rng = random.Random(seed)
-    n = len(values)
-    means = [sum(rng.choices(values, k=n)) / n for _ in range(resamples)]
-    tail = (1 - level) / 2 * 100
-    return (metrics.percentile(means, tail), metrics.percentile(means, 100 - tail))
-
-
-def paired_test(
-    base: Sequence[float], other: Sequence[float], seed: int = 0, resamples: int = 10_000
-) -> dict[str, Any]:
-    """The difference `other - base` of per-task pass@1, its bootstrap CI and McNemar p.
-
-    `better` and `worse` count the tasks where `other` scores above or below `base`; for
-    one sample per task they are McNemar's discordant pairs (else the test is a sign test).
-    """
-    if len(base) != len(other):
-        raise ValueError("paired scores must have one value per task on both sides")
-    diffs = [o - b for b, o in zip(base, other, strict=True)]
-    better = sum(d > 0 for d in diffs)
-    worse = sum(d < 0 for d in diffs)
-    lo, hi = bootstrap_ci(diffs, seed, resamples)
-    return {
-        "tasks": len(diffs),
-        "diff": sum(diffs) / len(diffs) if diffs else math.nan,
-        "ci95": [lo, hi],
-        "better": better,
-        "worse": worse,
-        "p": mcnemar_exact(better, worse),
-    }
 
 
 # -- entrants and their engines ----------------------------------------------------------------

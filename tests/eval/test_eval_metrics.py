@@ -1,4 +1,4 @@
-"""pass@k against brute-force counting, and the latency percentiles."""
+"""pass@k against brute-force counting, the latency percentiles, and the paired tests by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import math
 
 import pytest
 
-from eval.metrics import latency_stats, mean_pass_at_k, pass_at_k, percentile
+from eval.metrics import (
+    bootstrap_ci,
+    latency_stats,
+    mcnemar_exact,
+    mean_pass_at_k,
+    paired_test,
+    pass_at_k,
+    percentile,
+)
 
 
 def brute_force(n: int, c: int, k: int) -> float:
@@ -58,3 +66,43 @@ def test_percentiles_match_numpy() -> None:
     assert stats["n"] == len(values)
     assert stats["p50"] == pytest.approx(6.0)
     assert latency_stats([]) == {"n": 0}
+
+
+def test_mcnemar_exact_against_hand_computed_binomials() -> None:
+    assert mcnemar_exact(0, 5) == 2 / 2**5  # 0.0625: five of five one way is not enough
+    assert mcnemar_exact(1, 9) == 2 * (1 + 10) / 2**10  # 0.021484375
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)
+    assert mcnemar_exact(2, 8) == 0.109375  # 2 * (1 + 10 + 45) / 1024
+    assert mcnemar_exact(3, 17) == 2 * (1 + 20 + 190 + 1140) / 2**20
+    assert mcnemar_exact(5, 5) == 1.0  # the doubled tail is capped
+    assert mcnemar_exact(0, 0) == 1.0  # no discordant task: no evidence
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+def test_bootstrap_ci_is_seeded_and_holds_the_estimate() -> None:
+    values = [1.0] * 40 + [0.0] * 60
+    ci = bootstrap_ci(values, seed=7, resamples=2000)
+    assert ci == bootstrap_ci(values, seed=7, resamples=2000)
+    assert ci != bootstrap_ci(values, seed=8, resamples=2000)
+    assert ci[0] < 0.4 < ci[1]
+    # the normal approximation: 0.4 +- 1.96 * sqrt(0.4 * 0.6 / 100) = [0.304, 0.496]
+    assert ci[0] == pytest.approx(0.304, abs=0.02) and ci[1] == pytest.approx(0.496, abs=0.02)
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+
+
+def test_a_small_difference_on_150_tasks_is_not_significant() -> None:
+    base = [1.0] * 60 + [0.0] * 90
+    other = list(base)
+    for i in range(5):  # 5 tasks fixed, 3 broken: +2/150
+        other[60 + i] = 1.0
+    for i in range(3):
+        other[i] = 0.0
+    t = paired_test(base, other, seed=0, resamples=5000)
+    assert t["diff"] == pytest.approx(2 / 150)
+    assert (t["better"], t["worse"]) == (5, 3)
+    assert t["p"] == 2 * (1 + 8 + 28 + 56) / 2**8  # 0.7265625
+    assert t["ci95"][0] < 0 < t["ci95"][1]
+    assert t["ci95"][0] <= t["diff"] <= t["ci95"][1]
+    with pytest.raises(ValueError):
+        paired_test([1.0], [1.0, 0.0])
