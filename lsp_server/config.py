@@ -1,7 +1,9 @@
 """Client-facing settings.
 
 Parsed once from `initializationOptions` or `workspace/didChangeConfiguration`; a bad value
-warns and keeps the default.
+warns and keeps the default. The warnings come as one message (one popup in the editor, one
+log line), bounded whatever the client sent: at most MAX_LISTED settings named, each name and
+value cut to MAX_SHOWN_CHARS.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from completion.options import CompletionOptions
 
 # The pipeline's defaults, written once there (completion/pipeline.py).
 _PIPELINE = CompletionOptions()
+
+MAX_SHOWN_CHARS = 80  # of a bad setting's name, value or reason in the warning
+MAX_LISTED = 8  # bad settings named in the warning; the rest are counted
+_SECRET = frozenset({"backend_api_key_env"})  # a bad value here may be the key itself
 
 # camelCase names editors send -> field names
 _ALIASES = {
@@ -145,16 +151,28 @@ def parse_config(raw: Any, base: ServerConfig | None = None) -> tuple[ServerConf
         return base, [f"offpilot settings should be an object, got {type(raw).__name__}; ignored"]
     names = {f.name for f in dataclasses.fields(ServerConfig)}
     changes: dict[str, Any] = {}
-    warnings: list[str] = []
+    bad: list[str] = []
     for key, value in raw.items():
         name = _ALIASES.get(key, key)
         if name not in names:
-            warnings.append(f"unknown offpilot setting {key!r}; ignored")
+            bad.append(f"{_cut(repr(key))} (unknown setting)")
             continue
         try:
             changes[name] = _check(name, value, getattr(base, name))
         except ValueError as exc:
-            warnings.append(
-                f"offpilot setting {key}={value!r} is invalid ({exc}); using the default"
-            )
-    return dataclasses.replace(base, **changes), warnings
+            shown = "<hidden>" if name in _SECRET else _cut(repr(value))
+            bad.append(f"{_cut(key)}={shown} ({_cut(str(exc))})")
+    return dataclasses.replace(base, **changes), [_warning(bad)] if bad else []
+
+
+def _cut(text: str) -> str:
+    """`text`, cut to MAX_SHOWN_CHARS: a setting's value may be megabytes."""
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def _warning(bad: list[str]) -> str:
+    """One message naming the bad settings: one popup, however many there are."""
+    listed = "; ".join(bad[:MAX_LISTED])
+    more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    noun = "setting" if len(bad) == 1 else "settings"
+    return f"offpilot: {len(bad)} {noun} ignored, defaults kept: {listed}{more}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_server.config import ServerConfig, parse_config
+from lsp_server.config import MAX_LISTED, MAX_SHOWN_CHARS, ServerConfig, parse_config
 
 
 def test_config_defaults_and_aliases() -> None:
@@ -47,8 +47,10 @@ def test_invalid_config_warns_and_keeps_defaults() -> None:
     assert config.max_tokens == ServerConfig().max_tokens
     assert config.debounce_ms == ServerConfig().debounce_ms
     assert config.enable is True and config.threads == 2
-    assert len(warnings) == 5
-    assert any("bogus" in w for w in warnings)
+    assert len(warnings) == 1  # one message, naming each bad setting
+    for key in ("maxTokens", "debounceMs", "enable", "'bogus' (unknown setting)", "languages"):
+        assert key in warnings[0]
+    assert warnings[0].startswith("offpilot: 5 settings ignored, defaults kept: ")
     assert parse_config("nonsense")[1]
 
 
@@ -72,5 +74,21 @@ def test_backend_settings() -> None:
         {"backend": "gpu-box:8080", "backendApiKeyEnv": "sk-live 123", "backendModel": 5}
     )
     assert (bad.backend, bad.backend_api_key_env, bad.backend_model) == (None, None, None)
-    assert len(warnings) == 3
-    assert "http" in warnings[0] and "variable's name" in warnings[1]
+    assert len(warnings) == 1 and warnings[0].count("=") == 3
+    assert "http" in warnings[0] and "variable's name" in warnings[0]
+    assert "sk-live" not in warnings[0]  # the key's name was wanted: the value may be the key
+
+
+def test_many_huge_bad_settings_make_one_bounded_warning() -> None:
+    """30 bad settings of 1 MB each: one message of a few KB, each value cut, the rest counted."""
+    raw = {f"bogus{i}": "v" * (1 << 20) for i in range(20)}
+    raw |= {"maxTokens": "w" * (1 << 20), "x" * (1 << 20): 1}
+    raw |= {f"k{i}": i for i in range(8)}
+    config, warnings = parse_config(raw)
+    assert config == ServerConfig()
+    assert len(warnings) == 1
+    (warning,) = warnings
+    assert len(warning) < (MAX_SHOWN_CHARS * 2 + 20) * MAX_LISTED + 200
+    assert warning.startswith("offpilot: 30 settings ignored, defaults kept: 'bogus0'")
+    assert warning.endswith(f"; and {30 - MAX_LISTED} more")
+    assert "v" * MAX_SHOWN_CHARS not in warning
