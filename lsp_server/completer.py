@@ -16,9 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 
-from completion.document import Document
 from completion.engines.interface import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
@@ -27,37 +27,52 @@ from completion.pipeline import CompletionRequest, CompletionResult, complete
 from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
-from lsp_server.trace import TraceRecord, block_record
 
 log = logging.getLogger("offpilot.completer")
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A document's text and the cursor, as the pipeline sees them."""
+    """The pipeline's request, and the document it came from (the cache's and reuse's key)."""
 
     uri: str
-    text: str
-    offset: int
-    language: str
-    path: str | None = None
-    documents: tuple[Document, ...] = ()  # other open documents, most recent first
-    root: str | None = None  # the workspace folder holding the document
+    request: CompletionRequest
 
 
-@dataclass
+class Source(StrEnum):
+    """How a request was answered: every value a trace's `source` or a log line can take."""
+
+    MODEL = "model"  # generated for this request (or its block's first line, shown early)
+    CACHE = "cache"  # the cache held the answer at this cursor
+    TYPETHROUGH = "typethrough"  # the user typed into a cached answer: its rest
+    PREFETCH = "prefetch"  # computed ahead (the next line) before anyone asked
+    REUSED = "reused"  # the generation in flight for an earlier keystroke, still matching
+    SUPERSEDED = "superseded"  # a newer request came during the debounce or the load
+    SKIPPED = "skipped"  # a prefetch that gave way to a real request
+    DISABLED = "disabled"  # off for this language (or altogether)
+    BINARY = "binary"  # the text around the cursor holds NUL bytes
+    CANCELLED = "cancelled"  # $/cancelRequest, a newer request, or shutdown
+    ERROR = "error"  # the pipeline raised (logged)
+    NOT_OPEN = "not_open"  # the document was never opened
+    NO_MODEL = "no_model"  # the model is missing or broken
+
+
+NO_RESULT = CompletionResult("", "")
+# answers that may be on screen: after one at a line's end, the next line is prefetched
+SHOWN = frozenset({Source.MODEL, Source.CACHE, Source.TYPETHROUGH, Source.PREFETCH, Source.REUSED})
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """The text to show and where it came from (for logs and benchmarks)."""
+    """The pipeline's result for a request (what to show) and how it was served."""
 
-    text: str
-    source: str  # model | cache | reused | superseded | disabled | error | cancelled
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    stop_reason: str = ""
-    crossfile: tuple[str, ...] = ()  # the other files' snippets in the prompt
-    prompt_tokens: int = 0  # of a model answer: the prompt's length
-    reused_tokens: int = 0  # of those, the ones whose model state the engine had cached
-    generated_tokens: int = 0  # of a model answer: the tokens decoded
-    mode: str = ""  # of a model answer: the trigger's decision (single or multi)
+    source: Source
+    result: CompletionResult = NO_RESULT
+
+    @classmethod
+    def served(cls, source: Source, text: str, timings_ms: dict[str, float]) -> Outcome:
+        """An answer that needed no generation of its own (cache, reuse)."""
+        return cls(source, CompletionResult(text, "", timings_ms=timings_ms))
 
 
 @dataclass
@@ -74,7 +89,7 @@ def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     line that opens a block or a bracket. None when the cursor is not at a line's end or the
     suggestion spans lines.
     """
-    text, offset = snap.text, snap.offset
+    text, offset = snap.request.text, snap.request.offset
     end = text.find("\n", offset)
     end = len(text) if end < 0 else end
     if text[offset:end].strip() or "\n" in shown:
@@ -83,12 +98,13 @@ def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     if not line.strip():
         return None
     indent = line[: len(line) - len(line.lstrip())]
-    if opens_indent(line, resolve_language(snap.language, snap.path)):
+    if opens_indent(line, resolve_language(snap.request.language, snap.request.path)):
         indent += "\t" if indent.startswith("\t") else "    "
     inserted = shown + "\n" + indent
-    return dataclasses.replace(
-        snap, text=text[:offset] + inserted + text[offset:], offset=offset + len(inserted)
+    ahead = dataclasses.replace(
+        snap.request, text=text[:offset] + inserted + text[offset:], offset=offset + len(inserted)
     )
+    return dataclasses.replace(snap, request=ahead)
 
 
 def completion_options(config: ServerConfig) -> CompletionOptions:
@@ -125,7 +141,7 @@ class Completer:
         self,
         config: ServerConfig,
         on_busy: Callable[[bool], None] | None = None,
-        on_trace: Callable[[TraceRecord], None] | None = None,
+        on_block: Callable[[int | str | None, str, CompletionResult, float], None] | None = None,
     ) -> None:
         self.config = config
         self.cache = CompletionCache()
@@ -134,8 +150,8 @@ class Completer:
         self._latest = 0  # the newest request's number: it supersedes all older ones
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
-        # gets the record of each block's rest (lsp_server/trace.py), on the event loop
-        self._on_trace = on_trace or (lambda _record: None)
+        # gets each block's rest (request id, uri, result, ms since arrival), on the event loop
+        self._on_block = on_block or (lambda _id, _uri, _result, _ms: None)
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
         self.closed = False  # `close`: the server is shutting down; nothing new starts
@@ -182,8 +198,8 @@ class Completer:
             raise
         self.sources[outcome.source] += 1
         wanted = self.config.prefetch and self.config.cache and not self.closed
-        if wanted and outcome.source in ("model", "cache", "typethrough", "prefetch", "reused"):
-            ahead = next_line_snapshot(snap, outcome.text)
+        if wanted and outcome.source in SHOWN:
+            ahead = next_line_snapshot(snap, outcome.result.text)
             if ahead is not None:
                 task = asyncio.ensure_future(self._prefetch(ahead, engine_future))
                 self._prefetches.add(task)
@@ -200,7 +216,8 @@ class Completer:
         if flight is not None:  # the rest of a block being written may hold the next line
             with contextlib.suppress(Exception):
                 await asyncio.shield(flight.result)
-        if self.cache.get(CursorKey.at(snap.uri, snap.text, snap.offset)) is not None:
+        key = CursorKey.at(snap.uri, snap.request.text, snap.request.offset)
+        if self.cache.get(key) is not None:
             return
         try:
             outcome = await self._complete(snap, engine_future, speculative=True)
@@ -216,18 +233,19 @@ class Completer:
         speculative: bool = False,
         request_id: int | str | None = None,
     ) -> Outcome:
+        request = snap.request
         if self.closed:
-            return Outcome("", "cancelled")
-        if not self.config.language_enabled(snap.language):
-            return Outcome("", "disabled")
-        if "\x00" in snap.text[max(0, snap.offset - 4096) : snap.offset + 4096]:
-            return Outcome("", "binary")
-        key = CursorKey.at(snap.uri, snap.text, snap.offset)
+            return Outcome(Source.CANCELLED)
+        if not self.config.language_enabled(request.language):
+            return Outcome(Source.DISABLED)
+        if "\x00" in request.text[max(0, request.offset - 4096) : request.offset + 4096]:
+            return Outcome(Source.BINARY)
+        key = CursorKey.at(snap.uri, request.text, request.offset)
         t0 = time.monotonic()
         cached = self.cache.get(key) if self.config.cache else None
         if cached is not None:
             waited = {"total": (time.monotonic() - t0) * 1000}
-            return Outcome(cached, self.cache.last_hit, waited)
+            return Outcome.served(Source(self.cache.last_hit), cached, waited)
 
         if not speculative:  # a prefetch supersedes nothing and is not debounced
             seq = next(self._seq)
@@ -238,26 +256,23 @@ class Completer:
             if self.config.debounce_ms:
                 await asyncio.sleep(self.config.debounce_ms / 1000)
                 if self._latest != seq:
-                    return Outcome("", "superseded")
+                    return Outcome(Source.SUPERSEDED)
         loading = not engine_future.done()
         engine = await asyncio.wrap_future(engine_future)
         if loading:  # the load is no part of the wait the time budget bounds
             if not speculative and self._latest != seq:
-                return Outcome("", "superseded")
+                return Outcome(Source.SUPERSEDED)
             t0 = time.monotonic()
         if self.closed:
-            return Outcome("", "cancelled")
+            return Outcome(Source.CANCELLED)
         if self._in_flight and speculative:  # a real request is running: it has priority
-            return Outcome("", "skipped")
+            return Outcome(Source.SKIPPED)
         # A newer request supersedes every older one, in any document: the user is here now.
         # (One engine serves all documents; an old generation would only make this one wait.)
         for previous in self._in_flight.values():
             previous.cancel.set()
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        request = CompletionRequest(
-            snap.text, snap.offset, snap.language, snap.path, snap.documents, snap.root
-        )
         # A block's first line is shown as soon as it is written; the rest lands in the cache
         # (and in-flight reuse), where the next request at this cursor, or the one after the
         # user accepts the line, finds it. Without the cache there is nowhere to keep it.
@@ -289,25 +304,16 @@ class Completer:
             line = early.result()
             shown_ms = (time.monotonic() - t0) * 1000
             timings = {"first_line": shown_ms, "total": shown_ms}
-            return Outcome(line, "model", timings, "first_line", mode="multi")
+            shown = CompletionResult(line, "first_line", timings_ms=timings, mode="multi")
+            return Outcome(Source.MODEL, shown)
         early.cancel()
         result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
-            return Outcome("", "cancelled", result.timings_ms)
+            return Outcome(Source.CANCELLED, CompletionResult("", "", timings_ms=result.timings_ms))
         if self.config.cache and result.stop_reason not in StopReason.NO_ANSWER:
             # an answer cut by the clock, or a backend's failure, is no answer to keep
             self.cache.put(key, result.text, prefetched=speculative)
-        return Outcome(
-            result.text,
-            "model",
-            result.timings_ms,
-            result.stop_reason,
-            result.crossfile,
-            result.prompt_tokens,
-            result.reused_tokens,
-            result.generated_tokens,
-            result.mode,
-        )
+        return Outcome(Source.MODEL, result)
 
     def _keep(
         self,
@@ -328,7 +334,7 @@ class Completer:
             result.stop_reason, stages, ms, result.prompt_tokens, result.reused_tokens,
             result.text,
         )  # fmt: skip
-        self._on_trace(block_record(request_id, key.uri, result, ms))
+        self._on_block(request_id, key.uri, result, ms)
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""
@@ -348,7 +354,9 @@ class Completer:
         self.cache.put(flight.key, result.text)
         rest = result.text[len(typed) :]
         # at the very cursor it was made for (a prefetch), even an empty answer is the answer
-        return Outcome(rest, "reused", result.timings_ms) if rest or not typed else None
+        if rest or not typed:
+            return Outcome.served(Source.REUSED, rest, result.timings_ms)
+        return None
 
     def close(self) -> None:
         """Stop every generation in flight and every prefetch; start none from now on."""

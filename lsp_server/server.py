@@ -28,8 +28,9 @@ from pygls.lsp.server import LanguageServer
 from completion.document import Document
 from completion.engines.interface import Engine
 from completion.models.store import ModelError
+from completion.pipeline import CompletionRequest, CompletionResult
 from completion.positions import offset_at
-from lsp_server.completer import Completer, Outcome, Snapshot, format_stages
+from lsp_server.completer import Completer, Outcome, Snapshot, Source, format_stages
 from lsp_server.config import ServerConfig, parse_config
 from lsp_server.cpu_load import ThreadTuner, auto_threads
 from lsp_server.documents import LspDocument, RecentDocuments, root_of
@@ -37,7 +38,7 @@ from lsp_server.framing import GuardedReader
 from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
 from lsp_server.protocol import OffpilotProtocol, plain
 from lsp_server.stats import StatsWriter
-from lsp_server.trace import TRACE, TraceRecord, request_record
+from lsp_server.trace import TRACE, TraceRecord, block_record, request_record
 
 log = logging.getLogger("offpilot.server")
 
@@ -72,7 +73,7 @@ class OffpilotServer(LanguageServer):
         self.loader = ModelLoader(
             self._load_engine, self._load_started, self._load_finished, engine
         )
-        self.completer = Completer(self.config, on_busy=self._on_busy, on_trace=self.trace)
+        self.completer = Completer(self.config, on_busy=self._on_busy, on_block=self._block_ready)
         self.stats = StatsWriter()  # its file I/O runs off the event loop
         self.request_ids = itertools.count(1)
         self.state = "loading"
@@ -224,6 +225,12 @@ class OffpilotServer(LanguageServer):
         """Send a request's trace record, to a client that asked for them (on the loop)."""
         if self.config.completion_trace:
             self.protocol.notify(TRACE, record.to_json())
+
+    def _block_ready(
+        self, msg_id: int | str | None, uri: str, result: CompletionResult, ms: float
+    ) -> None:
+        """The rest of a block whose first line was shown is in the cache: trace it."""
+        self.trace(block_record(msg_id, uri, result, ms))
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""
@@ -381,7 +388,7 @@ async def handle_inline_completion(
     doc = ls.workspace.text_documents.get(uri)
     if doc is None:
         log.info("req %d: %s is not open", rid, uri)
-        trace(Outcome("", "not_open"))
+        trace(Outcome(Source.NOT_OPEN))
         return empty
     if not ls.load_started:  # `initialized` never came (or came before `initialize`)
         ls.start_loading()
@@ -392,8 +399,7 @@ async def handle_inline_completion(
     else:  # not opened through this protocol's workspace (no such path today)
         offset = offset_at(text, params.position.line, params.position.character)
     ls.touch(uri)
-    snap = Snapshot(
-        uri,
+    request = CompletionRequest(
         text,
         offset,
         doc.language_id or "plaintext",
@@ -403,32 +409,33 @@ async def handle_inline_completion(
     )
     convert_ms = (time.monotonic() - t0) * 1000
     try:
-        outcome = await ls.completer.complete(snap, ls.engine_future, msg_id)
+        outcome = await ls.completer.complete(Snapshot(uri, request), ls.engine_future, msg_id)
     except asyncio.CancelledError:
         log.info("req %d: cancelled", rid)
-        trace(Outcome("", "cancelled"), convert_ms)
+        trace(Outcome(Source.CANCELLED), convert_ms)
         raise
     except ModelError:
-        trace(Outcome("", "no_model"), convert_ms)
+        trace(Outcome(Source.NO_MODEL), convert_ms)
         return empty
     except Exception:
         log.exception("req %d: completion failed", rid)
-        trace(Outcome("", "error"), convert_ms)
+        trace(Outcome(Source.ERROR), convert_ms)
         return empty
-    stages = format_stages(outcome.timings_ms)
-    if outcome.source == "model":
-        stages += f" prompt_tokens={outcome.prompt_tokens} reused_tokens={outcome.reused_tokens}"
+    result = outcome.result
+    stages = format_stages(result.timings_ms)
+    if outcome.source is Source.MODEL:
+        stages += f" prompt_tokens={result.prompt_tokens} reused_tokens={result.reused_tokens}"
     log.info(
         "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s%s -> %r",
         rid, uri, params.position.line, params.position.character, outcome.source,
-        outcome.stop_reason, convert_ms, stages,
-        f" crossfile=[{', '.join(outcome.crossfile)}]" if outcome.crossfile else "",
-        outcome.text,
+        result.stop_reason, convert_ms, stages,
+        f" crossfile=[{', '.join(result.crossfile)}]" if result.crossfile else "",
+        result.text,
     )  # fmt: skip
     trace(outcome, convert_ms)
-    if not outcome.text:
+    if not result.text:
         return empty
     at = types.Range(start=params.position, end=params.position)
     return types.InlineCompletionList(
-        items=[types.InlineCompletionItem(insert_text=outcome.text, range=at)]
+        items=[types.InlineCompletionItem(insert_text=result.text, range=at)]
     )

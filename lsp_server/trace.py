@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from completion.pipeline import CompletionResult
-
-if TYPE_CHECKING:  # the completer builds block records: no import cycle at run time
-    from lsp_server.completer import Outcome
+from lsp_server.completer import Outcome, Source
 
 TRACE = "offpilot/completionTrace"
 
@@ -57,7 +55,7 @@ class TraceRecord:
     kind: str  # request | block_rest
     id: int | str | None  # the JSON-RPC id of the request
     uri: str
-    source: str  # model | cache | typethrough | prefetch | reused | superseded | cancelled | ...
+    source: str  # a `Source` of lsp_server/completer.py, or "block" for `block_rest`
     stop: str = ""  # the stop reason of a generation
     mode: str = ""  # line | block | none ('' when no generation ran for this request)
     text: str = ""  # what was shown (the whole block for `block_rest`)
@@ -137,24 +135,25 @@ def request_record(
     convert_ms: float = 0.0,
 ) -> TraceRecord:
     """The record of one answered (or failed, or cancelled) request."""
-    model = outcome.source == "model"
-    first, decode = _generation(outcome.timings_ms) if model else (None, None)
+    result = outcome.result
+    model = outcome.source is Source.MODEL
+    first, decode = _generation(result.timings_ms) if model else (None, None)
     return TraceRecord(
         REQUEST,
         msg_id,
         uri,
-        outcome.source,
-        outcome.stop_reason or "",
-        _MODES.get(outcome.mode, outcome.mode),
-        outcome.text,
+        str(outcome.source),
+        result.stop_reason,
+        _MODES.get(result.mode, result.mode),
+        result.text,
         line,
         character,
-        {"convert": convert_ms, **outcome.timings_ms},
-        outcome.prompt_tokens,
-        outcome.reused_tokens,
+        {"convert": convert_ms, **result.timings_ms},
+        result.prompt_tokens,
+        result.reused_tokens,
         first,
         decode,
-        outcome.generated_tokens if model else 0,
+        result.generated_tokens if model else 0,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from completion.models.store import InstalledModel
 from completion.pipeline import CompletionResult
-from lsp_server.completer import Outcome
+from lsp_server.completer import Outcome, Source
 from lsp_server.trace import TraceRecord, block_record, request_record
 from offpilot.bench.replay.summary import (
     ANSWERED,
@@ -88,9 +88,16 @@ def _request(
     **ms: float,
 ) -> TraceRecord:
     """A request's record as the server builds it and the replay parses it back."""
-    outcome = Outcome(
-        text, source, dict(ms), stop, (), prompt_tokens, reused_tokens, decode_tokens, mode
+    result = CompletionResult(
+        text,
+        stop,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=decode_tokens,
+        timings_ms=dict(ms),
+        mode=mode,
+        reused_tokens=reused_tokens,
     )
+    outcome = Outcome(Source(source), result)
     record = request_record(msg_id, "file:///a.py", msg_id, 4, outcome, 0.1)
     return TraceRecord.from_json(record.to_json())
 

@@ -8,6 +8,7 @@ import pytest
 
 from completion.engines.fake import FakeEngine
 from completion.engines.interface import Engine
+from completion.pipeline import CompletionRequest
 from lsp_server.cache import CursorKey
 from lsp_server.completer import Completer, Snapshot
 from lsp_server.config import ServerConfig
@@ -32,20 +33,20 @@ async def settled(completer: Completer) -> None:
 
 
 def snap(text: str = TEXT, offset: int = CURSOR) -> Snapshot:
-    return Snapshot("file:///a.py", text, offset, "python")
+    return Snapshot("file:///a.py", CompletionRequest(text, offset, "python"))
 
 
 async def test_cache_and_type_through_skip_the_model() -> None:
     engine = FakeEngine(default="a + b\n")
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     first = await completer.complete(snap(), ready(engine))
-    assert (first.text, first.source) == ("a + b", "model")
+    assert (first.result.text, first.source) == ("a + b", "model")
     await settled(completer)  # the rest of the generation (nothing more) lands
     again = await completer.complete(snap(), ready(engine))
-    assert (again.text, again.source) == ("a + b", "cache")
+    assert (again.result.text, again.source) == ("a + b", "cache")
     typed = TEXT[:CURSOR] + "a +" + TEXT[CURSOR:]
     through = await completer.complete(snap(typed, CURSOR + 3), ready(engine))
-    assert (through.text, through.source) == (" b", "typethrough")
+    assert (through.result.text, through.source) == (" b", "typethrough")
     assert len(engine.prompts) == 1
 
 
@@ -56,8 +57,8 @@ async def test_in_flight_generation_is_reused_when_typing_matches() -> None:
     await asyncio.sleep(0.05)
     typed = TEXT[:CURSOR] + "a" + TEXT[CURSOR:]
     second = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
-    assert (second.text, second.source) == (" + b", "reused")
-    assert (await first).text == "a + b"
+    assert (second.result.text, second.source) == (" + b", "reused")
+    assert (await first).result.text == "a + b"
     assert len(engine.prompts) == 1
 
 
@@ -102,11 +103,11 @@ def test_next_line_snapshot_guesses_the_editor_after_accept_and_enter() -> None:
 
     ahead = next_line_snapshot(snap(), "a + b")
     assert ahead is not None
-    assert ahead.text == "def add(a, b):\n    return a + b\n    \n"
-    assert ahead.offset == len("def add(a, b):\n    return a + b\n    ")
+    assert ahead.request.text == "def add(a, b):\n    return a + b\n    \n"
+    assert ahead.request.offset == len("def add(a, b):\n    return a + b\n    ")
     header = "def add(a, b):\n"
     deeper = next_line_snapshot(snap(header, len(header) - 1), "")
-    assert deeper is not None and deeper.text == "def add(a, b):\n    \n"
+    assert deeper is not None and deeper.request.text == "def add(a, b):\n    \n"
     assert next_line_snapshot(snap(), "a +\nb") is None  # a multi-line suggestion
     assert next_line_snapshot(snap(TEXT, CURSOR - 3), "") is None  # mid-line
     assert next_line_snapshot(snap("\n", 0), "") is None  # an empty line
@@ -116,11 +117,11 @@ async def test_prefetch_answers_the_next_line_without_waiting() -> None:
     engine = FakeEngine(script={"return a + b\n": "print(1)\n"}, default="a + b\n")
     completer = Completer(ServerConfig(debounce_ms=0))
     first = await completer.complete(snap(), ready(engine))
-    assert first.text == "a + b"
+    assert first.result.text == "a + b"
     await asyncio.sleep(0.1)  # the user reads the suggestion; the prefetch runs meanwhile
     accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
     nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
-    assert (nxt.text, nxt.source) == ("print(1)", "prefetch")
+    assert (nxt.result.text, nxt.source) == ("print(1)", "prefetch")
     assert completer.sources["prefetch_model"] >= 1
 
 
@@ -133,7 +134,7 @@ async def test_prefetch_in_flight_is_reused_or_superseded() -> None:
     accepted = TEXT[:CURSOR] + "a + b\n    " + TEXT[CURSOR:]
     # asked while the prefetch is still generating: its answer is awaited
     nxt = await completer.complete(snap(accepted, CURSOR + 10), ready(engine))
-    assert (nxt.text, nxt.source) == ("print(1)", "reused")
+    assert (nxt.result.text, nxt.source) == ("print(1)", "reused")
     # the user typed something else while a prefetch ran: it is cancelled, the request served
     await asyncio.sleep(0.01)  # the prefetch after that answer starts
     assert completer._prefetches
@@ -157,7 +158,7 @@ async def test_a_request_in_another_document_supersedes_the_one_in_flight() -> N
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     old = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
     await asyncio.sleep(0.05)
-    other = Snapshot("file:///b.py", TEXT, CURSOR, "python")
+    other = Snapshot("file:///b.py", CompletionRequest(TEXT, CURSOR, "python"))
     started = time.monotonic()
     new = await completer.complete(other, ready(engine))
     assert (await old).source == "cancelled"
@@ -173,11 +174,15 @@ async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
     await asyncio.sleep(0.3)
     completer.generation_lock.release()
     late = await waiting
-    assert late.text == "" and late.source == "model" and late.stop_reason == "time_budget"
+    assert (
+        late.result.text == ""
+        and late.source == "model"
+        and late.result.stop_reason == "time_budget"
+    )
     assert engine.prompts == []  # past its budget before it started: the model never ran
     engine.prompt_delay_s = 0.0
     again = await completer.complete(snap(), ready(engine))  # not cached: asked again
-    assert (again.text, again.source) == ("a + b", "model")
+    assert (again.result.text, again.source) == ("a + b", "model")
 
 
 BLOCK_DOC = "def f(n):\n    \n\nprint(f(1))\n"
@@ -192,14 +197,14 @@ async def test_a_blocks_first_line_is_shown_before_the_rest_is_written() -> None
     started = time.monotonic()
     first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
     waited = time.monotonic() - started
-    assert (first.text, first.stop_reason) == ("total = 0", "first_line")
+    assert (first.result.text, first.result.stop_reason) == ("total = 0", "first_line")
     assert waited < 0.02 * len(block) / 2  # well before the block's end
     accepted = BLOCK_DOC[:BLOCK_CURSOR] + "total = 0" + BLOCK_DOC[BLOCK_CURSOR:]
     rest = await completer.complete(snap(accepted, BLOCK_CURSOR + 9), ready(engine))
     assert rest.source == "reused"
-    assert rest.text == "\n    for i in range(n):\n        total += i\n    return total"
+    assert rest.result.text == "\n    for i in range(n):\n        total += i\n    return total"
     again = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
-    assert (again.source, again.text) == ("cache", block.rstrip("\n"))
+    assert (again.source, again.result.text) == ("cache", block.rstrip("\n"))
     assert len(engine.prompts) == 1
 
 
@@ -207,14 +212,14 @@ async def test_a_header_is_not_shown_without_its_body() -> None:
     engine = FakeEngine(default="if n < 0:\n        return 0\n    return n\n", step_delay_s=0.01)
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     shown = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
-    assert shown.text == "if n < 0:\n        return 0\n    return n"
+    assert shown.result.text == "if n < 0:\n        return 0\n    return n"
 
 
 async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
     engine = FakeEngine(default="x = 1\n" + "    y = 2\n" * 300, step_delay_s=0.005)
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
-    assert first.text == "x = 1"
+    assert first.result.text == "x = 1"
     moved = await completer.complete(snap(), ready(engine))  # another line: a new request
     assert moved.source == "model"
     assert engine.produced_tokens < len("    y = 2\n") * 300  # the block's rest was stopped

@@ -11,9 +11,10 @@ import pytest
 
 from completion.engines.fake import FakeEngine
 from completion.engines.interface import Engine
-from lsp_server.completer import Completer, Outcome, Snapshot
+from completion.pipeline import CompletionRequest, CompletionResult
+from lsp_server.completer import Completer, Outcome, Snapshot, Source
 from lsp_server.config import ServerConfig, parse_config
-from lsp_server.trace import BLOCK_REST, REQUEST, TraceRecord, request_record
+from lsp_server.trace import BLOCK_REST, REQUEST, TraceRecord, block_record, request_record
 
 
 def ready(engine: Engine) -> Future[Engine]:
@@ -23,22 +24,29 @@ def ready(engine: Engine) -> Future[Engine]:
 
 
 MODEL = Outcome(
-    "a + b",
-    "model",
-    {"context": 1.0, "prompt": 2.0, "first_token": 30.0, "generate": 80.0, "total": 84.0},
-    "end_token",
-    (),
-    120,
-    100,
-    5,
-    "single",
+    Source.MODEL,
+    CompletionResult(
+        "a + b",
+        "end_token",
+        prompt_tokens=120,
+        generated_tokens=5,
+        timings_ms={
+            "context": 1.0,
+            "prompt": 2.0,
+            "first_token": 30.0,
+            "generate": 80.0,
+            "total": 84.0,
+        },
+        mode="single",
+        reused_tokens=100,
+    ),
 )
 
 
 def test_a_model_answer_round_trips_with_its_cost() -> None:
     record = request_record(3, "file:///a.py", 1, 11, MODEL, 0.5)
     data = record.to_json()
-    assert data["stagesMs"] == {"convert": 0.5, **MODEL.timings_ms}
+    assert data["stagesMs"] == {"convert": 0.5, **MODEL.result.timings_ms}
     assert (data["firstTokenMs"], data["decodeMs"], data["decodeTokens"]) == (30.0, 50.0, 5)
     assert (data["promptTokens"], data["reusedTokens"], data["computedTokens"]) == (120, 100, 20)
     assert (data["kind"], data["mode"], data["stop"]) == (REQUEST, "line", "end_token")
@@ -46,8 +54,9 @@ def test_a_model_answer_round_trips_with_its_cost() -> None:
 
 
 def test_answers_without_a_generation_have_no_generation_figures() -> None:
-    reused = Outcome("b", "reused", dict(MODEL.timings_ms), prompt_tokens=0)
-    for outcome in (Outcome("x", "cache", {"total": 1.0}), reused, Outcome("", "cancelled")):
+    reused = Outcome.served(Source.REUSED, "b", dict(MODEL.result.timings_ms))
+    cached = Outcome.served(Source.CACHE, "x", {"total": 1.0})
+    for outcome in (cached, reused, Outcome(Source.CANCELLED)):
         record = request_record("r1", "file:///a.py", 0, 0, outcome)
         assert (record.first_token_ms, record.decode_ms, record.decode_tokens) == (None, None, 0)
         assert TraceRecord.from_json(record.to_json()) == record
@@ -96,12 +105,15 @@ async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_li
     block = "total = 0\n    for i in range(n):\n        total += i\n    return total\n"
     engine = FakeEngine(default=block, step_delay_s=0.01)
     records: list[TraceRecord] = []
-    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False), on_trace=records.append)
+    completer = Completer(
+        ServerConfig(debounce_ms=0, prefetch=False),
+        on_block=lambda *block: records.append(block_record(*block)),
+    )
     doc = "def f(n):\n    \n\nprint(f(1))\n"
     cursor = doc.index("    \n") + 4
-    snap = Snapshot("file:///a.py", doc, cursor, "python")
+    snap = Snapshot("file:///a.py", CompletionRequest(doc, cursor, "python"))
     first = await completer.complete(snap, ready(engine), request_id=41)
-    assert (first.stop_reason, first.mode) == ("first_line", "multi")
+    assert (first.result.stop_reason, first.result.mode) == ("first_line", "multi")
     for _ in range(500):
         if records:
             break
@@ -112,5 +124,8 @@ async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_li
     )  # fmt: skip
     assert rest.text == block.rstrip("\n")
     assert rest.prompt_tokens > 0 and rest.decode_tokens > 0
-    assert rest.since_arrival_ms is not None and rest.since_arrival_ms >= first.timings_ms["total"]
+    assert (
+        rest.since_arrival_ms is not None
+        and rest.since_arrival_ms >= first.result.timings_ms["total"]
+    )
     assert rest.first_token_ms is not None and rest.decode_ms is not None
