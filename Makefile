@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.offpilot-installed
 
-.PHONY: run setup model sandbox test lint demo clean
+.PHONY: run setup model sandbox test check lint demo clean
 
 run: setup  ## install everything (venv, deps, default model), then run the demo
 	$(BIN)/offpilot demo
@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]'
+	# compat: the repository root on sys.path, so a test folder named like a package
+	# (tests/eval, tests/unit/completion) never shadows it as a namespace package
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 sandbox:  ## bubblewrap and the HumanEval-X toolchains (node, go, java, g++, rustc): apt-get as root when missing, else a note (docs/eval.md)
@@ -28,6 +30,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+check: $(STAMP)  ## contributors' inner loop, about a minute: format, lint, types, the fast tests (tiny model; no real model, editors, llama.cpp or Ray)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not slow and not real_model and not ray and not editors" tests/unit
 
 test: setup lint e2e backend-setup  ## set up if needed, lint, the editor end-to-end tests, then the whole test suite (real model and llama.cpp backend included)
 	OFFPILOT_REQUIRE_REAL_MODEL=1 $(BIN)/pytest
