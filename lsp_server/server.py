@@ -238,7 +238,15 @@ class OffpilotServer(LanguageServer):
         if not busy:
             self.idle_since = time.monotonic()
         if self.state in ("ready", "busy"):
-            self.send_status("busy" if busy else "ready")
+            self.send_status("busy" if busy else "ready", "" if busy else self._engine_problem())
+
+    def _engine_problem(self) -> str:
+        """A backend's latest failure, for the status bar: answers are empty until it works."""
+        future = self.engine_future
+        if not future.done() or future.exception() is not None:
+            return ""
+        error = getattr(future.result(), "last_error", None)
+        return f"backend failing: {error}" if error else ""
 
     # -- documents -------------------------------------------------------------------------
     def touch(self, uri: str) -> None:

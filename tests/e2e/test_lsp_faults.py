@@ -8,6 +8,7 @@ import asyncio
 import json
 import queue
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -366,3 +367,28 @@ def test_exit_without_shutdown_exits_1(tiny_model: InstalledModel) -> None:
         assert raw.proc.wait(timeout=20) == 1
     finally:
         raw.close()
+
+
+async def test_a_failing_backend_shows_in_the_status(tiny_model: InstalledModel) -> None:
+    """A backend that is down gives empty answers, and the status says why (not just `ready`)."""
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = await start_server(
+        "--model",
+        str(tiny_model.path),
+        "--backend",
+        f"http://127.0.0.1:{port}",
+        init_options=STEADY,
+    )
+    try:
+        open_doc(client, URI, SOURCE)
+        assert await ask(client, URI, 1, 11) == []
+        for _ in range(100):
+            if any(s["message"].startswith("backend failing") for s in client.statuses):  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+        failing = [s for s in client.statuses if s["message"].startswith("backend failing")]  # type: ignore[attr-defined]
+        assert failing and failing[-1]["state"] == "ready"
+    finally:
+        await client.shutdown_session()
