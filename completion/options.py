@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from completion.context import Context
 from completion.engines.interface import DEFAULT_TIME_BUDGET_S, GenerationParams
 from completion.postprocess import PostOptions
-from completion.prompt import PromptBudget
+from completion.models.specs import PromptBudget
 from completion.stops import StopRule, stop_rule_for
 from completion.trigger import Mode, TriggerOptions
 

@@ -18,15 +18,10 @@ from completion.document import Document
 from completion.engines.interface import Engine, GenerationParams
 from completion.generate import generate
 from completion.lines import opens_block
+from completion.models.specs import PromptBudget
 from completion.options import CompletionOptions
 from completion.postprocess import PostOptions, postprocess
-from completion.prompt import (
-    Prompt,
-    PromptBudget,
-    build_prompt,
-    healed_rule,
-    strip_healed,
-)
+from completion.prompt import Prompt, build_prompt, healed_rule, strip_healed
 from completion.stops import RULE, StopRule
 from completion.trigger import Mode, should_complete
 

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from eval.records import RunSettings
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register the `eval` command group on the top-level `offpilot` subparsers."""
     from eval.data import SUITES
 

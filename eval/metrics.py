@@ -66,7 +66,7 @@ def mcnemar_exact(b: int, c: int) -> float:
         raise ValueError(f"discordant counts must be >= 0, got {b}, {c}")
     n = b + c
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, 2 * tail / (1 << n))  # 1 << n == 2**n, an int (2**n types as Any)
 
 
 def bootstrap_ci(

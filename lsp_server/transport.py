@@ -201,7 +201,7 @@ class TokenGate:
             how = f"was lost ({type(exc).__name__}: {exc})"
         finally:  # whatever the ending, the server ends: no zombie holding the model and slot
             log.info("tcp: client %s %s", peer, how)
-            self.server.shutdown()
+            self.server.shutdown()  # type: ignore[no-untyped-call]  # pygls: unannotated
 
     def _refusal(self, first: Any) -> str | None:
         """Why this connection is refused, or None to serve it."""

@@ -45,7 +45,7 @@ class ServerClient(LanguageClient):
 
     async def stop(self) -> None:
         """Stop as pygls does, then let the stderr reader see the end of the stream."""
-        await super().stop()
+        await super().stop()  # type: ignore[no-untyped-call]  # pygls: unannotated
         if self._drain is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drain, EXIT_WAIT_S)
@@ -61,7 +61,7 @@ async def start_client(
     name: str = "offpilot-client",
     init_options: Any = None,
     on_notification: Mapping[str, Callable[[Any], None]] | None = None,
-) -> LanguageClient:
+) -> ServerClient:
     """Spawn the server over stdio and run the initialize handshake.
 
     `on_notification` maps a server notification's method to its handler, registered
@@ -69,10 +69,10 @@ async def start_client(
     """
     client = ServerClient(name, "0.1.0")
 
-    @client.feature("offpilot/status")
     def _status(_params: object) -> None:
         """Server state changes; the demo has no status bar to show them in."""
 
+    client.feature("offpilot/status")(_status)
     for method, handler in (on_notification or {}).items():
         client.feature(method)(handler)
 
@@ -130,7 +130,7 @@ async def inline_completion(client: LanguageClient, uri: str, line: int, charact
     return next(iter(item_texts(result)), "")
 
 
-async def stop_client(client: LanguageClient) -> None:
+async def stop_client(client: ServerClient) -> None:
     """Shut the server down cleanly; a server that does not exit in time is killed."""
     server = client._server
     try:

@@ -27,7 +27,13 @@ from pygls.lsp.client import LanguageClient
 
 from lsp_server.protocol import plain
 from lsp_server.trace import TRACE, TraceRecord
-from offpilot.lsp_client import completion_params, open_document, start_client, stop_client
+from offpilot.lsp_client import (
+    ServerClient,
+    completion_params,
+    open_document,
+    start_client,
+    stop_client,
+)
 
 log = logging.getLogger("offpilot.bench.replay")
 
@@ -240,7 +246,7 @@ def _keep_trace(report: ReplayReport, params: Any) -> None:
 class _Session:
     """One server and its client for a replay: the report, the RSS sampler, the request ids."""
 
-    def __init__(self, client: LanguageClient, report: ReplayReport, started: float) -> None:
+    def __init__(self, client: ServerClient, report: ReplayReport, started: float) -> None:
         self.client = client
         self.report = report
         self.started = started
