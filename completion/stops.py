@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from completion.context import Context
 from completion.languages import spec_for
@@ -163,154 +164,406 @@ def block_stop(
     """A multi-line stop rule: cut where the completion leaves its block.
 
     The completion continues `line_prefix`; its first line with code sets the block's
-    indentation. Generation is cut before the first line that
-    - is indented less than that (the block ended) or than `floor`, or follows two blank
-      lines (in a brace language, outside the blocks the completion opened);
-    - repeats, at the same depth, one of the next `SUFFIX_LINES` lines with code of
-      `suffix` (the model is rewriting what follows), when `repeat_suffix` is on;
-    - follows a first line that opens a block whose body (one level deeper) the suffix
-      already holds (not in Python, where the completion may go on: the body below is
-      often the body of a later header);
-    - is the `max_repeats`-th copy of the same line in a row (degenerate repetition; the run
-      is cut to one copy; closers of nested blocks are no copies, `lines.repeats`).
-    Brackets are counted too (strings and comments of `language` aside; `""`: plain-text
-    rules). A line that starts by closing the block (`}`, `});`) the cursor's line opened
-    ends the completion after it once all the brackets of that line are closed, and
-    before it when the suffix closes the block itself; a line that starts by closing the
-    block around the cursor is cut, unless nothing in the suffix closes that block (end of
-    file, or only code no deeper than the closer follows, or, in a brace language, a closer
-    less indented: an outer block's): then it ends the completion. `} else {` goes on; on
-    an empty line above the else's body (a brace language) it is the answer. In Python a
-    closing bracket ends a literal, not a block: the completion goes on after it, at the
-    closer's indentation; and with nothing below the cursor (the end of the file) it may
-    finish the enclosing function after the inner block ends (only code at column 0 ends
-    it). A line is judged as soon as its first non-blank character arrives (a closing line
-    once it is whole), so a stop costs no more tokens than needed.
+    indentation. Each line is judged by the rules of `BLOCK_RULES`, in order (see there),
+    as soon as its first non-blank character arrives (a closing line once it is whole), so
+    a stop costs no more tokens than needed. `block_cut` also says which rule decided.
     """
-    below = code_below(suffix)[:SUFFIX_LINES]
-    if suffix.split("\n")[0].strip():
-        below = []  # the cursor's line goes on: no whole-line repeat to look for
-    # lines of the suffix by code and depth: the same code at another depth is no repeat
-    # (`return False` of an inner block, written again at the end of the function)
-    seen = {s.rstrip().expandtabs(4) for s in below if len(s.strip()) > 4}
-    below_indent = indent_of(below[0]) if below else -1
-    first_below = below[0].strip() if below else None
-    opened = unclosed(line_prefix, language)  # brackets the cursor's line leaves open
-    indented = language == "python"  # blocks by indentation only: brackets are literals
-    spec = spec_for(language)
-    braces = spec is not None and spec.braces
-    # Nothing below the cursor (the end of the file): a Python completion may finish the
-    # enclosing function after the inner block ends, but not start top-level code.
-    last = indented and not below and not suffix.split("\n")[0].strip()
+    judge = block_cut(
+        line_prefix,
+        suffix,
+        repeat_suffix=repeat_suffix,
+        max_repeats=max_repeats,
+        floor=floor,
+        language=language,
+    )
+    return lambda text: judge(text).at
 
-    def dedent_bound(base: int, low: int) -> int:
-        """The least indentation of a line after the first: less ends the completion."""
-        if last:
-            return max(low, min(base, 1))
-        return max(low, base)
 
-    def suffix_closes(line: str) -> bool:
-        """The suffix goes on inside the block, or closes it itself.
+@dataclass(frozen=True)
+class BlockCut:
+    """Where the block stop cuts a text (None: not there yet) and the rule that decided.
+
+    `rule` is the name of a rule of `BLOCK_RULES`: the one that cut, or the one that waits
+    for a line to end; "" when no rule decided (the text goes on).
+    """
+
+    at: int | None
+    rule: str
+
+
+def block_cut(
+    line_prefix: str,
+    suffix: str,
+    *,
+    repeat_suffix: bool = True,
+    max_repeats: int = 3,
+    floor: int = 0,
+    language: str = "",
+) -> Callable[[str], BlockCut]:
+    """`block_stop`'s judgement of a text, with the rule that made it (for tests, tracing)."""
+    block = _Block.read(line_prefix, suffix, repeat_suffix, max_repeats, floor, language)
+    return lambda text: _judge(block, text)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """What the rules know before the completion: the cursor's line and the suffix, read once."""
+
+    line_prefix: str
+    language: str
+    repeat_suffix: bool
+    max_repeats: int
+    floor: int  # the least indentation (`indent_floor`)
+    seen: frozenset[str]  # the suffix's next lines with code, indentation kept (`SUFFIX_LINES`)
+    first_below: str | None  # the first of them, stripped (None: none, or the line goes on)
+    below_indent: int  # its indentation (-1: none)
+    opened: int  # brackets the cursor's line leaves open (the block it opens)
+    header: bool  # the cursor's line holds code (a block header)
+    indented: bool  # Python: blocks by indentation only, brackets are literals
+    braces: bool  # a brace language
+    last: bool  # Python with nothing below the cursor (the end of the file)
+
+    @staticmethod
+    def read(
+        line_prefix: str,
+        suffix: str,
+        repeat_suffix: bool,
+        max_repeats: int,
+        floor: int,
+        language: str,
+    ) -> _Block:
+        below = code_below(suffix)[:SUFFIX_LINES]
+        goes_on = bool(suffix.split("\n")[0].strip())
+        if goes_on:
+            below = []  # the cursor's line goes on: no whole-line repeat to look for
+        spec = spec_for(language)
+        indented = language == "python"
+        return _Block(
+            line_prefix=line_prefix,
+            language=language,
+            repeat_suffix=repeat_suffix,
+            max_repeats=max_repeats,
+            floor=floor,
+            # by code and depth: the same code at another depth is no repeat (`return
+            # False` of an inner block, written again at the end of the function)
+            seen=frozenset(s.rstrip().expandtabs(4) for s in below if len(s.strip()) > 4),
+            first_below=below[0].strip() if below else None,
+            below_indent=indent_of(below[0]) if below else -1,
+            opened=unclosed(line_prefix, language),
+            header=bool(line_prefix.strip()),
+            indented=indented,
+            braces=spec is not None and spec.braces,
+            last=indented and not below and not goes_on,
+        )
+
+    def dedent_bound(self, base: int, low: int) -> int:
+        """The least indentation of a line after the first: less ends the completion.
+
+        At the end of a Python file the enclosing function may be finished after the inner
+        block ends (only code at column 0 ends it).
+        """
+        return max(low, min(base, 1)) if self.last else max(low, base)
+
+    def suffix_closes(self, line: _Line) -> bool:
+        """The suffix goes on inside the block `line` closes, or closes it itself.
 
         In a brace language a closer below that is less indented than `line` closes an
         outer block (`}` of an `if` under the `}` of the loop around it): `line` stays.
         """
-        if first_below is None:
+        if self.first_below is None:
             return False
-        if first_below[0] in CLOSERS:
-            if braces:
-                return below_indent >= indent_of(line)
-            return below_indent <= indent_of(line)
-        return below_indent > indent_of(line)
+        if self.first_below[0] in CLOSERS:
+            if self.braces:
+                return self.below_indent >= line.indent
+            return self.below_indent <= line.indent
+        return self.below_indent > line.indent
 
-    def rule(text: str) -> int | None:
-        full = line_prefix + text
-        lines = full.split("\n")
-        starts = [0]
-        for line in lines[:-1]:
-            starts.append(starts[-1] + len(line) + 1)
-        lead = len(line_prefix)
 
-        def before(i: int) -> int:  # cut just before line i (its line break dropped)
-            return max(0, starts[i] - 1 - lead)
+@dataclass(frozen=True)
+class _Scan:
+    """What the rules carry from one line of the completion to the next."""
 
-        def after(i: int) -> int:  # cut just after line i
-            return starts[i] + len(lines[i]) - lead
+    base: int | None = None  # the block's indentation: its first line with code's
+    low: int = 0  # the least indentation of a line after the first (the floor, or less)
+    blanks: int = 0  # blank lines since the last line with code
+    run: int = 1  # copies of the same line in a row, this one included
 
-        base: int | None = None
-        low = floor
-        blanks = 0
-        run = 1
-        depth = 0
-        for i, line in enumerate(lines):
-            code = line.strip()
-            whole = i < len(lines) - 1
-            leading, net = bracket_depth(line, language) if code else (0, 0)
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of the completion (the first one starts with `line_prefix`) and its facts."""
+
+    block: _Block
+    i: int  # its index (0: the cursor's line)
+    text: str
+    previous: str  # the line before it
+    whole: bool  # its line break has arrived
+    leading: int  # the closers it starts with (strings and comments aside)
+    above: int  # the bracket depth before it (the cursor's line: 0)
+    depth: int  # the bracket depth after it
+    code: str  # the line stripped ("": blank)
+    indent: int
+    closes_own: bool  # it starts by closing the block the cursor's line opened
+    closes_outer: bool  # it starts by closing the block around the cursor
+
+    @staticmethod
+    def read(b: _Block, lines: list[str], i: int, depth: int) -> _Line:
+        """Line `i` of `lines`, the bracket depth before it `depth`."""
+        text = lines[i]
+        code = text.strip()
+        if i == 0 and b.header:  # the brackets the cursor's line leaves open
+            leading, above, depth = 0, 0, unclosed(text, b.language)
+        else:
+            leading, net = bracket_depth(text, b.language) if code else (0, 0)
             above, depth = depth, depth + net
-            if i == 0 and line_prefix.strip():
-                depth = unclosed(line, language)
-                continue  # the cursor's line holds code already (a block header)
-            if not code:
-                if 0 < i < len(lines) - 1:
-                    blanks += 1
-                continue
-            repeat = (
-                repeat_suffix
-                and whole
-                and (line.rstrip().expandtabs(4) in seen or code == first_below)
-                and not block_closer(line, language)
-            )
-            if leading and opened and above - leading < opened:
-                # closes the block the cursor's line opened (`}`, `} else {`, `});`)
-                if not whole:
-                    return None
-                if repeat or suffix_closes(line):
-                    return before(i)
-                if depth <= 0:
-                    return after(i)  # every bracket of the cursor's line is closed
-                blanks = 0
-                continue  # `} else {`: the block goes on
-            if leading and not opened and above - leading < 0:
-                # closes the block around the cursor
-                if not whole:
-                    return None
-                reopens = depth > above - leading  # `} else {`
-                if braces and reopens and not repeat and below_indent > indent_of(line):
-                    return after(i)  # the header of the body below, as an opener's
-                if repeat or suffix_closes(line) or reopens:
-                    return before(i)
-                if indented:  # `}` of a dict written over several lines: statements follow
-                    base = indent_of(line)
-                    low = min(low, base)
-                    blanks = 0
-                    continue
-                return after(i)  # the file ends the block nowhere else
-            if base is None:  # the first line with code, judged once it is whole
-                if i == len(lines) - 1:
-                    return None
-                opener = opens_block(line, language)
-                if repeat or (not opener and indent_of(line) < low):
-                    return before(i) if i > 0 else 0
-                base = indent_of(line)
-                low = min(low, base)  # a header let through the floor: its siblings too
-                if (
-                    opener
-                    and base < below_indent <= base + 4
-                    and not indented
-                    and first_below is not None
-                    and first_below[0] not in CLOSERS
-                ):
-                    return after(i)  # its body is already below (a closer there is an
-                    # inner block's, which the completion has yet to open)
-                continue
-            if indent_of(line) < dedent_bound(base, low):
-                return before(i)
-            if (blanks >= 2 and not (braces and above > 0)) or repeat:
-                return before(i)  # (blank lines inside a block the completion opened go on)
-            run = run + 1 if repeats(line, lines[i - 1], language) else 1
-            if run >= max_repeats:
-                return before(i - run + 2)  # one copy of the run is kept
-            blanks = 0
-        return None
+        closes = leading > 0 and above - leading < b.opened  # (`< 0` with none opened)
+        return _Line(
+            b,
+            i,
+            text,
+            lines[i - 1],
+            i < len(lines) - 1,
+            leading,
+            above,
+            depth,
+            code,
+            indent_of(text),
+            closes_own=closes and bool(b.opened),
+            closes_outer=closes and not b.opened,
+        )
 
-    return rule
+    @cached_property
+    def opener(self) -> bool:
+        """It opens a block (a header): its body follows, one level deeper."""
+        return opens_block(self.text, self.block.language)
+
+    @cached_property
+    def repeat(self) -> bool:
+        """It stands, at its depth, among the suffix's next lines (not a closer-only line)."""
+        b = self.block
+        return (
+            b.repeat_suffix
+            and self.whole
+            and (self.text.rstrip().expandtabs(4) in b.seen or self.code == b.first_below)
+            and not block_closer(self.text, b.language)
+        )
+
+    @property
+    def reopens(self) -> bool:
+        """It opens a block again after its closers (`} else {`)."""
+        return self.depth > self.above - self.leading
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """Cut before line `line` (its line break dropped), or after it."""
+
+    line: int
+    after: bool = False
+
+
+class _Wait:
+    """Undecided until the line is whole: no cut yet."""
+
+
+WAIT = _Wait()
+_Step = _Cut | _Wait | _Scan | None  # a cut, a wait, the next line with a new state, no say
+BlockRule = Callable[[_Block, _Scan, _Line], _Step]
+
+# The rules, in the order `BLOCK_RULES` applies them to each line. A rule that returns None
+# has no say on the line; the first one that does decides it.
+
+
+def cursor_line(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The cursor's line holds code already (a block header): it is the user's, not judged."""
+    return s if line.i == 0 and b.header else None
+
+
+def blank_line(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A blank line ends nothing by itself; whole ones are counted for `blank_lines`."""
+    if line.code:
+        return None
+    return _Scan(s.base, s.low, s.blanks + 1, s.run) if 0 < line.i and line.whole else s
+
+
+def suffix_repeat(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A line of the suffix again at its depth: the model is rewriting what follows."""
+    return _Cut(line.i) if line.repeat else None
+
+
+def closer_pending(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A closing line is judged once whole: `}` may become `} else {`, `})` become `});`."""
+    return WAIT if (line.closes_own or line.closes_outer) and not line.whole else None
+
+
+def suffix_closes_block(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The cursor's block is closed, but the suffix goes on inside it or closes it itself."""
+    return _Cut(line.i) if line.closes_own and b.suffix_closes(line) else None
+
+
+def block_closed(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The closer of the cursor's block, every bracket of the cursor's line closed: done."""
+    return _Cut(line.i, after=True) if line.closes_own and line.depth <= 0 else None
+
+
+def else_goes_on(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """`} else {` of the cursor's block: the block goes on."""
+    return _Scan(s.base, s.low, 0, s.run) if line.closes_own else None
+
+
+def else_above_its_body(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """`} else {` on an empty line above the else's body (a brace language): the answer."""
+    body_below = b.below_indent > line.indent
+    if line.closes_outer and b.braces and line.reopens and body_below:
+        return _Cut(line.i, after=True)
+    return None
+
+
+def suffix_closes_outer(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The block around the cursor is closed, but the suffix goes on in it or closes it."""
+    return _Cut(line.i) if line.closes_outer and b.suffix_closes(line) else None
+
+
+def outer_reopens(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """`} else {` closing the block around the cursor: the rest is left to the user."""
+    return _Cut(line.i) if line.closes_outer and line.reopens else None
+
+
+def python_literal_closer(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """In Python a closer ends a literal (a dict over lines), not a block: statements follow.
+
+    The completion goes on at the closer's indentation.
+    """
+    if not (line.closes_outer and b.indented):
+        return None
+    return _Scan(line.indent, min(s.low, line.indent), 0, s.run)
+
+
+def outer_block_closed(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The closer of the block around the cursor, which nothing in the suffix closes: done.
+
+    The file ends, or only code no deeper follows, or an outer block's closer (less deep).
+    """
+    return _Cut(line.i, after=True) if line.closes_outer else None
+
+
+def first_line_pending(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The first line with code sets the block's indentation: it is judged once whole."""
+    return WAIT if s.base is None and not line.whole else None
+
+
+def first_line_below_floor(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A first line less deep than the code around the cursor (a header may be: `elif`)."""
+    if s.base is None and not line.opener and line.indent < s.low:
+        return _Cut(line.i)
+    return None
+
+
+def header_with_body_below(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A first line that opens a block whose body (one level deeper) the suffix holds.
+
+    Not in Python, where the body below is often a later header's. A closer below is an
+    inner block's, which the completion has yet to open: it goes on.
+    """
+    if s.base is None and line.opener and not b.indented and b.first_below is not None:
+        if line.indent < b.below_indent <= line.indent + 4 and b.first_below[0] not in CLOSERS:
+            return _Cut(line.i, after=True)
+    return None
+
+
+def first_line(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The first line with code: its indentation is the block's.
+
+    A header let through the floor lowers the floor to its own depth, for its siblings.
+    """
+    if s.base is not None:
+        return None
+    return _Scan(line.indent, min(s.low, line.indent), s.blanks, s.run)
+
+
+def dedent(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """Less indented than the block or the floor: the block has ended."""
+    if s.base is not None and line.indent < b.dedent_bound(s.base, s.low):
+        return _Cut(line.i)
+    return None
+
+
+def blank_lines(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """Code after two blank lines is new code.
+
+    In a brace language, blank lines inside a block the completion opened go on.
+    """
+    return _Cut(line.i) if s.blanks >= 2 and not (b.braces and line.above > 0) else None
+
+
+def degenerate_run(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """The `max_repeats`-th copy of a line in a row: degenerate, cut to one copy.
+
+    The closers of nested blocks are no copies (`lines.repeats`).
+    """
+    run = s.run + 1 if repeats(line.text, line.previous, b.language) else 1
+    return _Cut(line.i - run + 2) if run >= b.max_repeats else None
+
+
+def goes_on(b: _Block, s: _Scan, line: _Line) -> _Step:
+    """A line inside the block: on to the next, the copies of it counted."""
+    run = s.run + 1 if repeats(line.text, line.previous, b.language) else 1
+    return _Scan(s.base, s.low, 0, run)
+
+
+BLOCK_RULES: tuple[BlockRule, ...] = (
+    cursor_line,
+    blank_line,
+    suffix_repeat,
+    closer_pending,
+    suffix_closes_block,
+    block_closed,
+    else_goes_on,
+    else_above_its_body,
+    suffix_closes_outer,
+    outer_reopens,
+    python_literal_closer,
+    outer_block_closed,
+    first_line_pending,
+    first_line_below_floor,
+    header_with_body_below,
+    first_line,
+    dedent,
+    blank_lines,
+    degenerate_run,
+    goes_on,
+)
+"""The block stop's rules, in the order they are asked about each line.
+
+The cursor's line and blank lines pass; a line of the suffix again is cut wherever it
+stands; then closing lines (of the block the cursor's line opened, then of the block around
+the cursor), the first line with code (which sets the block's indentation), and every later
+line: its indentation, the blank lines before it, copies of it.
+"""
+
+
+def _judge(b: _Block, text: str) -> BlockCut:
+    """Apply `BLOCK_RULES` line by line to `line_prefix + text`: the first cut or wait."""
+    lines = (b.line_prefix + text).split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    lead = len(b.line_prefix)
+    scan = _Scan(low=b.floor)
+    depth = 0
+    for i in range(len(lines)):
+        facts = _Line.read(b, lines, i, depth)
+        depth = facts.depth
+        for rule in BLOCK_RULES:
+            step = rule(b, scan, facts)
+            if step is None:
+                continue
+            if isinstance(step, _Scan):
+                scan = step
+                break
+            if isinstance(step, _Wait):
+                return BlockCut(None, rule.__name__)
+            k = step.line
+            at = starts[k] + len(lines[k]) - lead if step.after else max(0, starts[k] - 1 - lead)
+            return BlockCut(at, rule.__name__)
+    return BlockCut(None, "")
