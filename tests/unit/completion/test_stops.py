@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from cursor import context_at
 from language_cases import BY_ID, CASES, Case
 
-from completion.stops import block_stop, indent_floor, single_line_stop
+from completion.stops import BLOCK_RULES, block_cut, block_stop, indent_floor, single_line_stop
 
 
 def test_single_line_stop_rule() -> None:
@@ -16,28 +18,183 @@ def test_single_line_stop_rule() -> None:
     assert single_line_stop("x\r\ny") == 1
 
 
-def cut(rule_text: str, line_prefix: str = "", suffix: str = "\n", floor: int = 0) -> str:
-    rule = block_stop(line_prefix, suffix, floor=floor)
-    at = rule(rule_text)
-    return rule_text if at is None else rule_text[:at]
+@dataclass(frozen=True)
+class Stop:
+    """A golden block-stop case: `text` as the model writes it is cut to `want` by `rule`.
+
+    `rule` names the rule of `stops.BLOCK_RULES` that decides ("": none does, the text goes
+    on); a change to one rule fails exactly the cases it moves.
+    """
+
+    rule: str
+    name: str
+    text: str
+    want: str
+    line_prefix: str = ""
+    suffix: str = "\n"
+    floor: int = 0
+    language: str = ""
 
 
-def test_block_stop_at_dedent() -> None:
-    text = "    for i in x:\n        y += i\n    z = 1\nprint(z)\n"
-    assert cut(text) == "    for i in x:\n        y += i\n    z = 1"
+JS, GO, JAVA, PY = "javascript", "go", "java", "python"
+PY_DICT = "        'b': 2,\n    }\n    return d\n\ndef g():\n"
+PY_EOF = "            y += i\n        z = y\n    return z\n\n\ndef check(c):\n"
+LIST = "    2,\n]\nprint(x)\n"
+NESTED = (  # the cursor on the empty line under `        if (x) {`, the loop's `}` below
+    "            if (y) {\n                if (z) {\n                    return 1;\n"
+    "                }\n            }\n        }\n    }\n"
+)
+JS_FOR = (  # HumanEval-X JavaScript/0: the hole opens `for` and `if`s the suffix closes
+    "    for (let j = 0; j < n.length; j++) {\n      if (i != j) {\n"
+    "        return true;\n      }\n    }\n  }\n"
+)
+PRIME = "\n    for k in range(2, n):\n        if n % k == 0:\n            return False\n"
+FOR_GRADE = '        elif g > 3:\n            grade = "A"\n        else:\n            grade = "E"\n'
+
+STOPS = [
+    # the block ends where a line is less indented
+    Stop("dedent", "at-dedent", "    for i in x:\n        y += i\n    z = 1\nprint(z)\n",
+         "    for i in x:\n        y += i\n    z = 1"),
+    Stop("dedent", "after-opener-the-body-sets-the-indent",
+         "\n        a = 1\n        b = 2\n    c = 3", "\n        a = 1\n        b = 2",
+         "    if x:"),
+    # Python: `}` closing a dict opened above the cursor, statements follow it
+    Stop("dedent", "python-literal-closer-goes-on", PY_DICT,
+         "        'b': 2,\n    }\n    return d\n", floor=8, language=PY),
+    # Python at the end of the file: the function may be finished, no new top-level code
+    Stop("dedent", "python-end-of-file-finishes-the-function", PY_EOF,
+         "            y += i\n        z = y\n    return z\n\n", language=PY),
+    Stop("dedent", "python-code-below-the-block-end-is-the-end", PY_EOF, "            y += i",
+         suffix="\n    return w\n", floor=4, language=PY),
+    Stop("dedent", "brace-end-of-file-the-block-end-is-the-end", PY_EOF, "            y += i",
+         language=JS),
+    Stop("suffix_repeat", "a-line-of-the-suffix", "    y = x + 1\n    return y\n", "    y = x + 1",
+         suffix="\n    return y\n"),
+    Stop("suffix_repeat", "a-whole-line-of-the-suffix", '    if n:\n        out += "_"\n',
+         "    if n:", suffix='\n    out += "_"\n    return out\n'),
+    Stop("suffix_repeat", "any-of-the-next-suffix-lines", "    ans.extend(odds)\n    return ans\n",
+         "    ans.extend(odds)", suffix="\n        ans.append(x)\n    return ans\n"),
+    # Python: `elif` + its body, then the header whose body is below: no stop after line one
+    Stop("suffix_repeat", "python-a-header-goes-on-into-its-body", FOR_GRADE,
+         '        elif g > 3:\n            grade = "A"\n        else:',
+         suffix='\n            grade = "E"\n    return grade\n', floor=9, language=PY),
+    Stop("suffix_repeat", "the-suffix-two-levels-deeper-goes-on",
+         "    for e in l:\n        if e > m:\n            m = e\n",
+         "    for e in l:\n        if e > m:", suffix="\n            m = e\n    return m\n"),
+    Stop("suffix_repeat", "a-closer-the-suffix-has", LIST, "    2,", suffix="\n]\n"),
+    # `if n < 2:` + `return False` above a loop whose inner block also returns False
+    Stop("", "the-same-code-at-another-depth-is-no-repeat", "        return False\n",
+         "        return False\n", suffix=PRIME, floor=4),
+    Stop("suffix_repeat", "the-same-code-at-its-own-depth-is-a-repeat",
+         "    for k in range(2, n):\n", "", suffix=PRIME),
+    Stop("first_line_below_floor", "under-the-floor", "x = 1\n", "", floor=4),
+    Stop("first_line_below_floor", "a-statement-under-the-floor", "        x = 1\n", "",
+         suffix="\n            depth -= 1\n", floor=12),
+    Stop("first_line_pending", "the-first-line-is-judged-once-whole", "    x = 1", "    x = 1",
+         floor=4),
+    Stop("header_with_body_below", "a-header-whose-body-is-below",
+         "    for x in y:\n        ans.append(x)\n", "    for x in y:",
+         suffix="\n        ans.append(x)\n    return ans\n"),
+    Stop("header_with_body_below", "a-dedented-header-through-the-floor",
+         "        elif c == ')':\n            depth -= 1\n", "        elif c == ')':",
+         suffix="\n            depth -= 1\n", floor=12),
+    Stop("header_with_body_below", "brace-a-header-whose-body-is-below",
+         '        if (g > 3) {\n            grade = "A";\n', "        if (g > 3) {",
+         suffix='\n            grade = "E";\n        }\n', floor=9, language=JS),
+    Stop("header_with_body_below", "brace-a-header-above-code-below", JS_FOR,
+         "    for (let j = 0; j < n.length; j++) {", suffix="\n      x++;\n    }\n", floor=4,
+         language=JS),
+    Stop("degenerate_run", "three-copies-in-a-row", "    a = 1\n    a = 1\n    a = 1\n    a = 1",
+         "    a = 1"),
+    Stop("blank_lines", "two-blank-lines", "    a = 1\n\n\n    b = 2", "    a = 1\n\n"),
+    Stop("blank_lines", "brace-two-blank-lines-outside-a-block", "    a()\n\n\n    b()\n",
+         "    a()\n\n", suffix="\n    return\n}\n", floor=4, language=GO),
+    Stop("", "brace-blank-lines-inside-an-open-block-go-on",
+         "    for x := range xs {\n        a()\n\n\n        b()\n    }\n",
+         "    for x := range xs {\n        a()\n\n\n        b()\n    }\n",
+         suffix="\n    return\n}\n", floor=4, language=GO),
+    # a bracket opened above the cursor: its closer ends the block when nothing below does
+    Stop("outer_block_closed", "a-closer-the-suffix-lacks", LIST, "    2,\n]", suffix=""),
+    Stop("outer_block_closed", "brace-a-closer-the-suffix-lacks", PY_DICT, "        'b': 2,\n    }",
+         floor=8, language=JS),
+    Stop("outer_block_closed", "brace-an-empty-line-in-a-block-without-its-closer",
+         "return 1\n}\n\nfunc main() {\n", "return 1\n}", "\t", "", language=GO),
+    Stop("outer_block_closed", "brace-a-function-below-closes-nothing",
+         "return 1\n}\n\nfunc main() {\n", "return 1\n}", "\t", "\nfunc h() {\n}\n", language=GO),
+    # `}` under `}` is no degenerate run, and a less indented `}` below closes an outer block
+    Stop("outer_block_closed", "brace-the-closers-of-nested-blocks", NESTED,
+         NESTED[: NESTED.rindex("\n    }")], suffix="\n    }\n    return false;\n}\n", floor=12,
+         language=JAVA),
+    Stop("suffix_closes_outer", "the-suffix-goes-on-in-the-block", LIST, "    2,",
+         suffix="\n    3,\n]\n"),
+    Stop("suffix_closes_outer", "python-the-suffix-holds-more-of-the-literal", PY_DICT,
+         "        'b': 2,", suffix="\n        'c': 3,\n    }\n", floor=8, language=PY),
+    Stop("suffix_closes_outer", "brace-the-block-goes-on-below",
+         "return 1\n}\n\nfunc main() {\n", "return 1", "\t", "\n\tfoo()\n}\n", language=GO),
+    Stop("suffix_closes_outer", "brace-the-suffix-closes-the-block", "return 1\n}\n", "return 1",
+         "\t", "\n}\n", language=GO),
+    Stop("suffix_closes_outer", "brace-a-closer-at-its-own-depth-below",
+         "            f();\n        }\n", "            f();", suffix="\n        }\n    }\n",
+         floor=12, language=JAVA),
+    Stop("suffix_closes_outer", "brace-a-header-above-a-deeper-closer-goes-on", JS_FOR,
+         JS_FOR[: JS_FOR.rindex("\n  }")], suffix="\n      }\n    }\n  }\n  return false;\n}\n",
+         floor=4, language=JS),
+    Stop("suffix_closes_outer", "python-no-else-line-above-its-body",
+         "    } else {\n        b();\n    }\n", "", suffix="\n        b();\n    }\n", floor=4,
+         language=PY),
+    Stop("outer_reopens", "a-reopened-closer-is-left-to-the-user", "    2,\n] + [\n    3,\n]\n",
+         "    2,", suffix=""),
+    Stop("else_above_its_body", "brace-else-on-an-empty-line-above-its-body",
+         "    } else {\n        b();\n    }\n", "    } else {", suffix="\n        b();\n    }\n",
+         floor=4, language=JS),
+    # the block the cursor's line opened
+    Stop("block_closed", "brace-else-goes-on-its-closer-ends",
+         "\n\ta()\n} else {\n\tb()\n}\nc()\n", "\n\ta()\n} else {\n\tb()\n}", "if x {", "",
+         language=GO),
+    Stop("block_closed", "brace-opened-by-else-itself", "\n\tb()\n}\nc()\n", "\n\tb()\n}",
+         "} else {", "", language=GO),
+    Stop("block_closed", "brace-a-closer-in-a-string-is-no-closer",
+         '\n\ts := "}"\n\treturn s\n}\nx\n', '\n\ts := "}"\n\treturn s\n}', "func f() string {",
+         "", language=GO),
+    Stop("block_closed", "brace-a-call-around-the-block-closes-too",
+         "\n  go();\n});\nmore();\n", "\n  go();\n});", "run(function () {", "", language=JS),
+    Stop("suffix_closes_block", "brace-the-suffix-closes-the-else", "\n\tb()\n}\nc()\n",
+         "\n\tb()", "} else {", "\n}\n", language=GO),
+    # a closer still on its way is waited for: `}` may become `} else {`
+    Stop("closer_pending", "brace-a-closer-still-streaming", "\n\ta()\n}", "\n\ta()\n}", "if x {",
+         "", language=GO),
+]  # fmt: skip
+GOES_ON = {  # the rules that let a line through (to the next rule's judgement of the next)
+    "cursor_line",
+    "blank_line",
+    "else_goes_on",
+    "python_literal_closer",
+    "first_line",
+    "goes_on",
+}
 
 
-def test_block_stop_after_opener_uses_body_indent() -> None:
-    assert cut("\n        a = 1\n        b = 2\n    c = 3", "    if x:") == (
-        "\n        a = 1\n        b = 2"
-    )
+def judged(stop: Stop) -> tuple[str, str]:
+    """(what `block_stop` keeps of `stop.text`, the rule that decided)."""
+    args = stop.line_prefix, stop.suffix
+    at = block_stop(*args, floor=stop.floor, language=stop.language)(stop.text)
+    rule = block_cut(*args, floor=stop.floor, language=stop.language)(stop.text)
+    assert rule.at == at
+    return (stop.text if at is None else stop.text[:at]), rule.rule
 
 
-def test_block_stop_at_repeat_of_suffix_and_floor() -> None:
-    assert cut("    y = x + 1\n    return y\n", suffix="\n    return y\n") == "    y = x + 1"
-    assert cut("x = 1\n", floor=4) == ""
-    assert indent_floor("def f():\n    a = 1\n", "\n    return a\n") == 4
-    assert indent_floor("def f():\n", "\n    return a\n") == 1
+@pytest.mark.parametrize("stop", STOPS, ids=[f"{s.rule or 'none'}:{s.name}" for s in STOPS])
+def test_block_stop_cuts_each_case_by_its_rule(stop: Stop) -> None:
+    assert judged(stop) == (stop.want, stop.rule)
+
+
+def test_every_rule_that_decides_has_a_case() -> None:
+    """Each rule either decides a line (a cut, or a wait) or lets it through; none is idle."""
+    names = [rule.__name__ for rule in BLOCK_RULES]
+    assert len(set(names)) == len(names)
+    tagged = {stop.rule for stop in STOPS} - {""}
+    assert tagged | GOES_ON == set(names)
+    assert not tagged & GOES_ON
 
 
 def test_a_line_still_streaming_is_no_repeat_of_the_suffix() -> None:
@@ -47,181 +204,21 @@ def test_a_line_still_streaming_is_no_repeat_of_the_suffix() -> None:
     text = '    if n:\n        out += "_" * n\n'
     ends = [rule(text[:end]) for end in range(1, len(text) + 1)]
     assert all(at is None for at in ends)
-    assert rule('    if n:\n        out += "_"\n') == len("    if n:")
 
 
-def test_python_literal_closer_does_not_end_the_completion() -> None:
-    """`}` closing a dict opened above the cursor: Python statements may follow it."""
-    text = "        'b': 2,\n    }\n    return d\n\ndef g():\n"
-    rule = block_stop("", "\n", floor=8, language="python")
-    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }\n    return d"
-    # the brace languages: the closer ends the completion when nothing below closes the block
-    rule = block_stop("", "\n", floor=8, language="javascript")
-    assert text[: rule(text)].rstrip() == "        'b': 2,\n    }"
-    # the suffix holds more of the literal: cut before the closer, as before
-    rule = block_stop("", "\n        'c': 3,\n    }\n", floor=8, language="python")
-    assert text[: rule(text)].rstrip() == "        'b': 2,"
-
-
-def test_python_at_the_end_of_the_file_the_function_may_be_finished() -> None:
-    """Nothing below: after the inner block, the function's own lines go on; new top-level
-    code does not. With code below, the block's end stays the end."""
-    text = "            y += i\n        z = y\n    return z\n\n\ndef check(c):\n"
-    rule = block_stop("", "\n", floor=0, language="python")
-    assert text[: rule(text)].rstrip() == "            y += i\n        z = y\n    return z"
-    rule = block_stop("", "\n    return w\n", floor=4, language="python")
-    assert text[: rule(text)].rstrip() == "            y += i"
-    rule = block_stop("", "\n", floor=0, language="javascript")
-    assert text[: rule(text)].rstrip() == "            y += i"
-
-
-def test_block_stop_on_degenerate_repetition_and_blank_lines() -> None:
-    assert cut("    a = 1\n    a = 1\n    a = 1\n    a = 1") == "    a = 1"
-    assert cut("    a = 1\n\n\n    b = 2") == "    a = 1\n\n"
-
-
-def test_block_stop_at_any_near_suffix_line_and_existing_body() -> None:
-    suffix = "\n        ans.append(x)\n    return ans\n"
-    assert cut("    ans.extend(odds)\n    return ans\n", suffix=suffix) == "    ans.extend(odds)"
-    assert cut("    for x in y:\n        ans.append(x)\n", suffix=suffix) == "    for x in y:"
-
-
-def test_python_a_header_may_go_on_into_its_body() -> None:
-    """`elif` + its body, then the header whose body is below: no stop after the first line."""
-    suffix = '\n            grade = "E"\n    return grade\n'
-    text = '        elif g > 3:\n            grade = "A"\n        else:\n            grade = "E"\n'
-    rule = block_stop("", suffix, floor=9, language="python")
-    assert (
-        text[: rule(text)].rstrip() == '        elif g > 3:\n            grade = "A"\n        else:'
-    )
-    # in a brace language the header whose body is below ends the completion at once
-    suffix = '\n            grade = "E";\n        }\n'
-    text = '        if (g > 3) {\n            grade = "A";\n'
-    rule = block_stop("", suffix, floor=9, language="javascript")
-    assert text[: rule(text)].rstrip() == "        if (g > 3) {"
-
-
-def test_block_stop_lets_a_dedented_header_through_the_floor() -> None:
-    suffix = "\n            depth -= 1\n"
-    text = "        elif c == ')':\n            depth -= 1\n"
-    assert cut(text, suffix=suffix, floor=12) == "        elif c == ')':"
-    assert cut("        x = 1\n", suffix=suffix, floor=12) == ""
-
-
-def test_block_stop_goes_on_when_the_suffix_is_two_levels_deeper() -> None:
-    suffix = "\n            m = e\n    return m\n"
-    text = "    for e in l:\n        if e > m:\n            m = e\n"
-    assert cut(text, suffix=suffix) == "    for e in l:\n        if e > m:"
-
-
-def test_block_stop_keeps_a_closer_the_suffix_lacks() -> None:
-    # a bracket opened above the cursor and closed nowhere below: its closer ends the block
-    assert cut("    2,\n]\nprint(x)\n", suffix="") == "    2,\n]"
-    assert cut("    2,\n]\nprint(x)\n", suffix="\n]\n") == "    2,"  # the suffix closes it
-    assert cut("    2,\n]\nprint(x)\n", suffix="\n    3,\n]\n") == "    2,"  # it goes on below
-    assert cut("    2,\n] + [\n    3,\n]\n", suffix="") == "    2,"  # reopened: left to the user
-
-
-def test_the_same_code_at_another_depth_is_no_repeat_of_the_suffix() -> None:
-    """`if n < 2:` + `return False`, above a loop whose inner block also returns False."""
-    suffix = "\n    for k in range(2, n):\n        if n % k == 0:\n            return False\n"
-    assert cut("        return False\n", suffix=suffix, floor=4) == "        return False\n"
-    # at its own depth it is a repeat: the model is writing the code below again
-    assert cut("    for k in range(2, n):\n", suffix=suffix) == ""
+def test_indent_floor() -> None:
+    assert indent_floor("def f():\n    a = 1\n", "\n    return a\n") == 4
+    assert indent_floor("def f():\n", "\n    return a\n") == 1
 
 
 @pytest.mark.parametrize("case", CASES, ids=BY_ID)
 def test_block_stop_with_the_language_lexemes(case: Case) -> None:
     c = context_at(case.open_end, case.language)
-    rule = block_stop(c.line_prefix, c.suffix, language=case.language)
-    at = rule(case.model)
-    got = case.model if at is None else case.model[:at]
+    cut = block_cut(c.line_prefix, c.suffix, language=case.language)(case.model)
+    got = case.model if cut.at is None else case.model[: cut.at]
     assert got.rstrip("\n") == case.block
-
-
-def test_brace_block_end_rules() -> None:
-    go = "go"
-
-    def cut(text: str, line_prefix: str, suffix: str = "") -> str:
-        at = block_stop(line_prefix, suffix, language=go)(text)
-        return text if at is None else text[:at]
-
-    # `} else {` goes on; the closer of the else ends it
-    assert cut("\n\ta()\n} else {\n\tb()\n}\nc()\n", "if x {") == "\n\ta()\n} else {\n\tb()\n}"
-    # opened on the cursor's line by `} else {` itself
-    assert cut("\n\tb()\n}\nc()\n", "} else {") == "\n\tb()\n}"
-    assert cut("\n\tb()\n}\nc()\n", "} else {", "\n}\n") == "\n\tb()"
-    # a closer inside a string is no closer
-    assert cut('\n\ts := "}"\n\treturn s\n}\nx\n', "func f() string {") == (
-        '\n\ts := "}"\n\treturn s\n}'
-    )
-    # an empty line in a block whose closer is missing: the closer ends it
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t") == "return 1\n}"
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\nfunc h() {\n}\n") == "return 1\n}"
-    # the block goes on below, or the suffix closes it: cut before the closer
-    assert cut("return 1\n}\n\nfunc main() {\n", "\t", "\n\tfoo()\n}\n") == "return 1"
-    assert cut("return 1\n}\n", "\t", "\n}\n") == "return 1"
-    # a closer still on its way is waited for: `}` may become `} else {`
-    assert block_stop("if x {", "", language=go)("\n\ta()\n}") is None
-    # brackets of a call around the block close too: `});`
-    js = block_stop("run(function () {", "", language="javascript")
-    model = "\n  go();\n});\nmore();\n"
-    at = js(model)
-    assert at is not None and model[:at] == "\n  go();\n});"
-
-
-def test_brace_block_stop_keeps_the_closers_of_nested_blocks() -> None:
-    """`}` under `}` is no degenerate run, and a less indented `}` below closes an outer block.
-
-    The cursor on the empty line under `        if (x) {`; below it the loop's `}`.
-    """
-    suffix = "\n    }\n    return false;\n}\n"
-    text = (
-        "            if (y) {\n                if (z) {\n                    return 1;\n"
-        "                }\n            }\n        }\n    }\n"
-    )
-    rule = block_stop("", suffix, floor=12, language="java")
-    assert text[: rule(text)] == text[: text.rindex("\n    }")]
-    # the suffix's closer at the closer's own depth closes the block itself: cut before it
-    rule = block_stop("", "\n        }\n    }\n", floor=12, language="java")
-    more = "            f();\n        }\n"
-    assert more[: rule(more)] == "            f();"
-
-
-def test_brace_block_stop_ends_after_a_reopening_closer_whose_body_is_below() -> None:
-    """`} else {` written on an empty line above the else's body: that line is the answer."""
-    suffix = "\n        b();\n    }\n"
-    rule = block_stop("", suffix, floor=4, language="javascript")
-    text = "    } else {\n        b();\n    }\n"
-    assert text[: rule(text)] == "    } else {"
-    rule = block_stop("", suffix, floor=4, language="python")  # Python: as before
-    assert rule(text) == 0
-
-
-def test_brace_blank_lines_inside_an_open_block_go_on() -> None:
-    text = "    for x := range xs {\n        a()\n\n\n        b()\n    }\n"
-    rule = block_stop("", "\n    return\n}\n", floor=4, language="go")
-    assert rule(text) is None  # nothing cuts it: the block with its closer is the answer
-    text = "    a()\n\n\n    b()\n"  # no block open: two blank lines end it, as in Python
-    assert text[: rule(text)] == "    a()\n\n"
-
-
-def test_brace_header_above_a_deeper_closer_goes_on_into_its_body() -> None:
-    """HumanEval-X JavaScript/0: the hole opens `for` and `if`s whose closers the suffix has.
-
-    A closer below, deeper than the first line, is an inner block's: the completion still
-    has to open it, so the header's body is not below (it was cut after the header).
-    """
-    suffix = "\n      }\n    }\n  }\n  return false;\n}\n"
-    rule = block_stop("", suffix, floor=4, language="javascript")
-    text = (
-        "    for (let j = 0; j < n.length; j++) {\n      if (i != j) {\n"
-        "        return true;\n      }\n    }\n  }\n"
-    )
-    assert text[: rule(text)].startswith("    for (let j = 0; j < n.length; j++) {\n      if")
-    # a body below (code, not a closer) still ends the completion after the header
-    rule = block_stop("", "\n      x++;\n    }\n", floor=4, language="javascript")
-    assert text[: rule(text)] == "    for (let j = 0; j < n.length; j++) {"
+    # Python's block ends at the code below it, a brace language's at its own `}`
+    assert cut.rule == ("dedent" if case.language == "python" else "block_closed")
 
 
 def test_floor_under_a_braceless_header_is_the_headers_depth() -> None:
