@@ -10,7 +10,11 @@ tree-sitter, not with the line helpers under test. Without `../shared/data` the 
 
 `python tests/unit/completion/test_brace_languages.py [--all] [language...]` prints, per
 language and case, how many of the documents (of the tidy problems; `--all`: of every
-problem) give the expected completion.
+problem) give the expected completion; with `--rules`, it rewrites `RULES_FILE` instead.
+
+Each document of the multi-line cases is tagged, in `RULES_FILE`, with the rule of
+`stops.BLOCK_RULES` that cuts what the model writes there: a change to one rule fails the
+documents it moves, by name.
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
+from completion import stops
 from completion.engines.fake import FakeEngine
 from completion.languages import SPECS
 from completion.lines import indent_of
 from completion.pipeline import CompletionOptions, CompletionRequest, complete
 from completion.postprocess import PostOptions
-from completion.stops import SUFFIX_LINES
+from completion.stops import SUFFIX_LINES, StopRule, block_cut
 from completion.syntax import has_error, parse
 from completion.trigger import TriggerOptions
 
@@ -287,6 +294,38 @@ def run(p: Problem, doc: Doc, options: CompletionOptions = OPTIONS) -> str:
     return complete(engine, request, options).text
 
 
+class BlockRules:
+    """Stands in for `stops.block_stop`: the same cuts, and the names of the rules that cut."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.cuts: list[str] = []
+
+    def __call__(self, line_prefix: str, suffix: str, **options: Any) -> StopRule:
+        self.made += 1
+        judge = block_cut(line_prefix, suffix, **options)
+
+        def rule(text: str) -> int | None:
+            cut = judge(text)
+            if cut.at is not None:
+                self.cuts.append(cut.rule)
+            return cut.at
+
+        return rule
+
+    @property
+    def rule(self) -> str:
+        """The first rule that cut; `none` if none did, `single_line` if no block stop ran."""
+        return self.cuts[0] if self.cuts else "none" if self.made else "single_line"
+
+
+def run_judged(p: Problem, doc: Doc, options: CompletionOptions = OPTIONS) -> tuple[str, str]:
+    """`run`, and the rule of the block stop that cut the model's text."""
+    rules = BlockRules()
+    with mock.patch.object(stops, "block_stop", rules):
+        return run(p, doc, options), rules.rule
+
+
 def sample(language: str, stride: int = STRIDE) -> tuple[Problem, ...]:
     """Every `stride`-th tidy problem (all with `stride` 1), for a unit test's time."""
     return tuple(p for p in need(language) if tidy(p))[::stride]
@@ -297,15 +336,22 @@ def tally(
     case: str,
     options: CompletionOptions = OPTIONS,
     indented: bool = False,
+    rules: dict[str, str] | None = None,
 ) -> tuple[int, list[tuple[Problem, Doc, str]]]:
-    """(documents, the failures with what was shown) of one case over `found`."""
+    """(documents, the failures with what was shown) of one case over `found`.
+
+    `rules`, if given, gets the rule that cut each document's text (`tag`: the rule).
+    """
     count, failed = 0, []
     for p in found:
         for doc in CASES[case](p, indented):
             if doc.ambiguous:
                 continue
             count += 1
-            got = run(p, doc, options)
+            if rules is None:
+                got = run(p, doc, options)
+            else:
+                got, rules[tag(p, doc)] = run_judged(p, doc, options)
             if got != doc.expected:
                 failed.append((p, doc, got))
     return count, failed
@@ -313,6 +359,30 @@ def tally(
 
 def report(failed: list[tuple[Problem, Doc, str]]) -> str:
     return "\n".join(f"{p.task_id} {d.name}: {d.expected!r} -> {g!r}" for p, d, g in failed[:5])
+
+
+RULES_FILE = Path(__file__).with_name("brace_block_rules.txt")
+
+
+def tag(p: Problem, doc: Doc) -> str:
+    """A document's name in `RULES_FILE`: `language task_id case:lines[:how]`."""
+    return f"{p.language} {p.task_id} {doc.name}"
+
+
+def tagged_rules() -> dict[str, str]:
+    """`RULES_FILE`: each document's tag and the rule that cuts it (one a line)."""
+    lines = RULES_FILE.read_text(encoding="utf-8").splitlines()
+    return dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
+
+
+def write_rules() -> None:
+    """Rewrite `RULES_FILE` from what the rules do now (review the diff: the moved cases)."""
+    rules: dict[str, str] = {}
+    for language in LANGUAGES:
+        for case in sorted(CASES):
+            tally(sample(language), case, rules=rules)
+    head = "# python tests/unit/completion/test_brace_languages.py --rules writes this file\n"
+    RULES_FILE.write_text(head + "".join(f"{k} {v}\n" for k, v in rules.items()), "utf-8")
 
 
 # The least share of a sample's documents that must give the expected completion. Measured
@@ -352,10 +422,19 @@ def test_single_line_mode_cuts_at_the_line_end(language: str) -> None:
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_multi_line_mode_on_each_case(language: str, case: str) -> None:
-    """Default options: single-line holes, blocks ended by their brace, the suffix's `}`."""
-    count, failed = tally(sample(language), case)
+    """Default options: single-line holes, blocks ended by their brace, the suffix's `}`.
+
+    Each document cut by the rule it is tagged with in `RULES_FILE`.
+    """
+    rules: dict[str, str] = {}
+    count, failed = tally(sample(language), case, rules=rules)
     assert count >= 20
     assert len(failed) <= (1 - MIN_SHARE[case]) * count, report(failed)
+    prefix = f"{language} "
+    want = {k: v for k, v in tagged_rules().items() if k.startswith(prefix) and f" {case}:" in k}
+    moved = [f"{k}: {want.get(k)} -> {v}" for k, v in rules.items() if want.get(k) != v]
+    moved += [f"{k}: {v} -> (no such document)" for k, v in want.items() if k not in rules]
+    assert not moved, f"{len(moved)} documents moved ({RULES_FILE.name}):\n" + "\n".join(moved[:20])
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -509,6 +588,9 @@ def test_keep_parse_and_syntax_against_each_grammar(language: str) -> None:
 if __name__ == "__main__":
     import sys
 
+    if "--rules" in sys.argv:
+        write_rules()
+        sys.exit()
     every = "--all" in sys.argv  # the untidy problems too
     for language in [a for a in sys.argv[1:] if a != "--all"] or LANGUAGES:
         for case in CASES:
