@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from completion.context import Context
 from completion.engines.interface import DEFAULT_TIME_BUDGET_S, GenerationParams
-from completion.postprocess import PostOptions
 from completion.models.specs import PromptBudget
+from completion.postprocess import PostOptions
 from completion.stops import StopRule, stop_rule_for
 from completion.trigger import Mode, TriggerOptions
 
