@@ -233,27 +233,75 @@ def strip_lexemes(code: str, language: str | None) -> str:
 # Line comment syntax per language id; (start, end) for languages with block comments only.
 _LINE_COMMENT: dict[str, str] = {
     **dict.fromkeys(
-        "python shellscript bash sh zsh fish ruby perl r yaml toml dockerfile makefile "
-        "powershell elixir julia nim coffeescript cmake nix crystal gdscript".split(),
+        [
+            "python",
+            "shellscript",
+            "bash",
+            "sh",
+            "zsh",
+            "fish",
+            "ruby",
+            "perl",
+            "r",
+            "yaml",
+            "toml",
+            "dockerfile",
+            "makefile",
+            "powershell",
+            "elixir",
+            "julia",
+            "nim",
+            "coffeescript",
+            "cmake",
+            "nix",
+            "crystal",
+            "gdscript",
+        ],
         "#",
     ),
     **dict.fromkeys(
-        "javascript javascriptreact typescript typescriptreact go rust java c cpp csharp "
-        "swift kotlin scala php dart zig objective-c objective-cpp groovy jsonc proto "
-        "solidity hlsl glsl cuda verilog d".split(),
+        [
+            "javascript",
+            "javascriptreact",
+            "typescript",
+            "typescriptreact",
+            "go",
+            "rust",
+            "java",
+            "c",
+            "cpp",
+            "csharp",
+            "swift",
+            "kotlin",
+            "scala",
+            "php",
+            "dart",
+            "zig",
+            "objective-c",
+            "objective-cpp",
+            "groovy",
+            "jsonc",
+            "proto",
+            "solidity",
+            "hlsl",
+            "glsl",
+            "cuda",
+            "verilog",
+            "d",
+        ],
         "//",
     ),
-    **dict.fromkeys("lua sql haskell elm ada purescript".split(), "--"),
-    **dict.fromkeys("clojure lisp scheme racket commonlisp".split(), ";"),
-    **dict.fromkeys("latex tex erlang matlab prolog".split(), "%"),
-    **dict.fromkeys("vim viml".split(), '"'),
+    **dict.fromkeys(["lua", "sql", "haskell", "elm", "ada", "purescript"], "--"),
+    **dict.fromkeys(["clojure", "lisp", "scheme", "racket", "commonlisp"], ";"),
+    **dict.fromkeys(["latex", "tex", "erlang", "matlab", "prolog"], "%"),
+    **dict.fromkeys(["vim", "viml"], '"'),
     "fortran": "!",
 }
 
 
 _BLOCK_COMMENT: dict[str, tuple[str, str]] = {
-    **dict.fromkeys("html xml vue svelte markdown".split(), ("<!--", "-->")),
-    **dict.fromkeys("css scss less".split(), ("/*", "*/")),
+    **dict.fromkeys(["html", "xml", "vue", "svelte", "markdown"], ("<!--", "-->")),
+    **dict.fromkeys(["css", "scss", "less"], ("/*", "*/")),
 }
 
 

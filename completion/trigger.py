@@ -54,9 +54,13 @@ def should_complete(context: Context, options: TriggerOptions | None = None) -> 
     options = options or TriggerOptions()
     language = context.syntax
     rest = context.line_suffix.strip()
-    if options.mid_line_rule and rest and not set(rest) <= set(CLOSERS + " \t"):
-        if not options.mid_word_only or _WORD_CHAR.match(context.line_suffix):
-            return Mode.NONE
+    if (
+        options.mid_line_rule
+        and rest
+        and not set(rest) <= set(CLOSERS + " \t")
+        and (not options.mid_word_only or _WORD_CHAR.match(context.line_suffix))
+    ):
+        return Mode.NONE
     if not options.in_comments:
         text = context.prefix + context.suffix
         if in_comment_or_string(text, len(context.prefix), language):

@@ -50,8 +50,10 @@ def wanted_names(text: str, near: str, imports: list[Import]) -> list[_Wanted]:
     def add(module: str, level: int, name: str, pos: int | None) -> None:
         if pos is not None:
             score = 1.0 + pos / span
+        elif name in file_ids:
+            score = 0.5
         else:
-            score = 0.5 if name in file_ids else 0.1
+            score = 0.1
         key = (module, level, name)
         out[key] = max(out.get(key, 0.0), score)
 

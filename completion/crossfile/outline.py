@@ -216,7 +216,7 @@ def load_module(path: Path, open_docs: dict[str, str] | None = None) -> Module |
 
 def cached_module(path: Path, open_docs: dict[str, str]) -> tuple[Module | None, int]:
     """The module if it is parsed already, and the file's size (for a parse time guess)."""
-    node_text, key, size = _cache_key(path, open_docs)
+    _, key, size = _cache_key(path, open_docs)
     return (_MODULE_CACHE.get(key) if key is not None else None), size
 
 
@@ -242,7 +242,7 @@ def warm_later(path: Path, open_docs: dict[str, str]) -> None:
     def job() -> None:
         try:
             load_module(path, open_docs)
-        except Exception:  # noqa: BLE001 - a warm-up failure is retried by the next request
+        except Exception:  # a warm-up failure is retried by the next request
             pass
         finally:
             with _warm_lock:

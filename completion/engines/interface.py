@@ -149,8 +149,7 @@ class Stream:
         self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
     ) -> Generator[int, None, None]:
         stops = StopConditions(params.max_new_tokens, params.time_budget_s, stop_ids, cancel)
-        count = 0
-        for token in self._raw:
+        for count, token in enumerate(self._raw, start=1):
             if self.first_token_s is None:
                 self.first_token_s = time.monotonic() - stops.started
             reason = stops.before(token)
@@ -158,7 +157,6 @@ class Stream:
                 self.reason = reason
                 return
             yield token
-            count += 1
             reason = stops.after(count)
             if reason is not None:
                 self.reason = reason
