@@ -599,4 +599,4 @@ def _plots(
 def log_note(result: dict[str, Any], stream: TextIO = sys.stderr) -> None:
     """Say loudly on stderr when the pairing left tasks out."""
     if result["note"]:
-        print(f"offpilot eval compare: {result['note']}", file=stream)  # noqa: T201
+        print(f"offpilot eval compare: {result['note']}", file=stream)

@@ -191,7 +191,6 @@ def run_on_ray(
             started_ray = connect(ray, options.address)
             load = _drive(ray, settings, engine_factory, options, left.todo, sink)
     finally:
-        sink.close()
         if started_ray:
             ray.shutdown()
     return finish(settings, out, sink.session, time.monotonic() - sink.started, load)

@@ -150,7 +150,7 @@ def read_samples(out: Path, repair: bool = True) -> list[SampleRecord]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             broken = True
-    if repair and (broken or path.stat().st_size and not path.read_bytes().endswith(b"\n")):
+    if repair and (broken or (path.stat().st_size and not path.read_bytes().endswith(b"\n"))):
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         tmp.replace(path)

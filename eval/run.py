@@ -233,10 +233,11 @@ def judged(record: SampleRecord, task: data.Task, timeout_s: float) -> SampleRec
 
 
 class SampleSink:
-    """DIR/samples.jsonl open for appending: one flushed line per finished sample, once.
+    """DIR/samples.jsonl, appended to: one line per finished sample, once.
 
-    A sample already written (by an earlier session, or by a retried task that did finish)
-    is dropped, so the file never holds a (task_id, sample) twice.
+    The file is opened and closed for each line, so each is flushed. A sample already
+    written (by an earlier session, or by a retried task that did finish) is dropped, so
+    the file never holds a (task_id, sample) twice.
     """
 
     def __init__(self, out: Path, done: frozenset[tuple[str, int]], progress: Progress) -> None:
@@ -247,9 +248,8 @@ class SampleSink:
         self._progress = progress
         self._lock = threading.Lock()
         self._path = out / SAMPLES
-        # opened at the first sample: a run refused before any (no sandbox, no model, no Ray)
+        # created at the first sample: a run refused before any (no sandbox, no model, no Ray)
         # leaves no samples.jsonl behind
-        self._fh: TextIO | None = None
 
     def write(self, record: SampleRecord) -> bool:
         """Append one judged record, stamped with the session; False if it was a duplicate."""
@@ -261,18 +261,11 @@ class SampleSink:
             stamped = record.copy()
             stamped["session"] = self.session
             stamped["elapsed_s"] = round(time.monotonic() - self.started, 3)
-            if self._fh is None:
-                self._fh = open(self._path, "a", encoding="utf-8")
-            self._fh.write(json.dumps(stamped) + "\n")
-            self._fh.flush()
+            with open(self._path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(stamped) + "\n")
             self.written += 1
             self._progress.update(bool(record["passed"]))
             return True
-
-    def close(self) -> None:
-        """Close the file (if a sample was written)."""
-        if self._fh is not None:
-            self._fh.close()
 
 
 def finish(
@@ -305,39 +298,36 @@ def run(
     sink = SampleSink(out, left.done, progress)
     produced = 0
     load = {}
-    try:
-        if left.todo:
-            execution.sandbox()  # probe first: stop before loading a model if nothing can run
-            t0 = time.monotonic()
-            engine = engine_factory()
-            load = {
-                "load_s": getattr(engine, "load_seconds", time.monotonic() - t0),
-                "warmup_s": getattr(engine, "warmup_seconds", 0.0),
-            }
-            options = settings.options()
-            workers = workers or os.cpu_count() or 1
+    if left.todo:
+        execution.sandbox()  # probe first: stop before loading a model if nothing can run
+        t0 = time.monotonic()
+        engine = engine_factory()
+        load = {
+            "load_s": getattr(engine, "load_seconds", time.monotonic() - t0),
+            "warmup_s": getattr(engine, "warmup_seconds", 0.0),
+        }
+        options = settings.options()
+        workers = workers or os.cpu_count() or 1
 
-            def execute(record: SampleRecord, task: data.Task) -> bool:
-                return sink.write(judged(record, task, settings.timeout_s))
+        def execute(record: SampleRecord, task: data.Task) -> bool:
+            return sink.write(judged(record, task, settings.timeout_s))
 
-            with ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool:
-                pending: set[Future[bool]] = set()
-                cold = True
-                for task, samples in left.todo:
-                    if stop_after is not None and produced >= stop_after:
-                        break
-                    if stop_after is not None:
-                        samples = samples[: stop_after - produced]
-                    for record in sample_records(engine, task, samples, options, cold):
-                        pending.add(pool.submit(execute, record, task))
-                        produced += 1
-                    cold = False
-                    while len(pending) > 2 * workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in finished:
-                            f.result()  # a harness error stops the run
-                for f in pending:
-                    f.result()
-    finally:
-        sink.close()
+        with ThreadPoolExecutor(workers, thread_name_prefix="eval-exec") as pool:
+            pending: set[Future[bool]] = set()
+            cold = True
+            for task, samples in left.todo:
+                if stop_after is not None and produced >= stop_after:
+                    break
+                if stop_after is not None:
+                    samples = samples[: stop_after - produced]
+                for record in sample_records(engine, task, samples, options, cold):
+                    pending.add(pool.submit(execute, record, task))
+                    produced += 1
+                cold = False
+                while len(pending) > 2 * workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        f.result()  # a harness error stops the run
+            for f in pending:
+                f.result()
     return finish(settings, out, sink.session, time.monotonic() - sink.started, load)

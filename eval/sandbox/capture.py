@@ -5,6 +5,7 @@ The sample's process group is killed as a whole: it may have started more proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -56,16 +57,12 @@ def read_all(fd: int) -> bytes:
 
 def kill_group(pgid: int) -> None:
     """SIGKILL a whole process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def kill_pids(pids: Iterable[int]) -> None:
     """SIGKILL each process, ignoring those already gone or not ours to kill."""
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass

@@ -7,6 +7,7 @@ one that was killed (`sweep_stale`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -108,10 +109,8 @@ class Cgroup:
         """The processes in it now."""
         found: set[int] = set()
         for p in self.procs:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 found.update(int(x) for x in Path(p).read_text().split())
-            except (OSError, ValueError):
-                pass
         return found
 
     def kill(self, rounds: int = 200) -> None:
@@ -121,10 +120,8 @@ class Cgroup:
             if not pids:
                 return
             if self.v2 and (self.dirs[0] / "cgroup.kill").exists():
-                try:
+                with contextlib.suppress(OSError):
                     (self.dirs[0] / "cgroup.kill").write_text("1")
-                except OSError:
-                    pass
             kill_pids(pids)
             time.sleep(0.01)
 

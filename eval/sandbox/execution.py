@@ -264,7 +264,7 @@ def _execute(
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(work),
-            "TMPDIR": "/tmp" if box.namespace else str(work),  # noqa: S108 (private there)
+            "TMPDIR": "/tmp" if box.namespace else str(work),  # private there
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
@@ -295,7 +295,7 @@ def _execute(
             group = cgroups.Cgroup.create(limits.memory_bytes, tasks)
             if group is not None:
                 args = [sys.executable, "-I", "-S", "-c", _JOIN, *group.procs, "--", *args]
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             args,
             cwd=work,
             env=env,

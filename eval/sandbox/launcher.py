@@ -31,7 +31,7 @@ def _offpilot_launch() -> None:
 
     def cap(kind: int, value: int) -> None:
         if value > 0:
-            soft, hard = resource.getrlimit(kind)
+            _, hard = resource.getrlimit(kind)
             new = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(kind, (new, new))
 

@@ -15,7 +15,7 @@ HIDDEN = ("/root", "/home")  # emptied in namespace mode (the interpreter's path
 
 # Replaced by a private tmpfs in namespace mode; an interpreter under them is bound back
 # (a checkout, and its .venv, in /tmp is common: CI's, `mktemp -d`).
-PRIVATE = ("/tmp", "/dev/shm")  # noqa: S108
+PRIVATE = ("/tmp", "/dev/shm")
 
 
 def hidden_dirs() -> tuple[str, ...]:
@@ -37,7 +37,7 @@ def binds(python: str, hidden: tuple[str, ...]) -> tuple[str, ...]:
     )
     paths = [python]
     try:
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(
             [python, "-c", code],
             capture_output=True,
             text=True,

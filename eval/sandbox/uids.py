@@ -7,6 +7,7 @@ found by uid and killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -48,10 +49,8 @@ def user_tasks(uid: int) -> int:
     """Threads now running as `uid` (what RLIMIT_NPROC counts)."""
     total = 0
     for pid in processes(uid):
-        try:
+        with contextlib.suppress(OSError):
             total += len(os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            pass
     return total
 
 

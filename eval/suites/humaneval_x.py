@@ -167,7 +167,7 @@ def candidates(
 
 def build(
     problems: list[Problem],
-    options: BuildOptions = BuildOptions(),  # noqa: B008 (frozen)
+    options: BuildOptions = BuildOptions(),
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, list[data.Task]]:
     """The kept holes per kind: reference passes, blank fails; in draw order, then sorted."""
@@ -241,7 +241,7 @@ def make_suites(
     source: Path,
     out_dir: Path,
     languages: tuple[str, ...] = tuple(LANGUAGES),
-    options: BuildOptions = BuildOptions(),  # noqa: B008 (frozen)
+    options: BuildOptions = BuildOptions(),
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, int]:
     """Build and write the suites of `languages`; {suite name: tasks}."""

@@ -441,7 +441,7 @@ def _build_go_cache() -> Path | None:
         return None
     tc = TOOLCHAINS["go"]
     try:
-        version = subprocess.run(  # noqa: S603
+        version = subprocess.run(
             [go, "version"], capture_output=True, text=True, timeout=60, check=True
         ).stdout.split()[2]
     except (OSError, subprocess.SubprocessError, IndexError):
@@ -461,7 +461,7 @@ def _build_go_cache() -> Path | None:
         env["GOCACHE"] = str(cache)
         Path(env["GOTMPDIR"]).mkdir(exist_ok=True)
         try:
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 [go, "test", "-c", "-vet=off", "-o", "warm.test", "warm_test.go"],
                 cwd=tmp,
                 env=env,
