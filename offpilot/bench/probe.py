@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -89,10 +90,8 @@ async def probe(server_args: list[str], rounds: int = 5, huge_mb: float = 5.0) -
             await asyncio.sleep(0.15)  # generation is under way
             t_cancel = time.monotonic()
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=900_000 + i))
-            try:
+            with contextlib.suppress(Exception):  # -32800 RequestCancelled
                 await fut
-            except Exception:  # -32800 RequestCancelled
-                pass
             cancel_ms.append((time.monotonic() - t_cancel) * 1000)
             ms, _ = await _timed(client, uri, 1 + 4 * (3 * rounds + 1 + i), 11)
             next_ms.append(ms)
