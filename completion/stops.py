@@ -383,7 +383,7 @@ def blank_line(b: _Block, s: _Scan, line: _Line) -> _Step:
     """A blank line ends nothing by itself; whole ones are counted for `blank_lines`."""
     if line.code:
         return None
-    return _Scan(s.base, s.low, s.blanks + 1, s.run) if 0 < line.i and line.whole else s
+    return _Scan(s.base, s.low, s.blanks + 1, s.run) if line.i > 0 and line.whole else s
 
 
 def suffix_repeat(b: _Block, s: _Scan, line: _Line) -> _Step:
@@ -465,9 +465,15 @@ def header_with_body_below(b: _Block, s: _Scan, line: _Line) -> _Step:
     Not in Python, where the body below is often a later header's. A closer below is an
     inner block's, which the completion has yet to open: it goes on.
     """
-    if s.base is None and line.opener and not b.indented and b.first_below is not None:
-        if line.indent < b.below_indent <= line.indent + 4 and b.first_below[0] not in CLOSERS:
-            return _Cut(line.i, after=True)
+    if (
+        s.base is None
+        and line.opener
+        and not b.indented
+        and b.first_below is not None
+        and line.indent < b.below_indent <= line.indent + 4
+        and b.first_below[0] not in CLOSERS
+    ):
+        return _Cut(line.i, after=True)
     return None
 
 
