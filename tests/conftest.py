@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from completion.models.store import InstalledModel, ModelError, locate  # noqa: E402
+from completion.models.store import InstalledModel, ModelError, locate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -8,6 +8,7 @@ test can see both the PSM prompt order and the family's stop tokens at work.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def build_tiny_starcoder(out: Path, seed: int = 0) -> Path:
                 proj.bias.zero_()
         model.transformer.wpe.weight.zero_()
         model.lm_head.weight.zero_()
-        for i, (token, successor) in enumerate(zip(chain, chain[1:], strict=False)):
+        for i, (token, successor) in enumerate(itertools.pairwise(chain)):
             model.transformer.wte.weight[token] = torch.nn.functional.one_hot(
                 torch.tensor(i), width
             ).float()

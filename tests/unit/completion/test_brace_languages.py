@@ -526,7 +526,8 @@ def test_no_completion_in_comments_and_strings_when_switched_off(language: str) 
                 checked[kind] += 1
         line_end = p.head.rstrip("\n").rfind("\n") + 1  # the function's line, at its start
         assert _mode(p, line_end, NO_COMMENTS) == "single"
-    assert checked["comment"] >= 10 and checked["string"] >= 3, checked
+    assert checked["comment"] >= 10, checked
+    assert checked["string"] >= 3, checked
 
 
 _BRACKET_IN_LITERAL = re.compile(r"""(['"])[^'"\n]*[(){}\[\]][^'"\n]*\1""")
@@ -577,12 +578,11 @@ def test_keep_parse_and_syntax_against_each_grammar(language: str) -> None:
             if got == doc.expected:
                 multi += 1
             else:  # a cut that parses earlier, never the junk
-                assert (
-                    not got.endswith(junk)
-                    and has_error(doc.text[: doc.offset] + got + doc.text[doc.offset :], language)
-                    is False
-                ), (p.task_id, doc.name, got)
-    assert single >= 20 and multi >= 10, (single, multi)
+                assert not got.endswith(junk), (p.task_id, doc.name, got)
+                filled = doc.text[: doc.offset] + got + doc.text[doc.offset :]
+                assert has_error(filled, language) is False, (p.task_id, doc.name, got)
+    assert single >= 20, (single, multi)
+    assert multi >= 10, (single, multi)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def test_context_clamps_offset_and_windows_huge_text() -> None:
     huge = "x = 1\n" * 100_000
     ctx = extract_context(huge, len(huge) + 50)
     assert ctx.suffix == ""
-    assert len(ctx.prefix) <= 24_000 and ctx.prefix.startswith("x = 1")
+    assert len(ctx.prefix) <= 24_000
+    assert ctx.prefix.startswith("x = 1")
 
 
 def test_a_windowed_side_of_a_huge_file_starts_at_a_statement() -> None:
@@ -32,8 +33,10 @@ def test_a_windowed_side_of_a_huge_file_starts_at_a_statement() -> None:
     )
     offset = text.index("    return x", len(text) // 2) + len("    return x")
     ctx = extract_context(text, offset)
-    assert ctx.prefix.startswith("def f") and len(ctx.prefix) <= 24_000
-    assert ctx.suffix.endswith("return x\n") and len(ctx.suffix) <= 8_000
+    assert ctx.prefix.startswith("def f")
+    assert len(ctx.prefix) <= 24_000
+    assert ctx.suffix.endswith("return x\n")
+    assert len(ctx.suffix) <= 8_000
     assert in_comment_or_string(ctx.prefix + ctx.suffix, len(ctx.prefix), "python") is False
     assert (
         should_complete(

@@ -103,9 +103,12 @@ def test_block_openers_per_language(doc: str, language: str, expected: Mode) -> 
 
 
 def test_closers_of_nested_blocks_are_no_repetition() -> None:
-    assert block_closer("    });", "javascript") and block_closer("}", "go")
-    assert not block_closer("}", "python") and not block_closer("}", "")
-    assert not block_closer("} else {", "java") and not block_closer("", "c")
+    assert block_closer("    });", "javascript")
+    assert block_closer("}", "go")
+    assert not block_closer("}", "python")
+    assert not block_closer("}", "")
+    assert not block_closer("} else {", "java")
+    assert not block_closer("", "c")
     assert not repeats("      }", "    }", "rust")
     assert repeats("  x++;", "  x++;", "cpp")
     assert repeats("    ]", "    ]", "python")  # Python and plain text as before

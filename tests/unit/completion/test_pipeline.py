@@ -83,7 +83,8 @@ def test_pipeline_trigger_none_skips_the_model() -> None:
     engine = FakeEngine(default="abc")
     doc = "x = fo(a)\n"
     result = complete(engine, CompletionRequest(doc, 4), CompletionOptions())
-    assert result.text == "" and result.stop_reason == "trigger"
+    assert result.text == ""
+    assert result.stop_reason == "trigger"
     assert engine.prompts == []
 
 
@@ -91,7 +92,8 @@ def test_option_specs_apply_and_refuse_what_they_do_not_know(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     options = CompletionOptions().with_spec("multiline=0,dedupe=off,max_new_tokens=7")
-    assert not options.trigger.multiline and not options.post.dedupe
+    assert not options.trigger.multiline
+    assert not options.post.dedupe
     assert options.max_new_tokens == 7
     for bad in ("bogus=1", "dedupe=maybe", "max_new_tokens=lots", "dedupe"):
         with pytest.raises(ValueError, match="pipeline option"):
@@ -110,7 +112,8 @@ def test_a_block_never_runs_into_the_next_definition_nor_ends_inside_a_string() 
     cursor = doc.index("    \n") + 4
     runs_on = FakeEngine(default="return x + 1\n\n\ndef g(y):\n    return y\n\n\ndef h():\n")
     result = complete(runs_on, CompletionRequest(doc, cursor))
-    assert result.mode == "multi" and result.text == "return x + 1"
+    assert result.mode == "multi"
+    assert result.text == "return x + 1"
     # cut by the token cap inside a string: what is shown still parses with the file
     doc = "def f(x):\n    \n    return x\n"
     cursor = doc.index("    \n") + 4

@@ -33,16 +33,19 @@ def test_prompt_is_psm_for_a_psm_family() -> None:
 
 
 def test_model_families_carry_their_prompt_order() -> None:
-    assert QWEN2.fim is not None and QWEN2.fim.order is FimOrder.SUFFIX_FIRST
+    assert QWEN2.fim is not None
+    assert QWEN2.fim.order is FimOrder.SUFFIX_FIRST
     assert fim_order("qwen2") is FimOrder.SUFFIX_FIRST
-    assert fim_order("gpt_bigcode") is FimOrder.PSM and fim_order("unknown") is FimOrder.PSM
+    assert fim_order("gpt_bigcode") is FimOrder.PSM
+    assert fim_order("unknown") is FimOrder.PSM
 
 
 def test_prompt_budget_cuts_at_line_boundaries() -> None:
     engine = FakeEngine()  # one token per character
     prefix = "".join(f"line{i}\n" for i in range(100)) + "    return "
     kept = fit_prefix(engine, prefix, 40)
-    assert kept.endswith("    return ") and len(kept) <= 40
+    assert kept.endswith("    return ")
+    assert len(kept) <= 40
     assert kept.split("\n")[0].startswith("line")  # whole lines only
     assert fit_suffix(engine, "ab\ncd\nef\n", 6) == "ab\ncd\n"
     # a single line longer than the budget keeps the part nearest the cursor
@@ -80,7 +83,8 @@ def test_blanks_before_the_cursor_are_healed() -> None:
     indented = "def f(x):\n    "
     prompt = build_prompt(extract_context(indented, len(indented)), engine)
     at_column_0 = build_prompt(extract_context("def f(x):\n", 10), engine)
-    assert prompt.ids == at_column_0.ids and prompt.healed == "    "
+    assert prompt.ids == at_column_0.ids
+    assert prompt.healed == "    "
     engine = FakeEngine(default="    return x\n    y = 1\n")
     result = complete(engine, CompletionRequest(indented, len(indented)))
     assert result.text == "return x\n    y = 1"
@@ -89,4 +93,5 @@ def test_blanks_before_the_cursor_are_healed() -> None:
     assert complete(spaced, CompletionRequest(doc, doc.index("\n", 15))).text == "a + b"
     other = FakeEngine(default="(a + b)\n")  # no space: nothing to take off
     assert complete(other, CompletionRequest(doc, doc.index("\n", 15))).text == "(a + b)"
-    assert strip_healed(" ", "  ") == "" and strip_healed("\tx", " ") == "\tx"
+    assert strip_healed(" ", "  ") == ""
+    assert strip_healed("\tx", " ") == "\tx"

@@ -68,4 +68,6 @@ def test_parsers_are_per_thread() -> None:
     thread = threading.Thread(target=lambda: there.append(parser_for("go")))
     thread.start()
     thread.join()
-    assert here is parser_for("go") and there[0] is not None and there[0] is not here
+    assert here is parser_for("go")
+    assert there[0] is not None
+    assert there[0] is not here

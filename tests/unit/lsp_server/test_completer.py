@@ -107,7 +107,8 @@ def test_next_line_snapshot_guesses_the_editor_after_accept_and_enter() -> None:
     assert ahead.request.offset == len("def add(a, b):\n    return a + b\n    ")
     header = "def add(a, b):\n"
     deeper = next_line_snapshot(snap(header, len(header) - 1), "")
-    assert deeper is not None and deeper.request.text == "def add(a, b):\n    \n"
+    assert deeper is not None
+    assert deeper.request.text == "def add(a, b):\n    \n"
     assert next_line_snapshot(snap(), "a +\nb") is None  # a multi-line suggestion
     assert next_line_snapshot(snap(TEXT, CURSOR - 3), "") is None  # mid-line
     assert next_line_snapshot(snap("\n", 0), "") is None  # an empty line
@@ -150,7 +151,8 @@ async def test_prefetch_can_be_switched_off() -> None:
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     await completer.complete(snap(), ready(engine))
     await asyncio.sleep(0.1)
-    assert len(engine.prompts) == 1 and not completer._prefetches
+    assert len(engine.prompts) == 1
+    assert not completer._prefetches
 
 
 async def test_a_request_in_another_document_supersedes_the_one_in_flight() -> None:
@@ -162,7 +164,8 @@ async def test_a_request_in_another_document_supersedes_the_one_in_flight() -> N
     started = time.monotonic()
     new = await completer.complete(other, ready(engine))
     assert (await old).source == "cancelled"
-    assert new.source == "model" and time.monotonic() - started < 1.5
+    assert new.source == "model"
+    assert time.monotonic() - started < 1.5
 
 
 async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
@@ -174,11 +177,9 @@ async def test_the_time_budget_counts_from_the_requests_arrival() -> None:
     await asyncio.sleep(0.3)
     completer.generation_lock.release()
     late = await waiting
-    assert (
-        late.result.text == ""
-        and late.source == "model"
-        and late.result.stop_reason == "time_budget"
-    )
+    assert late.result.text == ""
+    assert late.source == "model"
+    assert late.result.stop_reason == "time_budget"
     assert engine.prompts == []  # past its budget before it started: the model never ran
     engine.prompt_delay_s = 0.0
     again = await completer.complete(snap(), ready(engine))  # not cached: asked again

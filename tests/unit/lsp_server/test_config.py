@@ -18,7 +18,8 @@ def test_config_defaults_and_aliases() -> None:
     )
     assert warnings == []
     assert (config.max_tokens, config.debounce_ms, config.multiline) == (20, 0, True)
-    assert not config.language_enabled("markdown") and config.language_enabled("python")
+    assert not config.language_enabled("markdown")
+    assert config.language_enabled("python")
     # unset, the prompt windows are the model family's (completion/models/specs.py)
     assert (config.context_tokens, config.prefix_tokens, config.suffix_tokens) == (None,) * 3
     assert parse_config(None) == (ServerConfig(), [])
@@ -26,11 +27,15 @@ def test_config_defaults_and_aliases() -> None:
 
 def test_context_tokens_split_three_to_one_and_null_restores_the_family_windows() -> None:
     config, warnings = parse_config({"contextTokens": 1001})
-    assert warnings == [] and (config.prefix_tokens, config.suffix_tokens) == (750, 251)
+    assert warnings == []
+    assert (config.prefix_tokens, config.suffix_tokens) == (750, 251)
     back, warnings = parse_config({"contextTokens": None}, config)
-    assert warnings == [] and back.context_tokens is None and back.prefix_tokens is None
+    assert warnings == []
+    assert back.context_tokens is None
+    assert back.prefix_tokens is None
     _, warnings = parse_config({"contextTokens": 8})
-    assert len(warnings) == 1 and "32..8192" in warnings[0]
+    assert len(warnings) == 1
+    assert "32..8192" in warnings[0]
 
 
 def test_invalid_config_warns_and_keeps_defaults() -> None:
@@ -46,7 +51,8 @@ def test_invalid_config_warns_and_keeps_defaults() -> None:
     )
     assert config.max_tokens == ServerConfig().max_tokens
     assert config.debounce_ms == ServerConfig().debounce_ms
-    assert config.enable is True and config.threads == 2
+    assert config.enable is True
+    assert config.threads == 2
     assert len(warnings) == 1  # one message, naming each bad setting
     for key in ("maxTokens", "debounceMs", "enable", "'bogus' (unknown setting)", "languages"):
         assert key in warnings[0]
@@ -74,8 +80,10 @@ def test_backend_settings() -> None:
         {"backend": "gpu-box:8080", "backendApiKeyEnv": "sk-live 123", "backendModel": 5}
     )
     assert (bad.backend, bad.backend_api_key_env, bad.backend_model) == (None, None, None)
-    assert len(warnings) == 1 and warnings[0].count("=") == 3
-    assert "http" in warnings[0] and "variable's name" in warnings[0]
+    assert len(warnings) == 1
+    assert warnings[0].count("=") == 3
+    assert "http" in warnings[0]
+    assert "variable's name" in warnings[0]
     assert "sk-live" not in warnings[0]  # the key's name was wanted: the value may be the key
 
 

@@ -57,7 +57,8 @@ def test_a_process_spinning_elsewhere_is_counted() -> None:
         after = cpu_load.read_sample()
     finally:
         spinner.join()
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert others_busy(before, after, cpu_load.usable_cores()) >= 0.5
 
 

@@ -100,7 +100,8 @@ def test_bad_file_is_set_aside_and_counting_restarts(
     assert (python["shown"], python["accepted"], python["accepted_chars"]) == (1, 1, 2)
     (aside,) = tmp_path.glob("stats.json.bad-*")
     assert aside.read_bytes() == content
-    assert "unreadable stats file" in caplog.text and aside.name in caplog.text
+    assert "unreadable stats file" in caplog.text
+    assert aside.name in caplog.text
 
 
 def test_two_bad_files_are_both_kept(tmp_path: Path) -> None:
@@ -131,7 +132,8 @@ def test_stats_persist(tmp_path: Path) -> None:
     stats.record("rejected", "rust")
     again = Stats(tmp_path / "s.json").summary()
     assert again["languages"]["python"]["acceptance_rate"] == 1.0
-    assert again["total"]["shown"] == 2 and again["total"]["accepted_chars"] == 4
+    assert again["total"]["shown"] == 2
+    assert again["total"]["accepted_chars"] == 4
     assert "python" in format_summary(again)
     (tmp_path / "s.json").write_text("garbage")
     assert Stats(tmp_path / "s.json").summary()["total"]["shown"] == 0
@@ -190,7 +192,8 @@ def test_language_ids_are_normalised_and_capped(tmp_path: Path) -> None:
     stats.record("accepted", "python", 10**30)
     languages = json.loads((tmp_path / "stats.json").read_text())["languages"]
     assert len(languages) == MAX_LANGUAGES
-    assert languages["python"]["shown"] == 1 and languages["unknown"]["shown"] == 1
+    assert languages["python"]["shown"] == 1
+    assert languages["unknown"]["shown"] == 1
     assert languages["python"]["accepted_chars"] == MAX_EVENT_CHARS
     assert languages[OTHER_LANGUAGE]["rejected"] == 4 + 2 * MAX_LANGUAGES - (MAX_LANGUAGES - 3)
     assert sum(s["rejected"] for s in languages.values()) == 4 + 2 * MAX_LANGUAGES
@@ -202,6 +205,7 @@ def test_a_file_from_before_the_caps_is_folded_into_them(tmp_path: Path) -> None
     bloated = {f"{'y' * 100_000}{i}": {"shown": 1} for i in range(20)}
     path.write_text(json.dumps({"languages": {**bloated, "Python": {"shown": 2}}}))
     stats = Stats(path)
-    assert stats.languages[OTHER_LANGUAGE].shown == 20 and stats.languages["python"].shown == 2
+    assert stats.languages[OTHER_LANGUAGE].shown == 20
+    assert stats.languages["python"].shown == 2
     stats.record("shown", "python")
     assert path.stat().st_size < 1000

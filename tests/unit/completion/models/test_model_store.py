@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def test_cache_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 def test_missing_model_names_the_install_command(tmp_path: Path) -> None:
     with pytest.raises(ModelMissingError, match="offpilot model install"):
         locate(None, tmp_path)
-    with pytest.raises(ModelMissingError, match="offpilot model install qwen2.5-coder-1.5b"):
+    with pytest.raises(
+        ModelMissingError, match=re.escape("offpilot model install qwen2.5-coder-1.5b")
+    ):
         locate("qwen2.5-coder-1.5b", tmp_path)
 
 

@@ -1,6 +1,7 @@
 """Output-vocabulary pruning on the tiny CTranslate2 model, through the real engine."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def test_greedy_output_is_unchanged_when_its_tokens_are_kept(
     assert bins["decoder/projection/weight"][0] == kept
     assert bins["decoder/embeddings/weight"][0] == len(vocabulary)  # every token can be read
     reordered = json.loads((pruned_dir / "vocabulary.json").read_text())
-    assert sorted(reordered) == sorted(vocabulary) and reordered != vocabulary
+    assert sorted(reordered) == sorted(vocabulary)
+    assert reordered != vocabulary
     # argmax over a subset that holds the argmax is the same: identical ids after mapping back
     assert _outputs(_reverify(pruned_dir)) == full
 
@@ -82,7 +84,7 @@ def test_pruning_twice_or_a_broken_file_is_refused(
         prune_output_vocabulary(pruned, {"Ġreturn"})
     broken = _copy(tiny_model, tmp_path / "broken")
     (broken / "model.bin").write_bytes((broken / "model.bin").read_bytes()[:1000])
-    with pytest.raises(PruneError, match="not a CTranslate2 model.bin"):
+    with pytest.raises(PruneError, match=re.escape("not a CTranslate2 model.bin")):
         prune_output_vocabulary(broken, {"Ġreturn"})
 
 
@@ -92,21 +94,25 @@ def test_install_prunes_an_installed_model_in_place_and_back(
     """Full install -> asked pruned: pruned from the installed files -> asked full: rebuilt."""
     cache = tmp_path / "cache"
     full = install_from_hf(str(tiny_checkpoint), "t", cache, **QUIET)
-    assert full.built and full.model.manifest.output_vocabulary == {}
+    assert full.built
+    assert full.model.manifest.output_vocabulary == {}
     keep = frozenset({"Ġreturn", "Ġimport"})
     pruned = install_from_hf(str(tiny_checkpoint), "t", cache, keep_tokens=keep, **QUIET)
     info = pruned.model.manifest.output_vocabulary
-    assert pruned.built and 0 < info["rows"] < info["of"]
+    assert pruned.built
+    assert 0 < info["rows"] < info["of"]
     assert verify(pruned.model.path, full=True).manifest.output_vocabulary == info
     again = install_from_hf(str(tiny_checkpoint), "t", cache, keep_tokens=keep, **QUIET)
     assert not again.built  # a verified no-op
     back = install_from_hf(str(tiny_checkpoint), "t", cache, **QUIET)
-    assert back.built and back.model.manifest.output_vocabulary == {}
+    assert back.built
+    assert back.model.manifest.output_vocabulary == {}
     assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".install")) == ["t"]
 
 
 def test_vendored_code_token_list() -> None:
     tokens = code_tokens("qwen2")
-    assert tokens is not None and len(tokens) > 40_000
+    assert tokens is not None
+    assert len(tokens) > 40_000
     assert {"def", "Ġreturn", "ĠNone", "();Ċ", "ĠĠĠ"} <= tokens
     assert code_tokens("no-such-family") is None
