@@ -81,7 +81,8 @@ def test_compare_two_finished_runs(two_runs: tuple[Path, Path, str], tmp_path: P
     proc = _cli(str(editor), str(raw), "--out", str(tmp_path / "cmp"), "--resamples", "2000")
     assert proc.returncode == 0, proc.stderr
     assert "raw vs editor, all (9 tasks)" in proc.stdout
-    assert "95% CI" in proc.stdout and "McNemar p=" in proc.stdout
+    assert "95% CI" in proc.stdout
+    assert "McNemar p=" in proc.stdout
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     passed = {
         name: {r["task_id"]: r["passed"] for r in read_samples(d)}
@@ -94,22 +95,28 @@ def test_compare_two_finished_runs(two_runs: tuple[Path, Path, str], tmp_path: P
     for d in dis:
         assert d["pass@1"] == {k: float(v[d["task_id"]]) for k, v in passed.items()}
     t = result["groups"]["all"]["vs_baseline"]["raw"]
-    assert t["worse"] == sum(passed["editor"][x] for x in expected) and t["diff"] < 0
+    assert t["worse"] == sum(passed["editor"][x] for x in expected)
+    assert t["diff"] < 0
     assert t["p"] == mcnemar_exact(t["better"], t["worse"])
     assert result["settings_differ"] == {"pipeline": {"editor": "", "raw": RAW}}
     assert {"language python", "language javascript", "suite toy", "all"} <= set(result["groups"])
     assert result["groups"]["language javascript"]["tasks"] == 3
     for e in result["entrants"]:
-        assert e["latency_ms"]["p50"] > 0 and e["latency_ms"]["n"] == 8  # the cold one left out
-        assert e["first_token_ms"]["p99"] > 0 and e["decode_tokens_per_s"] > 0
+        assert e["latency_ms"]["p50"] > 0
+        assert e["latency_ms"]["n"] == 8  # the cold one left out
+        assert e["first_token_ms"]["p99"] > 0
+        assert e["decode_tokens_per_s"] > 0
     js = {e["label"]: e["by_language"]["javascript"] for e in result["entrants"]}
-    assert js["raw"]["shown"] == 3 and js["raw"]["compile_errors"] >= 1  # junk, shown
+    assert js["raw"]["shown"] == 3  # junk, shown
+    assert js["raw"]["compile_errors"] >= 1
     assert js["editor"]["shown_not_compiling"] == 0.0  # the editor's pipeline shows none
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    assert "## Compile errors by language" in md and "| javascript |" in md
+    assert "## Compile errors by language" in md
+    assert "| javascript |" in md
     assert f"## Tasks where they disagree ({len(expected)})" in md
     assert all(f"| {x} |" in md for x in expected)
-    assert "## pass@1 by language" in md and "| javascript | 3 |" in md
+    assert "## pass@1 by language" in md
+    assert "| javascript | 3 |" in md
     for png in result["plots"]:
         assert (tmp_path / "cmp" / png).stat().st_size > 1000
     assert result["plots"] == ["compare_pass1.png", "compare_diff.png", "compare_latency.png"]
@@ -131,7 +138,8 @@ def test_other_task_sets_are_refused_or_paired_loudly(
     assert proc.returncode == 2
     assert "the runs hold different tasks" in proc.stderr
     assert f"editor (9 tasks) has 4 not in every run: {', '.join(left_out)}" in proc.stderr
-    assert "limit (editor None, fewer 5)" in proc.stderr and "--intersect" in proc.stderr
+    assert "limit (editor None, fewer 5)" in proc.stderr
+    assert "--intersect" in proc.stderr
     assert not (tmp_path / "cmp" / "compare.json").exists()
     proc = _cli(str(editor), str(tmp_path / "fewer"), "--out", str(tmp_path / "cmp"), "--intersect")
     assert proc.returncode == 0, proc.stderr
@@ -171,11 +179,11 @@ def test_compare_runs_the_models_first_and_resumes(tiny_model, tmp_path: Path) -
         assert len(read_samples(out / label)) == 4
     assert json.loads((out / "compare.json").read_text())["disagreements"] == []
     again = _cli(*args, "--out", str(out), "--resamples", "1000")  # resumes: nothing to do
-    assert again.returncode == 0 and all(
-        len(read_samples(out / x)) == 4 for x in ("tiny", "tiny-2")
-    )
+    assert again.returncode == 0
+    assert all(len(read_samples(out / x)) == 4 for x in ("tiny", "tiny-2"))
     bad = _cli("--model", model, "--out", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "need --suite" in bad.stderr
+    assert bad.returncode == 2
+    assert "need --suite" in bad.stderr
 
 
 def test_a_run_still_being_written_is_read_not_rewritten(

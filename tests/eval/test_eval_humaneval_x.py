@@ -68,7 +68,8 @@ def test_shipped_suites_are_whole_line_holes_of_the_reference() -> None:
         assert len({t.task_id for t in tasks}) == len(tasks)
         per_problem: dict[str, int] = {}
         for t in tasks:
-            assert data.language(t) == language and data.whole_lines(t), t.task_id
+            assert data.language(t) == language, t.task_id
+            assert data.whole_lines(t), t.task_id
             lines = t.canonical_solution.splitlines()
             assert (len(lines) == 1) if kind == "single" else (2 <= len(lines) <= 6)
             assert t.canonical_solution.strip(" \n{}();,[]"), t.task_id
@@ -88,14 +89,17 @@ def test_holes_are_code_lines_and_runs_of_two_to_six() -> None:
     )
     assert humaneval_x.holes(p, "single") == [(0, 1), (1, 2), (2, 3), (5, 6)]
     multi = humaneval_x.holes(p, "multi")
-    assert (0, 2) in multi and (1, 4) in multi and (0, 6) in multi
+    assert (0, 2) in multi
+    assert (1, 4) in multi
+    assert (0, 6) in multi
     assert (3, 5) not in multi  # starts with a brace
     assert all(end < 7 for _, end in multi)  # the last line has no newline: never in a hole
     assert (0, 5) not in multi  # ends on the blank line
     t = p.task(1, 4, "multi")
     assert t.canonical_solution == "    if (b) {\n        b++;\n    }\n"
     assert data.filled(t, t.canonical_solution) == p.head + p.body
-    assert t.task_id == "X/0/L1-L3" and t.kind == "multi-line: 2-3 lines"
+    assert t.task_id == "X/0/L1-L3"
+    assert t.kind == "multi-line: 2-3 lines"
 
 
 def test_problems_are_assembled_as_upstream_does() -> None:
@@ -109,7 +113,8 @@ def test_problems_are_assembled_as_upstream_does() -> None:
             "test": "",
         },
     )
-    assert go.head.startswith("package main\n") and go.entry_point == "Add"
+    assert go.head.startswith("package main\n")
+    assert go.entry_point == "Add"
     rust = humaneval_x.problem(
         "rust",
         {
@@ -121,7 +126,9 @@ def test_problems_are_assembled_as_upstream_does() -> None:
             "test": "",
         },
     )
-    assert "rand" not in rust.head and "regex" not in rust.head and "use std::cmp" in rust.head
+    assert "rand" not in rust.head
+    assert "regex" not in rust.head
+    assert "use std::cmp" in rust.head
     assert rust.entry_point == "add"
     tc = toolchains.toolchain("go")
     source = toolchains.program_source(tc, go.task(0, 1, "single"), "    return a\n")
@@ -141,7 +148,8 @@ def test_a_compile_error_is_classified_as_one(language: str) -> None:
     tests = {"java": "public class Main { public static void main(String[] a) {} }\n"}
     t = task(language, prompt, "    return 1;\n", suffix, tests.get(language, ""))
     out = require(toolchains.run_task(t, "    return )(;\n"))
-    assert out.result == execution.ERROR and toolchains.is_compile_error(out.reason), out.reason
+    assert out.result == execution.ERROR, out.reason
+    assert toolchains.is_compile_error(out.reason), out.reason
 
 
 def test_a_failed_console_assert_fails_the_javascript_test() -> None:
@@ -150,7 +158,8 @@ def test_a_failed_console_assert_fails_the_javascript_test() -> None:
     )
     assert require(toolchains.run_task(t, "  return 2;\n")).result == execution.PASSED
     wrong = toolchains.run_task(t, "  return 1;\n")
-    assert wrong.result == execution.FAILED and "Assertion failed" in wrong.reason, wrong.reason
+    assert wrong.result == execution.FAILED, wrong.reason
+    assert "Assertion failed" in wrong.reason, wrong.reason
 
 
 @pytest.mark.parametrize(
@@ -171,7 +180,8 @@ def test_a_looping_program_is_timed_out(
 ) -> None:
     t = task(language, prompt, loop, suffix, test)
     out = require(toolchains.run_task(t, loop, run_s=2.0))
-    assert out.result == execution.TIMEOUT and "test run past 2 s" in out.reason, out.reason
+    assert out.result == execution.TIMEOUT, out.reason
+    assert "test run past 2 s" in out.reason, out.reason
     assert out.ms < 60_000
 
 
@@ -191,7 +201,8 @@ def test_a_missing_toolchain_is_named_and_left_out_of_pass_at_1(
     )
     monkeypatch.setenv("PATH", str(tmp_path))  # no go, no node
     record = judge(go, go.canonical_solution, 5.0)
-    assert record["result"] == execution.ERROR and not record["passed"]
+    assert record["result"] == execution.ERROR
+    assert not record["passed"]
     assert record["reason"] == "toolchain missing: go (install golang-go)"
     monkeypatch.undo()
     passed = judge(js, js.canonical_solution, 5.0)
@@ -201,7 +212,8 @@ def test_a_missing_toolchain_is_named_and_left_out_of_pass_at_1(
         {"task_id": js.task_id, "language": "javascript", **RECORD, **passed},
     ]
     summary = summarize(RunSettings(suite="mixed"), records, tmp_path)
-    assert summary["pass@1"] == 1.0 and summary["tasks"] == 1
+    assert summary["pass@1"] == 1.0
+    assert summary["tasks"] == 1
     assert summary["skipped"] == {
         "samples": 1,
         "reasons": {"toolchain missing: go (install golang-go)": 1},
@@ -235,8 +247,10 @@ def test_summary_gives_pass_at_1_and_compile_errors_per_language(tmp_path: Path)
     ]
     summary = summarize(RunSettings(suite="mixed"), records, tmp_path)
     rust = summary["by_language"]["rust"]
-    assert rust["pass@1"] == 0.25 and rust["compile_errors"] == 2
-    assert rust["compile_error_share"] == 0.5 and rust["shown"] == 3
+    assert rust["pass@1"] == 0.25
+    assert rust["compile_errors"] == 2
+    assert rust["compile_error_share"] == 0.5
+    assert rust["shown"] == 3
     assert rust["shown_not_compiling"] == pytest.approx(1 / 3)
     assert summary["by_language"]["java"]["pass@1"] == 1.0
     assert summary["pass@1"] == pytest.approx(2 / 5)
@@ -250,7 +264,8 @@ def test_request_names_the_language_and_its_file() -> None:
     ]:
         t = data.load_suite(suite)[0]
         request = request_for(t)
-        assert request.language == data.language(t) and request.path == name
+        assert request.language == data.language(t)
+        assert request.path == name
         assert request.text == data.document(t)[0]
 
 
@@ -277,8 +292,10 @@ def test_run_and_repost_a_javascript_suite(tmp_path: Path) -> None:
         require(execution.Outcome(r["result"], r["reason"], 0, "", 0.0))
     assert {r["task_id"]: r["passed"] for r in records} == {"js/add2": True, "js/dbl": False}
     assert all(r["language"] == "javascript" for r in records)
-    assert summary["language"] == "javascript" and summary["pass@1"] == 0.5
+    assert summary["language"] == "javascript"
+    assert summary["pass@1"] == 0.5
     assert summary["by_language"]["javascript"]["samples"] == 2
     assert "## By language" in (tmp_path / "base" / "report.md").read_text()
     again = repost(tmp_path / "base", tmp_path / "again", "dedupe=0")
-    assert again["language"] == "javascript" and again["pass@1"] == 0.5
+    assert again["language"] == "javascript"
+    assert again["pass@1"] == 0.5

@@ -29,7 +29,8 @@ def test_eval_run_judges_five_tasks(short: str, real_model: InstalledModel, tmp_
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["samples"] == LIMIT and summary["tasks"] == LIMIT
+    assert summary["samples"] == LIMIT
+    assert summary["tasks"] == LIMIT
     assert summary["skipped"] == {"samples": 0, "reasons": {}}
     [(language, figures)] = summary["by_language"].items()
     assert summary["language"] == language != "python"

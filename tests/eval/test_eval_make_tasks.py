@@ -68,7 +68,8 @@ def make_project(root: Path) -> Path:
 def test_holes_come_from_the_syntax_tree() -> None:
     found = holes(SOURCE.encode(), {3, 12})  # rows of `def clamp`, `def total`
     kinds = {(h.function, h.kind) for h in found}
-    assert ("clamp", "body") in kinds and ("clamp", "line") in kinds
+    assert ("clamp", "body") in kinds
+    assert ("clamp", "line") in kinds
     assert ("total", "block") in kinds
     assert not any(h.function == "unused" for h in found)
     lines = SOURCE.splitlines()
@@ -101,7 +102,8 @@ def test_make_tasks_end_to_end(tmp_path: Path) -> None:
     on_disk = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(on_disk) == len(tasks)
     task = data.Task.from_json(on_disk[0])
-    assert task.project == str(project.resolve()) and task.path == "tinylib/core.py"
+    assert task.project == str(project.resolve())
+    assert task.path == "tinylib/core.py"
     assert task.prompt + task.canonical_solution + task.suffix == SOURCE
     # the reference passes, and a wrong filling fails the project's tests
     limits = Limits(timeout_s=60)
@@ -163,7 +165,8 @@ def test_cross_file_keeps_holes_that_use_project_imports(tmp_path: Path) -> None
     rng = random.Random(0)
     every = build_tasks(root, calls, rng, ["tests"], ("line",))
     crossing = build_tasks(root, calls, rng, ["tests"], ("line",), cross_file=True)
-    assert len(every) == 2 and len(crossing) == 2
+    assert len(every) == 2
+    assert len(crossing) == 2
     middles = {t.entry_point: t.canonical_solution.strip() for t in crossing}
     assert middles == {"twice": "out.append(double(item))", "capped": "return min(y, h.LIMIT)"}
     assert {tuple(t.extra["imported_names"]) for t in crossing} == {("double",), ("h",)}

@@ -45,7 +45,8 @@ def test_a_program_needs_only_the_standard_library(module: str) -> None:
         if isinstance(node, ast.Import):
             found |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0 and node.module
+            assert node.level == 0
+            assert node.module
             found.add(node.module.split(".")[0])
     outside = found - set(sys.stdlib_module_names) - {"__future__"}
     assert outside == PROGRAMS[module]

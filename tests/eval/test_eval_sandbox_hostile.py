@@ -177,7 +177,7 @@ def test_killing_the_parent_leaves_the_harness_alive() -> None:
     box = _box()
     if not (box.namespace or box.throwaway_uid):
         pytest.skip("process mode without root: a sample can signal the harness (documented)")
-    bystander = subprocess.Popen(["sleep", "30"])  # noqa: S607 (another process of ours)
+    bystander = subprocess.Popen(["sleep", "30"])  # another process of ours
     try:
         program = (
             "import os, signal\n"
@@ -203,7 +203,7 @@ def test_a_killed_harness_takes_its_samples_and_files_along() -> None:
     marker = f"orphan-{secrets.token_hex(6)}"
     program = _escaper(marker) + "import time\ntime.sleep(600)\n"
     errors = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-    harness = subprocess.Popen(  # noqa: S603 (the program on stdin: its marker is not ours)
+    harness = subprocess.Popen(  # the program on stdin: its marker is not ours
         [
             sys.executable,
             "-c",
@@ -350,8 +350,8 @@ def test_without_the_read_capability_samples_still_run_or_it_stops() -> None:
     )
     for mode in ("auto", "process"):
         env = {**os.environ, execution.SANDBOX_ENV: mode}
-        done = subprocess.run(  # noqa: S603
-            ["setpriv", "--bounding-set=-dac_read_search", "--", sys.executable, "-c", harness],  # noqa: S607
+        done = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_read_search", "--", sys.executable, "-c", harness],
             capture_output=True,
             text=True,
             env=env,
@@ -423,4 +423,5 @@ def test_an_interpreter_under_tmp_runs_in_the_namespace(tmp_path: Path) -> None:
     Path(site, "offpilot_probe_pkg.py").write_text("WHERE = 'venv under tmp'\n")
     assert execution.sandbox(python).namespace, execution.sandbox(python).describe()
     out = run_program("import offpilot_probe_pkg\nprint(offpilot_probe_pkg.WHERE)\n", python=python)
-    assert out.result == PASSED and "venv under tmp" in out.output, out.output
+    assert out.result == PASSED, out.output
+    assert "venv under tmp" in out.output, out.output

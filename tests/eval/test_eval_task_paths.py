@@ -100,15 +100,15 @@ def test_task_path_leaving_the_work_directory_is_refused(tmp_path: Path, kind: s
     target = victim(tmp_path)
     path = escaping_paths(target)[kind == "dotdot"]
     record = run.judge(task_for(project, path), "x = 2\n", timeout_s=20)
-    assert record["result"] == execution.ERROR and not record["passed"]
+    assert record["result"] == execution.ERROR
+    assert not record["passed"]
     assert "leaves the project" in record["reason"], record["reason"]
     assert target.read_text() == VICTIM
     # the setup itself refuses too, before writing anything
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(data.TaskPathError):
-        setup = data.setup_for(task_for(project, path), "junk")
-        setup(work)
+        data.setup_for(task_for(project, path), "junk")(work)
     assert target.read_text() == VICTIM
 
 
@@ -136,7 +136,8 @@ def test_copy_drops_links_out_and_keeps_links_in_inside_the_copy(tmp_path: Path)
     assert not any(os.path.lexists(dest / n) for n in ("tinylib/evil.py", "outdir", "rel_out.py"))
     for name in ("alias.py", "rel_in.py"):
         link = dest / name
-        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert link.is_symlink()
+        assert not os.path.isabs(os.readlink(link))
         assert link.resolve() == (dest / "tinylib" / "core.py").resolve()
     # a symlinked file is never a task's file, even one pointing inside
     with pytest.raises(data.TaskPathError, match="symlink"):
@@ -152,14 +153,16 @@ def test_symlink_out_of_the_project_makes_no_task_and_is_never_written(tmp_path:
     out = tmp_path / "tasks.jsonl"
     tasks = make_tasks.make_tasks(project, out, timeout_s=60, workers=2, kinds=("line",))
     assert target.read_text() == VICTIM
-    assert tasks and {t.path for t in tasks} == {"tinylib/core.py"}
+    assert tasks
+    assert {t.path for t in tasks} == {"tinylib/core.py"}
     assert all(p.name != "evil.py" for p in tracing.source_files(project))
     # tasks from a trace that names the link: none
     calls = {("tinylib/evil.py", 1): ["tests/test_evil.py::test_shout"]}
     assert make_tasks.build_tasks(project, calls, random.Random(0), []) == []
     # verify of a task through the link writes nothing through it
     why = make_tasks.verify(task_for(project, "tinylib/evil.py"), timeout_s=20)
-    assert why is not None and "symlink" in why, why
+    assert why is not None, why
+    assert "symlink" in why, why
     assert target.read_text() == VICTIM
 
 
@@ -203,12 +206,14 @@ def test_forge_on_every_fd():
 def test_a_message_without_the_token_on_the_channel_is_no_trace(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     (project / "tests" / "test_core.py").write_text(FD_FORGED_TESTS)
+    refusal: str | None = None
+    calls: dict[tuple[str, int], list[str]] = {}
     try:
         calls = tracing.trace(project, ["tests"], timeout_s=60)
     except RuntimeError as exc:  # the channel held junk: refused, not believed
-        assert "no trace came back" in str(exc)
-    else:
-        assert "x::test_forged" not in {i for found in calls.values() for i in found}
+        refusal = str(exc)
+    assert refusal is None or "no trace came back" in refusal
+    assert "x::test_forged" not in {i for found in calls.values() for i in found}
 
 
 SECRET = "TOP-SECRET-7f3a"
@@ -258,7 +263,7 @@ def test_a_project_outside_the_tasks_files_directory_is_refused(tmp_path: Path, 
     project = {"absolute": str(outside), "dotdot": "../home/secrets", "symlink": "link"}[kind]
     suite = tasks_dir / "tasks.jsonl"
     data.write_jsonl(suite, [project_task(project)])
-    with pytest.raises(data.TaskPathError, match="outside .*--projects"):
+    with pytest.raises(data.TaskPathError, match=r"outside .*--projects"):
         data.load_suite(str(suite))
     # the run refuses before it writes a sample
     out = tmp_path / "run"
@@ -279,8 +284,10 @@ def test_the_cli_refuses_a_project_elsewhere_with_a_message(tmp_path: Path, tiny
     cmd += ["--model", str(tiny_model.path), "--out", str(tmp_path / "run")]
     refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert refused.returncode == 2, refused.stderr
-    assert "offpilot eval:" in refused.stderr and "--projects" in refused.stderr
-    assert "Traceback" not in refused.stderr and refused.stdout == ""
+    assert "offpilot eval:" in refused.stderr
+    assert "--projects" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stdout == ""
 
 
 def test_a_project_under_projects_runs(tmp_path: Path) -> None:
@@ -333,7 +340,8 @@ def test_a_project_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     with open(project / "big.bin", "wb") as fh:
         fh.truncate(data.COPY_MAX_BYTES + 1)  # sparse: costs no disk
     record = run.judge(task_for(project, "tinylib/core.py"), CORE, timeout_s=20)
-    assert record["result"] == execution.ERROR and not record["passed"]
+    assert record["result"] == execution.ERROR
+    assert not record["passed"]
     assert "COPY_MAX_BYTES" in record["reason"], record["reason"]
     with pytest.raises(data.ProjectTooLargeError):
         data.copy_project(project, tmp_path / "copy", max_bytes=1000)
