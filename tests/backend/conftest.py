@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))  # lsp_helpers: the real LSP client
 
-from llama_helpers import LlamaServer, llama_at  # noqa: E402
+from llama_helpers import LlamaServer, llama_at
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,8 @@ async def test_a_cancelled_request_closes_the_connection(
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=4242))
         await asyncio.to_thread(scripted.closed_early.wait, 3)
         assert scripted.closed_early.is_set(), "the backend's connection stayed open"
-        assert scripted.closed_at is not None and scripted.closed_at - cancelled_at < 1.0
+        assert scripted.closed_at is not None
+        assert scripted.closed_at - cancelled_at < 1.0
         # the cancelled request is answered (RequestCancelled, or an empty result); wait for
         # that answer rather than cancelling the client's future, which pygls would then try
         # to complete anyway (InvalidStateError in its reader)
@@ -209,4 +210,5 @@ def test_model_gguf_prints_the_verified_path(llama: LlamaServer) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(llama.gguf)
-    assert "verified" in proc.stderr and "fetched" not in proc.stderr
+    assert "verified" in proc.stderr
+    assert "fetched" not in proc.stderr

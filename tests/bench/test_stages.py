@@ -45,7 +45,8 @@ def _tokens(text: str) -> int:
 
 def test_context(benchmark: Any) -> None:
     ctx = benchmark(extract_context, SOURCE, CURSOR, "python", "/w/colorsys.py")
-    assert ctx.prefix == SOURCE[: len(ctx.prefix)] and ctx.prefix
+    assert ctx.prefix == SOURCE[: len(ctx.prefix)]
+    assert ctx.prefix
 
 
 def test_trigger(benchmark: Any) -> None:
@@ -103,7 +104,8 @@ def test_prompt_build(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
     prompt = benchmark(build_prompt, _context(), engines["default"])
     # the head (markers, suffix, the lines above the checkpoint) fits the 512-token budget;
     # the few lines since the checkpoint come on top
-    assert 300 < prompt.static_len <= 515 and len(prompt.ids) - prompt.static_len < 150
+    assert 300 < prompt.static_len <= 515
+    assert len(prompt.ids) - prompt.static_len < 150
 
 
 @pytest.mark.real_model

@@ -27,7 +27,8 @@ def run(*args: str, env_cache: Path | None = None) -> subprocess.CompletedProces
 def test_model_list(tiny_model: InstalledModel) -> None:
     out = run("model", "list", env_cache=tiny_model.path.parent)
     assert out.returncode == 0
-    assert "tiny" in out.stdout and str(tiny_model.path) in out.stdout
+    assert "tiny" in out.stdout
+    assert str(tiny_model.path) in out.stdout
 
 
 def test_complete_prints_the_completion(tiny_model: InstalledModel, tmp_path: Path) -> None:
@@ -35,7 +36,8 @@ def test_complete_prints_the_completion(tiny_model: InstalledModel, tmp_path: Pa
     src.write_text("x = 1\ny = \n", encoding="utf-8")
     out = run("complete", str(src), "1", "4", "--model", str(tiny_model.path))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.endswith("\n") and out.stdout.strip()  # a line or a block
+    assert out.stdout.endswith("\n")
+    assert out.stdout.strip()  # a line or a block
     single = run("complete", str(src), "1", "4", "--model", str(tiny_model.path))
     assert single.stdout == out.stdout  # greedy: the same answer again
 
@@ -51,11 +53,13 @@ def test_missing_model_message(tmp_path: Path) -> None:
 
 def test_bad_files(tmp_path: Path, tiny_model: InstalledModel) -> None:
     out = run("complete", str(tmp_path / "missing.py"), "0", "0", "--model", str(tiny_model.path))
-    assert out.returncode == 1 and "cannot read" in out.stderr
+    assert out.returncode == 1
+    assert "cannot read" in out.stderr
     binary = tmp_path / "b.bin"
     binary.write_bytes(b"\x00\x01\x02" * 100)
     out = run("complete", str(binary), "0", "0", "--model", str(tiny_model.path))
-    assert out.returncode == 1 and "binary" in out.stderr
+    assert out.returncode == 1
+    assert "binary" in out.stderr
 
 
 def test_corrupt_model_is_reported(tiny_model: InstalledModel, tmp_path: Path) -> None:
@@ -67,4 +71,5 @@ def test_corrupt_model_is_reported(tiny_model: InstalledModel, tmp_path: Path) -
     src = tmp_path / "a.py"
     src.write_text("x = \n")
     out = run("complete", str(src), "0", "4", "--model", str(broken))
-    assert out.returncode == 2 and "model.bin is missing" in out.stderr
+    assert out.returncode == 2
+    assert "model.bin is missing" in out.stderr

@@ -70,4 +70,5 @@ async def test_prompt_carries_open_documents_and_imported_definitions(
 async def test_crossfile_setting_turns_it_off(tiny_model: InstalledModel, tmp_path: Path) -> None:
     log = await _ask_in_workspace(tiny_model, tmp_path, cross_file=False)
     text = log.read_text()
-    assert "req 1:" in text and _crossfile_lines(log) == []
+    assert "req 1:" in text
+    assert _crossfile_lines(log) == []

@@ -230,7 +230,8 @@ async def test_a_model_that_fails_to_load_answers_empty_with_an_error(
                 break
             await asyncio.sleep(0.1)
         assert client.statuses[-1]["state"] == "error"  # type: ignore[attr-defined]
-        assert client.messages and client.messages[-1].type == types.MessageType.Error
+        assert client.messages
+        assert client.messages[-1].type == types.MessageType.Error
         started = time.monotonic()
         assert await asyncio.wait_for(ask(client, URI, 0, 3), 30) == []  # at once
         assert time.monotonic() - started < 5
@@ -301,7 +302,8 @@ async def test_model_changes_load_one_at_a_time_and_the_newest_wins(
         assert all("ready in" in loads[k + 1] for k in range(0, len(loads), 2)), loads
         assert "threads=6) ready" in loads[-1]
         states = [s["state"] for s in client.statuses]  # type: ignore[attr-defined]
-        assert "ready" in states and "error" not in states
+        assert "ready" in states
+        assert "error" not in states
     finally:
         await client.shutdown_session()
 
@@ -352,7 +354,8 @@ def test_after_shutdown_only_answers_are_sent(tiny_model: InstalledModel, tmp_pa
         assert raw.proc.wait(timeout=20) == 0
         assert [m for m in after if "method" in m] == []
         errors = log.read_text(errors="replace")
-        assert "Traceback" not in errors and len(errors) < 65536
+        assert "Traceback" not in errors
+        assert len(errors) < 65536
     finally:
         raw.close()
 
@@ -389,6 +392,7 @@ async def test_a_failing_backend_shows_in_the_status(tiny_model: InstalledModel)
                 break
             await asyncio.sleep(0.05)
         failing = [s for s in client.statuses if s["message"].startswith("backend failing")]  # type: ignore[attr-defined]
-        assert failing and failing[-1]["state"] == "ready"
+        assert failing
+        assert failing[-1]["state"] == "ready"
     finally:
         await client.shutdown_session()

@@ -38,7 +38,8 @@ def test_malformed_json_rpc_and_unknown_methods(tiny_model: InstalledModel) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    assert proc.stdin and proc.stdout
+    assert proc.stdin
+    assert proc.stdout
 
     def send(obj: Any) -> None:
         proc.stdin.write(frame(obj))  # type: ignore[union-attr]
@@ -203,10 +204,13 @@ async def test_custom_method_events_and_stats(tiny_model: InstalledModel, tmp_pa
             types.ExecuteCommandParams(command="offpilot.stats")
         )
         python, rust = stats["languages"]["python"], stats["languages"]["rust"]
-        assert python["shown"] == 1 and python["accepted_chars"] == 3
-        assert rust["rejected"] == 1 and stats["total"]["acceptance_rate"] == 0.5
+        assert python["shown"] == 1
+        assert python["accepted_chars"] == 3
+        assert rust["rejected"] == 1
+        assert stats["total"]["acceptance_rate"] == 0.5
         # the custom request was answered from the cache the standard one filled
-        assert stats["cache"]["misses"] >= 1 and stats["cache"]["hits"] >= 1
+        assert stats["cache"]["misses"] >= 1
+        assert stats["cache"]["hits"] >= 1
     finally:
         await client.shutdown_session()
     out = subprocess.run(
@@ -215,4 +219,6 @@ async def test_custom_method_events_and_stats(tiny_model: InstalledModel, tmp_pa
         text=True,
         env={**__import__("os").environ, **env},
     )
-    assert out.returncode == 0 and "python" in out.stdout and "50.0%" in out.stdout
+    assert out.returncode == 0
+    assert "python" in out.stdout
+    assert "50.0%" in out.stdout

@@ -69,7 +69,8 @@ async def test_missing_model_shows_message_and_stays_up(tmp_path: Path) -> None:
             if c.messages:
                 break
             await asyncio.sleep(0.1)
-        assert c.messages and c.messages[0].type == types.MessageType.Error
+        assert c.messages
+        assert c.messages[0].type == types.MessageType.Error
         assert "offpilot model install" in c.messages[0].message
         assert c.statuses[-1]["state"] == "error"  # type: ignore[attr-defined]
         assert await ask(c, URI, 0, 3) == []  # still answering

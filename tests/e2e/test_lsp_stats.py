@@ -82,7 +82,8 @@ async def test_bad_stats_file_is_set_aside(
     finally:
         await client.shutdown_session()
     aside = list(tmp_path.glob("stats.json.bad-*"))
-    assert len(aside) == 1 and aside[0].read_text() == content
+    assert len(aside) == 1
+    assert aside[0].read_text() == content
     assert "unreadable stats file" in log_file.read_text()
 
 

@@ -102,7 +102,7 @@ async def test_tcp_serves_only_the_client_with_the_token(served: TcpServer, tmp_
                 "method": "workspace/executeCommand",
                 "params": {"command": "offpilot.stats"},
             }
-        ),  # fmt: skip
+        ),
         frame(b"{not json"),
         b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"Content-Length: 99999999999999\r\n\r\n",
@@ -168,7 +168,8 @@ def test_tcp_refuses_a_bad_address_or_token(spec: str, env: dict[str, str], mess
         env={**os.environ, **env},
     )
     assert out.returncode == 2
-    assert message in out.stderr and "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 async def _readframe(reader: asyncio.StreamReader) -> dict[str, object]:

@@ -55,11 +55,13 @@ async def test_a_record_per_request_when_the_client_asks(tiny_model: InstalledMo
             "kind": "request", "id": 7001, "uri": URI, "line": 1, "character": 11,
         }  # fmt: skip
         assert (first["source"], first["mode"]) == ("model", "line")
-        assert first["stop"] and first["text"] == "".join(shown)
+        assert first["stop"]
+        assert first["text"] == "".join(shown)
         stages = first["stagesMs"]
         for stage in ("convert", "context", "prompt", "first_token", "generate", "total"):
             assert stages[stage] >= 0
-        assert first["promptTokens"] > 0 and first["reusedTokens"] >= 0
+        assert first["promptTokens"] > 0
+        assert first["reusedTokens"] >= 0
         assert first["computedTokens"] == first["promptTokens"] - first["reusedTokens"]
         assert first["firstTokenMs"] == stages["first_token"] > 0
         assert abs(first["decodeMs"] - (stages["generate"] - stages["first_token"])) < 1e-6
@@ -67,7 +69,8 @@ async def test_a_record_per_request_when_the_client_asks(tiny_model: InstalledMo
         TraceRecord.from_json(first)  # the client's parser takes what the server sends
 
         again = await _ask(client, 7002, 1, 11)
-        assert again == shown and len(records) == 2
+        assert again == shown
+        assert len(records) == 2
         cached = TraceRecord.from_json(records[1])
         assert (cached.id, cached.source) == (7002, "cache")
         assert (cached.first_token_ms, cached.prompt_tokens, cached.decode_tokens) == (None, 0, 0)

@@ -44,7 +44,8 @@ async def test_a_repository_directory_does_not_stand_in_for_the_default_model(
     try:
         status = await _settled(client)
         assert status["state"] == "error"
-        assert "not installed" in status["message"] and str(cache) in status["message"]
+        assert "not installed" in status["message"]
+        assert str(cache) in status["message"]
     finally:
         await client.shutdown_session()
 
@@ -60,6 +61,7 @@ async def test_a_same_size_replaced_model_file_is_an_error_status(
     client = await start_server("--model", "tiny", "--cache-dir", str(tmp_path))
     try:
         status = await _settled(client)
-        assert status["state"] == "error" and "sha256" in status["message"]
+        assert status["state"] == "error"
+        assert "sha256" in status["message"]
     finally:
         await client.shutdown_session()

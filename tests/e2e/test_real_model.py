@@ -28,7 +28,8 @@ async def test_add_completes_over_lsp(real_model: InstalledModel) -> None:
         uri2 = "file:///tmp/offpilot-e2e/even.py"
         open_doc(client, uri2, text)
         [suggestion] = await ask(client, uri2, 4, 11)
-        assert "%" in suggestion and "2" in suggestion
+        assert "%" in suggestion
+        assert "2" in suggestion
     finally:
         await client.shutdown_session()
 
@@ -70,7 +71,8 @@ def test_complete_cli(real_model: InstalledModel, tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "math.pi" in out.stdout and "r" in out.stdout
+    assert "math.pi" in out.stdout
+    assert "r" in out.stdout
 
 
 def test_default_install_prunes_the_output_vocabulary(real_model: InstalledModel) -> None:
@@ -79,7 +81,8 @@ def test_default_install_prunes_the_output_vocabulary(real_model: InstalledModel
     from completion.engines.interface import GenerationParams
 
     info = real_model.manifest.output_vocabulary
-    assert info["tokens"] == "qwen2-code-tokens" and 90_000 < info["rows"] < info["of"] == 151_936
+    assert info["tokens"] == "qwen2-code-tokens"
+    assert 90_000 < info["rows"] < info["of"] == 151_936
     engine = CT2Engine(real_model, EngineOptions(warmup=False))
     prompt = engine.encode("# 日本語のコメント\ndef is_palindrome(s):\n    return s ==")
     ids = list(engine.stream(prompt, GenerationParams(max_new_tokens=8, time_budget_s=None)))
