@@ -232,6 +232,15 @@ def _drive(
     reprobe_at: dict[int, float] = {}
     lost_at: dict[int, float] = {}
     lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)
+
+    def again(item: tuple[data.Task, tuple[int, ...]], failure: str) -> None:
+        """Send a task out again at the front of the queue, or stop after too many tries."""
+        task_id = item[0].task_id
+        attempts[task_id] += 1
+        if attempts[task_id] >= options.max_attempts:
+            raise RayRunError(f"task {task_id}: {attempts[task_id]} tries, the last {failure}")
+        queue.appendleft(item)  # to another actor, or the same one once it answers
+
     try:
         while queue or in_flight:
             now = time.monotonic()
@@ -263,14 +272,8 @@ def _drive(
                 try:
                     records = ray.get(ref)
                 except lost as exc:
-                    task_id = item[0].task_id
-                    attempts[task_id] += 1
-                    log.warning("Ray worker %d died during %s: %s", i, task_id, exc)
-                    if attempts[task_id] >= options.max_attempts:
-                        raise RayRunError(
-                            f"task {task_id} was lost with its worker {attempts[task_id]} times"
-                        ) from exc
-                    queue.appendleft(item)  # to another actor, or this one once restarted
+                    log.warning("Ray worker %d died during %s: %s", i, item[0].task_id, exc)
+                    again(item, "lost with its worker")
                     if usable[i]:
                         usable[i] = False
                         lost_at[i] = time.monotonic()
@@ -279,13 +282,8 @@ def _drive(
                 wrong = unexpected(records, *item)
                 if wrong:
                     task_id = item[0].task_id
-                    attempts[task_id] += 1
                     log.warning("Ray worker %d answered %s wrongly, refused: %s", i, task_id, wrong)
-                    if attempts[task_id] >= options.max_attempts:
-                        raise RayRunError(
-                            f"task {task_id}: {attempts[task_id]} answers refused, last: {wrong}"
-                        )
-                    queue.appendleft(item)
+                    again(item, f"answer refused: {wrong}")
                     continue
                 for record in records:
                     sink.write(record)

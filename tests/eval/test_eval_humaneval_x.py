@@ -7,12 +7,12 @@ test` (OFFPILOT_REQUIRE_REAL_MODEL=1) and skips it loudly elsewhere.
 
 from __future__ import annotations
 
-import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from toolchain_outcome import require
 
 from completion.engines.fake import FakeEngine
 from eval import data, toolchains
@@ -24,15 +24,6 @@ from eval.suites import humaneval_x
 
 PER_SUITE = 3
 RECORD = {"completion": "x", "latency_ms": 1.0, "timings_ms": {}}  # what summaries read
-
-
-def require(outcome: execution.Outcome) -> execution.Outcome:
-    """The outcome, unless its toolchain is missing: then fail (make test) or skip."""
-    if toolchains.is_missing(outcome.reason):
-        if os.environ.get("OFFPILOT_REQUIRE_REAL_MODEL") == "1":
-            pytest.fail(f"{outcome.reason} (make setup installs it)")
-        pytest.skip(f"TOOLCHAIN NOT INSTALLED, test skipped: {outcome.reason}")
-    return outcome
 
 
 def task(language: str, prompt: str, middle: str, suffix: str, test: str) -> data.Task:

@@ -9,9 +9,8 @@ under `make test`, where a toolchain is missing).
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from toolchain_outcome import require
 
 from eval import data, toolchains
 from eval.sandbox import execution
@@ -73,15 +72,6 @@ EARLY_EXITS = [
     ("go", "    os.Exit(0)\n    return 0\n", toolchains.COMPILE_ERROR),
     ("rust", "    std::process::exit(0)\n", UNFINISHED),
 ]
-
-
-def require(outcome: execution.Outcome) -> execution.Outcome:
-    """The outcome, unless its toolchain is missing: then fail (make test) or skip."""
-    if toolchains.is_missing(outcome.reason):
-        if os.environ.get("OFFPILOT_REQUIRE_REAL_MODEL") == "1":
-            pytest.fail(f"{outcome.reason} (make setup installs it)")
-        pytest.skip(f"TOOLCHAIN NOT INSTALLED, test skipped: {outcome.reason}")
-    return outcome
 
 
 def task(language: str) -> data.Task:
