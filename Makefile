@@ -11,13 +11,11 @@ run: setup  ## install everything (venv, deps, default model), then run the demo
 
 setup: $(STAMP) model sandbox
 
-# editable_mode=compat puts the repository root on sys.path, so that a test folder named like
-# a package (tests/eval, tests/unit/completion) never shadows it as a namespace package
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]'
 	touch $(STAMP)
 
 sandbox:  ## bubblewrap and the HumanEval-X toolchains (node, go, java, g++, rustc): apt-get as root when missing, else a note (docs/eval.md)
