@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -98,6 +99,8 @@ class OffpilotServer(LanguageServer):
 
     def start_loading(self) -> None:
         """Load the model the settings name, in the background (the newest setting wins)."""
+        with contextlib.suppress(RuntimeError):  # the load thread reports through this loop
+            self._loop = asyncio.get_running_loop()
         config = self.config
         self.loader.request(
             Wanted(
@@ -137,34 +140,39 @@ class OffpilotServer(LanguageServer):
                 engine.close()
 
     def _load_started(self) -> str | None:
+        """In the load thread: `loading`, and the progress token if the client shows one."""
         self.send_status("loading")
         try:
-            return self._progress_begin()
-        except Exception:  # progress is a courtesy: the load must start regardless
-            log.exception("cannot report the model load's progress")
+            caps = self.client_capabilities.window
+        except AttributeError:  # no `initialize` yet: no capabilities, no progress
             return None
-
-    def _load_finished(self, token: str | None, error: ModelError | None) -> None:
-        if error is None:
-            self._progress_end(token, "model ready")
-            self.send_status("ready" if self.config.enable else "disabled")
-            return
-        self._progress_end(token, "model unavailable")
-        self.send_status("error", str(error))
-        self.window_show_message(
-            types.ShowMessageParams(type=types.MessageType.Error, message=f"offpilot: {error}")
-        )
-
-    def _progress_begin(self) -> str | None:
-        caps = self.client_capabilities.window if self.client_capabilities else None
         if not (caps and caps.work_done_progress):
             return None
         token = f"offpilot-load-{uuid.uuid4().hex[:8]}"
-        self.work_done_progress.create(token)
-        self.work_done_progress.begin(
-            token, types.WorkDoneProgressBegin(title="offpilot", message="loading the model")
-        )
+        self._on_loop(self._progress_begin, token)
         return token
+
+    def _load_finished(self, token: str | None, error: ModelError | None) -> None:
+        """In the load thread: progress, status and message go out in this order."""
+        if error is None:
+            self._on_loop(self._progress_end, token, "model ready")
+            self.send_status("ready" if self.config.enable else "disabled")
+            return
+        self._on_loop(self._progress_end, token, "model unavailable")
+        self.send_status("error", str(error))
+        message = types.ShowMessageParams(
+            type=types.MessageType.Error, message=f"offpilot: {error}"
+        )
+        self._on_loop(self.window_show_message, message)
+
+    def _progress_begin(self, token: str) -> None:
+        try:
+            self.work_done_progress.create(token)
+            self.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title="offpilot", message="loading the model")
+            )
+        except Exception:  # progress is a courtesy: the load goes on regardless
+            log.exception("cannot report the model load's progress")
 
     def _progress_end(self, token: str | None, message: str) -> None:
         if token is not None:
@@ -211,15 +219,22 @@ class OffpilotServer(LanguageServer):
         generation) is handed to the loop, the transport's one writer.
         """
         self.state = state
-        params = {"state": state, "message": message}
+        self._on_loop(self.protocol.notify, STATUS, {"state": state, "message": message})
+
+    def _on_loop(self, write: Callable[..., object], *args: Any) -> None:
+        """Run `write` on the event loop, the transport's one writer.
+
+        At once on the loop's thread, else handed to the loop (in order); nothing once the
+        loop has closed.
+        """
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # a worker thread
             if self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
-                    self._loop.call_soon_threadsafe(self.protocol.notify, STATUS, params)
+                    self._loop.call_soon_threadsafe(write, *args)
                 return
-        self.protocol.notify(STATUS, params)
+        write(*args)
 
     def trace(self, record: TraceRecord) -> None:
         """Send a request's trace record, to a client that asked for them (on the loop)."""
