@@ -140,7 +140,7 @@ class OffpilotServer(LanguageServer):
                 engine.close()
 
     def _load_started(self) -> str | None:
-        """In the load thread: `loading`, and the progress token if the client shows one."""
+        """As a load starts: `loading`, and the progress token if the client shows one."""
         self.send_status("loading")
         try:
             caps = self.client_capabilities.window
