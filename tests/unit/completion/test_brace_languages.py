@@ -42,6 +42,10 @@ from completion.stops import SUFFIX_LINES, StopRule, block_cut
 from completion.syntax import has_error, parse
 from completion.trigger import TriggerOptions
 
+# every reference body of five languages through tree-sitter: minutes, so `make test` runs it
+# and `make check` (the one-minute loop) does not; run it after changing a block rule
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "humaneval-x"
 # TypeScript: the JavaScript problems, which its grammar parses too (C has no HumanEval-X
 # files; its rules are C++'s, tests/unit/completion/test_languages.py has its snippets)
