@@ -62,6 +62,12 @@ def _wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
     return left
 
 
+def _wait_settled(marker: str, seconds: float = 0.3) -> bool:
+    """Whether processes with `marker` are still there after `seconds` (not mid-handover)."""
+    time.sleep(seconds)
+    return bool(_processes_with(marker))
+
+
 def _escaper(marker: str) -> str:
     """Program text: start a grandchild that leaves the group (double fork + setsid)."""
     code = (
@@ -218,9 +224,11 @@ def test_a_killed_harness_takes_its_samples_and_files_along() -> None:
     harness.stdin.write(program)
     harness.stdin.close()
     try:
+        # settled: the double fork hands the marker from process to process, and one scan of
+        # /proc can miss the handover (the parent gone, the grandchild not yet listed)
         deadline = time.monotonic() + 60
-        while not _processes_with(marker) and time.monotonic() < deadline:
-            if harness.poll() is not None:
+        while not (_processes_with(marker) and _wait_settled(marker)):
+            if harness.poll() is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert _processes_with(marker), (
