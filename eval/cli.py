@@ -149,6 +149,27 @@ def add_parser(
     )
     mk.set_defaults(func=_cmd_make_tasks)
 
+    st = esub.add_parser("suites", help="the real-project suites (repo-lines, ...)")
+    stsub = st.add_subparsers(dest="suites_command", required=True)
+    sb = stsub.add_parser(
+        "build", help="fetch the pinned packages from PyPI (cached) and write the suites' tasks"
+    )
+    sr = stsub.add_parser(
+        "remake", help="maintainers: choose and verify the holes again with make-tasks"
+    )
+    for sp in (sb, sr):
+        sp.add_argument(
+            "--dir",
+            default=None,
+            help="where the suites go (default: $OFFPILOT_CACHE_DIR/eval-suites)",
+        )
+        sp.add_argument(
+            "--offline", action="store_true", help="use only sdists already in DIR/sdists"
+        )
+    sb.add_argument("--index", default=None, help="PyPI JSON API (default https://pypi.org/pypi)")
+    sr.add_argument("--workers", type=int, default=2, help="parallel verification runs")
+    st.set_defaults(func=_cmd_suites)
+
     hx = esub.add_parser(
         "humaneval-x",
         help="build the HumanEval-X infilling suites: holes whose reference passes, blank fails",
@@ -410,6 +431,29 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
     )
     print(f"{len(tasks)} tasks written to {args.out}", file=sys.stderr)  # noqa: T201
     return 0 if tasks else 1
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from eval.suites import packages, repo
+
+    root = Path(args.dir) if args.dir else repo.default_dir()
+    try:
+        if args.suites_command == "build":
+            counts = repo.build(root, args.offline, args.index or packages.PYPI_JSON)
+        else:
+            counts = repo.remake(
+                root,
+                offline=args.offline,
+                workers=args.workers,
+                log=lambda m: print(m, file=sys.stderr),  # noqa: T201
+            )
+    except (packages.FetchError, repo.SuiteError, FileNotFoundError) as exc:
+        print(f"offpilot eval suites {args.suites_command}: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    for name, n in counts.items():
+        print(f"{name}: {n} tasks in {root / (name + '.jsonl')}", file=sys.stderr)  # noqa: T201
+    print(json.dumps(counts))  # noqa: T201
+    return 0
 
 
 def _cmd_humaneval_x(args: argparse.Namespace) -> int:

@@ -47,7 +47,9 @@ X_SUITES = {
     for lang in ("js", "go", "java", "cpp", "rust")
     for kind in ("single", "multi")
 }
-SUITES = (*INFILLING_SUITES, "humaneval", *X_SUITES)
+# Holes in pinned real packages (eval/suites/repo.py), built by `offpilot eval suites build`
+REPO_SUITES = ("repo-lines", "repo-blocks", "repo-bodies", "repo-crossfile")
+SUITES = (*INFILLING_SUITES, "humaneval", *X_SUITES, *REPO_SUITES)
 
 PROJECT_DIR_NAME = "project"
 COPY_IGNORE = (".git", "__pycache__", "*.pyc", ".tox", ".nox")
@@ -171,7 +173,12 @@ def load_suite(suite: str, projects: str | Path | None = None) -> list[Task]:
         ]
     if suite == "humaneval":
         return [Task.from_json({**o, "suffix": ""}, "body") for o in read_jsonl(humaneval_path())]
-    path = Path(suite)
+    if suite in REPO_SUITES:
+        from eval.suites import repo
+
+        path = repo.suite_file(suite)
+    else:
+        path = Path(suite)
     if not path.is_file():
         raise FileNotFoundError(f"no suite or file named {suite!r}; suites: {', '.join(SUITES)}")
     tasks = [Task.from_json(o) for o in read_jsonl(path)]

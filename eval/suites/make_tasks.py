@@ -114,6 +114,9 @@ def build_tasks(
                 middle = "".join(lines[hole.start : hole.end])
                 suffix = "".join(lines[hole.end :])
                 used = uses_imported(middle, imported)
+                extra: dict[str, object] = {"tests": chosen_tests}
+                if used:
+                    extra["imported_names"] = used
                 tasks.append(
                     data.Task(
                         task_id=f"{project.name}/{rel}:{hole.function}:{kind}:L{hole.start + 1}",
@@ -125,7 +128,7 @@ def build_tasks(
                         kind=kind,
                         project=str(project.resolve()),
                         path=rel,
-                        extra={"imported_names": used} if used else {},
+                        extra=extra,
                     )
                 )
     return tasks
@@ -176,18 +179,21 @@ def make_tasks(
     log: Callable[[str], None] = lambda _m: None,
     kinds: tuple[str, ...] = ("line", "block", "body"),
     cross_file: bool = False,
+    calls: dict[tuple[str, int], list[str]] | None = None,
 ) -> list[data.Task]:
     """Build, verify and write the tasks of a project; returns what was written.
 
     `kinds` limits the hole kinds; `cross_file` keeps only holes that use a name imported
-    from another module of the project (see `build_tasks`).
+    from another module of the project (see `build_tasks`). `calls`, a trace already made
+    (`tracing.trace`), saves tracing again for a second draw from the same project.
     """
     project = project.resolve()
     tests = [str(tests_dir)] if tests_dir else find_tests(project)
     if not tests:
         raise FileNotFoundError(f"no tests found in {project}")
-    log(f"tracing {project.name}: pytest {' '.join(tests)}")
-    calls = trace(project, tests, timeout_s)
+    if calls is None:
+        log(f"tracing {project.name}: pytest {' '.join(tests)}")
+        calls = trace(project, tests, timeout_s)
     rng = random.Random(seed)
     candidates = build_tasks(project, calls, rng, tests, kinds, cross_file)
     rng.shuffle(candidates)
