@@ -58,18 +58,30 @@ def request_for(task: data.Task) -> CompletionRequest:
         return CompletionRequest(text, offset, language, name)
     if task.project and task.path:
         path = str(Path(task.project, task.path).resolve())
-        documents = project_documents(Path(task.project), path, text)
+        tests = [str(t) for t in task.extra.get("tests", ())]
+        documents = project_documents(Path(task.project), path, text, tests)
         return CompletionRequest(text, offset, "python", path, documents, task.project)
     name = f"{task.entry_point}.py" if task.entry_point else task.task_id.replace("/", "_")
     return CompletionRequest(text, offset, "python", name)
 
 
-def project_documents(project: Path, current: str, text: str) -> tuple[Document, ...]:
+def project_documents(
+    project: Path, current: str, text: str, tests: list[str] | None = None
+) -> tuple[Document, ...]:
     """What an editor working on `current` plausibly has open, at most `MAX_DOCUMENTS`.
 
-    The project's source modules that `current` imports, then the others of its directory,
-    then the rest, nearest first; tests left out.
+    First the test file of the function's first test (`tests`, pytest node ids: a user
+    writing code keeps its test open beside it), then the project's source modules that
+    `current` imports, then the others of its directory, then the rest, nearest first; no
+    other test files.
     """
+    test_docs: list[Document] = []
+    for rel in dict.fromkeys(t.split("::")[0] for t in (tests or [])[:1]):
+        try:
+            test = data.project_file(project, rel)
+            test_docs.append(Document(str(test), test.read_text(encoding="utf-8"), "python"))
+        except (OSError, UnicodeDecodeError, data.TaskPathError):
+            continue
     here = Path(current)
     imported: set[Path] = set()
     for imp in crossfile.parse_imports(text):
@@ -89,8 +101,8 @@ def project_documents(project: Path, current: str, text: str) -> tuple[Document,
         depth = len(p.relative_to(project.resolve()).parts)
         return (0 if p in imported else 1 if same_dir else 2, depth, str(p))
 
-    docs = []
-    for p in sorted(candidates, key=rank)[: crossfile.MAX_DOCUMENTS]:
+    docs = test_docs
+    for p in sorted(candidates, key=rank)[: crossfile.MAX_DOCUMENTS - len(docs)]:
         try:
             docs.append(Document(str(p), p.read_text(encoding="utf-8"), "python"))
         except (OSError, UnicodeDecodeError):

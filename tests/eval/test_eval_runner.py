@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -319,6 +320,15 @@ def test_project_request_carries_the_workspace(tmp_path: Path) -> None:
     assert "pkg/a.py" not in names
     assert "tests/test_a.py" not in names
     assert names.index("pkg/b.py") < names.index("other/c.py")  # then its own directory
+    # a task that names its tests has the first one's file open, first (most recent)
+    with_tests = dataclasses.replace(task, extra={"tests": ["tests/test_a.py::test_f"]})
+    names = [
+        Path(d.path).relative_to(root.resolve()).as_posix()
+        for d in request_for(with_tests).documents
+    ]
+    assert names[:2] == ["tests/test_a.py", "pkg/z_helpers.py"]
+    escaping = dataclasses.replace(task, extra={"tests": ["../outside.py::test_x"]})
+    assert "outside" not in str([d.path for d in request_for(escaping).documents])
     # a HumanEval task is a lone file named after its function
     lone = request_for(data.Task.from_json(TASKS[0]))
     assert lone.path == f"{TASKS[0]['entry_point']}.py"
