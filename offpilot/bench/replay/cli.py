@@ -69,6 +69,7 @@ def _options(args: argparse.Namespace, server_config: dict[str, Any]) -> ReplayO
         duration_s=args.duration,
         seed=args.seed,
         server_config=server_config,
+        at=args.at,
     )
 
 
@@ -156,6 +157,12 @@ def add_parser(sub: Any) -> None:
         "--duration", type=float, default=None, help="seconds; loops over the files (soak)"
     )
     rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument(
+        "--at",
+        choices=("middle", "end"),
+        default="middle",
+        help="type a definition in the middle of each file, code below (default), or at its end",
+    )
     rp.add_argument(
         "--server-config", default=None, help="JSON initializationOptions for the server"
     )

@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,11 @@ class ReplayOptions:
     debounce_ms: float = 75.0  # editor-side, before a request is sent
     key_ms: float = 110.0  # median gap between keystrokes
     line_pause_ms: float = 900.0  # median pause at the end of a line
-    start_lines: int = 12  # lines already present when typing starts
+    start_lines: int = 12  # lines already present when typing starts (`at="end"`)
+    # Where the user types: "middle" (a definition in the middle of the file is typed anew,
+    # with the rest of the file below the cursor, as users work) or "end" (after the first
+    # `start_lines` lines, nothing below).
+    at: str = "middle"
     max_keystrokes: int = 400  # per file
     duration_s: float | None = None  # stop after this long (all files looped)
     seed: int = 0
@@ -275,13 +280,12 @@ class _Session:
         self, name: str, text: str, round_no: int, opts: ReplayOptions, rng: random.Random,
         deadline: float,
     ) -> None:  # fmt: skip
-        """Open `name` with its first lines, type the rest, close it."""
-        lines = text.splitlines(keepends=True)
-        head = "".join(lines[: opts.start_lines])
+        """Open `name` without the part to type (`split_for_typing`), type it, close it."""
+        head, typed, below = split_for_typing(text, opts)
         path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
-        open_document(self.client, path, head)
+        open_document(self.client, path, head + below)
         typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
-        await _type_file(typist, text[len(head) :], opts, rng, deadline)
+        await _type_file(typist, typed, opts, rng, deadline)
         typist.cancel_pending()
         self.client.text_document_did_close(
             types.DidCloseTextDocumentParams(
@@ -309,6 +313,29 @@ class _Session:
         self.sampler.cancel()
         self.report.seconds = time.monotonic() - self.started
         await stop_client(self.client)
+
+
+_TOP_DEF = re.compile(r"^(?:async def|def|class) ", re.MULTILINE)
+
+
+def split_for_typing(text: str, opts: ReplayOptions) -> tuple[str, str, str]:
+    """(above, to type, below) of a file.
+
+    "middle": the top-level definition starting nearest the middle of the file is typed
+    from its first line to the next top-level definition, everything else stays in place.
+    "end" (or a file with no top-level definition past its first lines): the first
+    `start_lines` lines are there and the rest is typed.
+    """
+    lines = text.splitlines(keepends=True)
+    head = "".join(lines[: opts.start_lines])
+    if opts.at == "middle":
+        starts = [m.start() for m in _TOP_DEF.finditer(text) if m.start() > len(head)]
+        if starts:
+            mid = min(starts, key=lambda s: abs(s - len(text) // 2))
+            later = [s for s in starts if s > mid]
+            end = later[0] if later else len(text)
+            return text[:mid], text[mid:end], text[end:]
+    return head, text[len(head) :], ""
 
 
 def _rounds(files: list[tuple[str, str]], opts: ReplayOptions) -> Iterator[tuple[int, str, str]]:

@@ -1,0 +1,27 @@
+"""Where the replay types: a definition in the middle of the file, code below the cursor."""
+
+from __future__ import annotations
+
+from offpilot.bench.replay.session import ReplayOptions, split_for_typing
+
+FILE = "import os\n\n\n" + "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(9))
+
+
+def test_middle_types_the_definition_nearest_the_middle_with_the_rest_below() -> None:
+    above, typed, below = split_for_typing(FILE, ReplayOptions(start_lines=1))
+    assert above + typed + below == FILE
+    assert typed == "def f4():\n    return 4\n\n\n"
+    assert below.startswith("def f5():")
+    assert above.endswith("    return 3\n\n\n")
+
+
+def test_end_types_after_the_first_lines_and_a_file_without_definitions_too() -> None:
+    above, typed, below = split_for_typing(FILE, ReplayOptions(start_lines=3, at="end"))
+    assert (above, below) == ("import os\n\n\n", "")
+    assert typed == FILE[len(above) :]
+    plain = "x = 1\n" * 20
+    assert split_for_typing(plain, ReplayOptions(start_lines=2)) == (
+        "x = 1\n" * 2,
+        "x = 1\n" * 18,
+        "",
+    )
