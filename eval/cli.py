@@ -161,12 +161,14 @@ def add_parser(
         sp.add_argument(
             "--dir",
             default=None,
-            help="where the suites go (default: $OFFPILOT_CACHE_DIR/eval-suites)",
+            help="suites directory (default: $OFFPILOT_SUITES_DIR, ~/.cache/offpilot/eval-suites)",
         )
         sp.add_argument(
             "--offline", action="store_true", help="use only sdists already in DIR/sdists"
         )
-    sb.add_argument("--index", default=None, help="PyPI JSON API (default https://pypi.org/pypi)")
+    sb.add_argument(
+        "--index", default=None, help="a simple package index (default https://pypi.org/simple)"
+    )
     sr.add_argument("--workers", type=int, default=2, help="parallel verification runs")
     st.set_defaults(func=_cmd_suites)
 
@@ -439,7 +441,7 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else repo.default_dir()
     try:
         if args.suites_command == "build":
-            counts = repo.build(root, args.offline, args.index or packages.PYPI_JSON)
+            counts = repo.build(root, args.offline, args.index or packages.PYPI_SIMPLE)
         else:
             counts = repo.remake(
                 root,

@@ -10,8 +10,10 @@ like any sample, so a hostile sdist gains nothing over a hostile completion.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PYPI_JSON = "https://pypi.org/pypi"
+PYPI_SIMPLE = "https://pypi.org/simple"
+SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+MAX_INDEX_BYTES = 16 << 20
 FETCH_TIMEOUT_S = 60.0
 MAX_SDIST_BYTES = 32 << 20
 
@@ -150,7 +154,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(package: Package, cache: Path, index: str = PYPI_JSON, offline: bool = False) -> Path:
+def fetch(package: Package, cache: Path, index: str = PYPI_SIMPLE, offline: bool = False) -> Path:
     """The package's sdist in `cache`, downloaded first unless a file matching the pin is there.
 
     A file there that does not match is replaced (or refused `offline`); a download that does
@@ -189,24 +193,33 @@ def fetch(package: Package, cache: Path, index: str = PYPI_JSON, offline: bool =
 
 
 def _sdist_url(package: Package, index: str) -> str:
-    meta_url = f"{index.rstrip('/')}/{package.name}/{package.version}/json"
+    """The sdist's address from a PEP 691/503 simple index (what pip reads)."""
+    page_url = f"{index.rstrip('/')}/{package.name}/"
     try:
-        with _open(meta_url) as resp:
-            meta = json.load(resp)
-    except (OSError, urllib.error.URLError, ValueError) as exc:
-        raise FetchError(
-            f"cannot look up {package.name} {package.version} at {meta_url}: {exc}"
-        ) from exc
-    for entry in meta.get("urls", []):
-        if entry.get("filename") == package.filename:
-            return urllib.parse.urljoin(meta_url, str(entry["url"]))
-    raise FetchError(f"{meta_url} lists no file {package.filename}")
+        with _open(page_url, SIMPLE_ACCEPT) as resp:
+            kind = resp.headers.get("Content-Type", "")
+            body = resp.read(MAX_INDEX_BYTES).decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError) as exc:
+        raise FetchError(f"cannot look up {package.name} at {page_url}: {exc}") from exc
+    if "json" in kind:
+        try:
+            links = [str(f["url"]) for f in json.loads(body).get("files", [])]
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise FetchError(f"{page_url}: not a simple index page: {exc}") from exc
+    else:
+        links = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', body)]
+    for link in links:
+        url = urllib.parse.urljoin(page_url, link.split("#")[0])
+        if urllib.parse.urlparse(url).path.rsplit("/", 1)[-1] == package.filename:
+            return url
+    raise FetchError(f"{page_url} lists no file {package.filename}")
 
 
-def _open(url: str) -> Any:
+def _open(url: str, accept: str = "*/*") -> Any:
     if not url.startswith(("https://", "http://")):
         raise FetchError(f"{url}: only http(s) addresses are fetched")
-    return urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S)
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    return urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S)
 
 
 def unpack(sdist: Path, package: Package, dest: Path) -> Path:

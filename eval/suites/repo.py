@@ -1,7 +1,7 @@
 """The real-project suites: holes in pinned real packages, judged by the packages' own tests.
 
 `make-tasks` chose and verified the holes once (the reference passes, the empty filling
-fails); the manifest `eval/data/repo-suites.json` keeps only their coordinates: package,
+fails); the manifest `eval/data/repo-suites.json.gz` keeps only their coordinates: package,
 file, lines, function, the tests to run and a sha256 of the blanked text. `build` fetches the
 pinned sdists (`packages`), unpacks them and cuts the same holes again, so the same pins give
 the same tasks and task ids without the packages' code in this repository and without
@@ -11,6 +11,7 @@ package at fixed seeds and writes the manifest.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -24,10 +25,11 @@ from eval.suites import packages
 from eval.suites.make_tasks import make_tasks, task_test
 from eval.suites.tracing import find_tests, trace
 
-MANIFEST = data.DATA_DIR / "repo-suites.json"
+MANIFEST = data.DATA_DIR / "repo-suites.json.gz"
 # suite -> the hole kinds it holds; `repo-crossfile` holds holes of every kind whose
 # reference uses a name imported from another module of the same package.
 SUITE_KINDS = dict(zip(data.REPO_SUITES, ("line", "block", "body", ""), strict=True))
+SUITES_ENV = "OFFPILOT_SUITES_DIR"
 PROJECTS_DIR = "projects"
 SDISTS_DIR = "sdists"
 # make-tasks per package when remaking: tasks of all kinds, and cross-file ones on their own
@@ -76,9 +78,11 @@ class Hole:
 
 
 def default_dir() -> Path:
-    """Where built suites live: `$OFFPILOT_CACHE_DIR/eval-suites`, else the user cache's."""
-    base = os.environ.get("OFFPILOT_CACHE_DIR") or Path.home() / ".cache" / "offpilot"
-    return Path(base) / "eval-suites"
+    """Where built suites live: $OFFPILOT_SUITES_DIR, else the user cache's offpilot/eval-suites."""
+    if env := os.environ.get(SUITES_ENV):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "offpilot" / "eval-suites"
 
 
 def suite_file(name: str, root: Path | None = None) -> Path:
@@ -94,7 +98,8 @@ def suite_file(name: str, root: Path | None = None) -> Path:
 
 def read_manifest(path: Path = MANIFEST) -> list[Hole]:
     """Every hole of every real-project suite."""
-    obj = json.loads(path.read_text(encoding="utf-8"))
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        obj = json.load(fh)
     return [Hole.from_json(h) for h in obj["holes"]]
 
 
@@ -132,7 +137,7 @@ def cut(hole: Hole, project: Path, project_rel: str) -> data.Task:
 def fetch_all(
     root: Path,
     offline: bool = False,
-    index: str = packages.PYPI_JSON,
+    index: str = packages.PYPI_SIMPLE,
     pins: tuple[packages.Package, ...] = packages.PACKAGES,
 ) -> dict[str, Path]:
     """Every pinned package fetched and unpacked under `root`: name -> project directory."""
@@ -146,7 +151,7 @@ def fetch_all(
 def build(
     root: Path | None = None,
     offline: bool = False,
-    index: str = packages.PYPI_JSON,
+    index: str = packages.PYPI_SIMPLE,
     manifest: Path = MANIFEST,
     pins: tuple[packages.Package, ...] = packages.PACKAGES,
 ) -> dict[str, int]:
@@ -233,10 +238,9 @@ def remake(
         holes += [hole_of(t, suite_of[t.kind], name) for t in every if t.task_id not in taken]
     holes.sort(key=lambda h: (h.suite, h.package, h.path, h.start))
     pins = {p.name: f"{p.version} {p.sha256}" for p in packages.PACKAGES}
-    manifest.write_text(
-        json.dumps({"packages": pins, "holes": [h.to_json() for h in holes]}, indent=0) + "\n",
-        encoding="utf-8",
-    )
+    with gzip.GzipFile(manifest, "wb", mtime=0) as fh:  # the same holes, the same bytes
+        body = {"packages": pins, "holes": [h.to_json() for h in holes]}
+        fh.write((json.dumps(body, indent=0) + "\n").encode("utf-8"))
     counts: dict[str, int] = {}
     for hole in holes:
         counts[hole.suite] = counts.get(hole.suite, 0) + 1

@@ -1,12 +1,13 @@
 """The real-project suites: pinned sdists fetched and unpacked safely, holes cut again.
 
-A local HTTP server plays PyPI's JSON API (the file's address is relative, as PyPI mirrors
+A local HTTP server plays PyPI's simple index (the file's address is relative, as mirrors
 give it); the real packages' fetch and a seeded run with the real model are in
 `test_repo_suites_with_the_real_model` (marked real_model, in make test).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
@@ -50,30 +51,35 @@ def _pin(body: bytes, name: str = "demo") -> packages.Package:
     )
 
 
-@pytest.fixture
-def index() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
-    """A PyPI JSON API on localhost: files to serve by name, and the paths asked for."""
+@pytest.fixture(params=["json", "html"])
+def index(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
+    """A simple package index on localhost (PEP 691 JSON or PEP 503 HTML pages, relative
+    file addresses as mirrors give them): files to serve by name, and the paths asked for."""
     files: dict[str, bytes] = {}
     asked: list[str] = []
+    flavour = request.param
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
             parts = self.path.strip("/").split("/")
-            if parts[0] == "pypi" and parts[-1] == "json":
-                name, version = parts[1], parts[2]
-                urls = [
-                    {"filename": f, "url": f"../../../files/{f}", "packagetype": "sdist"}
-                    for f in files
-                    if f.startswith(f"{name}-{version}")
-                ]
-                body = json.dumps({"urls": urls}).encode()
+            names = [f for f in files if len(parts) == 2 and f.startswith(f"{parts[1]}-")]
+            if parts[0] == "simple" and names:
+                if flavour == "json":
+                    urls = [{"filename": f, "url": f"../../files/{f}#sha256=x"} for f in names]
+                    body = json.dumps({"files": urls}).encode()
+                    kind = "application/vnd.pypi.simple.v1+json"
+                else:
+                    links = "".join(f'<a href="../../files/{f}#sha256=x">{f}</a>' for f in names)
+                    body = f"<html><body>{links}</body></html>".encode()
+                    kind = "text/html"
             elif parts[0] == "files" and parts[-1] in files:
-                body = files[parts[-1]]
+                body, kind = files[parts[-1]], "application/octet-stream"
             else:
                 self.send_error(404)
                 return
             self.send_response(200)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -84,7 +90,7 @@ def index() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/pypi", files, asked
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple", files, asked
     server.shutdown()
     server.server_close()
 
@@ -115,13 +121,16 @@ def test_a_download_that_does_not_match_its_pin_is_refused_and_removed(
 
 
 def test_a_package_that_cannot_be_fetched_says_so(tmp_path: Path, index) -> None:  # type: ignore[no-untyped-def]
-    url, _, _ = index
+    url, files, _ = index
+    files["demo-0.9.tar.gz"] = GOOD  # another version only
     with pytest.raises(packages.FetchError, match=r"lists no file demo-1\.0\.tar\.gz"):
         packages.fetch(_pin(GOOD), tmp_path, url)
+    with pytest.raises(packages.FetchError, match="cannot look up demo"):
+        packages.fetch(_pin(GOOD, "nothere"), tmp_path, url)  # 404
     with pytest.raises(packages.FetchError, match="offline"):
         packages.fetch(_pin(GOOD), tmp_path, url, offline=True)
     with pytest.raises(packages.FetchError, match="cannot look up"):
-        packages.fetch(_pin(GOOD), tmp_path, "http://127.0.0.1:9/pypi")
+        packages.fetch(_pin(GOOD), tmp_path, "http://127.0.0.1:9/simple")
 
 
 @pytest.mark.parametrize(
@@ -169,8 +178,8 @@ def _manifest(tmp_path: Path, middle: str, start: int = 1) -> Path:
         imported_names=(),
         middle_sha256=hashlib.sha256(middle.encode()).hexdigest(),
     )
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"holes": [hole.to_json()]}))
+    path = tmp_path / "manifest.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"holes": [hole.to_json()]}).encode()))
     return path
 
 
@@ -190,7 +199,7 @@ def test_build_cuts_the_manifests_holes_and_the_suite_loads_by_name(
     repo.build(root, offline=True, manifest=manifest, pins=(pin,))
     assert (root / "repo-lines.jsonl").read_text() == again  # same pins, same tasks
 
-    monkeypatch.setenv("OFFPILOT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OFFPILOT_SUITES_DIR", str(root))
     [task] = data.load_suite("repo-lines")
     assert task.task_id == "demo-1.0/demo.py:double:line:L2"
     assert task.canonical_solution == "    return x * 2\n"
@@ -211,7 +220,7 @@ def test_a_hole_whose_text_changed_is_refused(tmp_path: Path, index) -> None:  #
 def test_an_unbuilt_suite_says_how_to_build_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OFFPILOT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("OFFPILOT_SUITES_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="offpilot eval suites build"):
         data.load_suite("repo-blocks")
 
