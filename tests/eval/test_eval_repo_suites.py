@@ -125,7 +125,7 @@ def test_a_package_that_cannot_be_fetched_says_so(tmp_path: Path, index) -> None
     files["demo-0.9.tar.gz"] = GOOD  # another version only
     with pytest.raises(packages.FetchError, match=r"lists no file demo-1\.0\.tar\.gz"):
         packages.fetch(_pin(GOOD), tmp_path, url)
-    with pytest.raises(packages.FetchError, match="cannot look up demo"):
+    with pytest.raises(packages.FetchError, match="cannot look up nothere"):
         packages.fetch(_pin(GOOD, "nothere"), tmp_path, url)  # 404
     with pytest.raises(packages.FetchError, match="offline"):
         packages.fetch(_pin(GOOD), tmp_path, url, offline=True)
