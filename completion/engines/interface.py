@@ -20,7 +20,8 @@ from typing import Protocol
 from completion.models.specs import Family, FimTokens
 from completion.stops import RULE, StopConditions, StopReason, StopRule, final_cut
 
-# Past about a second a suggestion is mostly wasted; 2 s leaves room for a block.
+# The most a decode may take after its first token (`StopConditions`): past about a second
+# a suggestion is mostly wasted; 2 s leaves room for a block.
 DEFAULT_TIME_BUDGET_S = 2.0
 
 

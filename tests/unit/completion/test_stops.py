@@ -229,3 +229,18 @@ def test_floor_under_a_braceless_header_is_the_headers_depth() -> None:
     assert indent_floor(prefix, suffix, "python") == 4  # Python: no brace-less headers
     braced = "const f = (s) => {\n  if (!s.length) {\n    return null;\n"
     assert indent_floor(braced, suffix, "javascript") == 4
+
+
+def test_the_time_budget_counts_from_the_first_token() -> None:
+    """A slow prompt pass (it cannot be interrupted) does not eat the decode's budget."""
+    import time
+
+    from completion.stops import StopConditions, StopReason
+
+    stops = StopConditions(48, 2.0, frozenset(), started=time.monotonic() - 5.0)
+    assert stops.before(7) is None  # the first token, 5 s after the request
+    assert stops.after(1) is None
+    later = (stops.first_token_at or 0.0) + 2.5
+    assert stops.after(2, now=later) == StopReason.TIME_BUDGET
+    idle = StopConditions(48, 2.0, frozenset(), started=time.monotonic() - 5.0)
+    assert idle.after(0) == StopReason.TIME_BUDGET  # no token yet: from the request's start
