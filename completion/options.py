@@ -44,9 +44,6 @@ class CompletionOptions:
     imports: bool = False  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
     crossfile_ms: int = 25  # time budget of collecting them
-    # The file's imports and the enclosing def/class lines before a window that cut them
-    # (outline.py, Python).
-    outline: bool = False
 
     def budget(self, windows: PromptBudget) -> PromptBudget:
         """The prompt windows: these options' where set, else the family's `windows`."""

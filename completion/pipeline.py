@@ -6,7 +6,6 @@ Its options, and their `--set` syntax, are in completion/options.py.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -21,7 +20,6 @@ from completion.generate import generate
 from completion.lines import opens_block
 from completion.models.specs import PromptBudget
 from completion.options import CompletionOptions
-from completion.outline import OutlineLine, outline
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import Prompt, build_prompt, healed_rule, strip_healed
 from completion.stops import RULE, StopRule
@@ -87,9 +85,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
     budget = options.budget(engine.family.windows)
     extra = _crossfile(engine, request, context, options, budget) if mode is not Mode.NONE else None
     tx = time.monotonic()
-    prompt = build_prompt(
-        context, engine, budget, extra.text if extra else "", _outline(request, context, options)
-    )
+    prompt = build_prompt(context, engine, budget, extra.text if extra else "")
     t2 = time.monotonic()
     multi = mode is Mode.MULTI
     params = GenerationParams(
@@ -112,17 +108,6 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         (tx - t1) * 1000,
         tuple(s.describe() for s in extra.snippets) if extra else (),
     )
-
-
-def _outline(
-    request: CompletionRequest, context: Context, options: CompletionOptions
-) -> tuple[OutlineLine, ...]:
-    """The file's outline above the cursor, its rows those of `context.prefix` (`outline`)."""
-    if not options.outline:
-        return ()
-    above = request.text[: max(0, min(request.offset, len(request.text)))]
-    shift = above.count("\n") - context.prefix.count("\n")
-    return tuple(dataclasses.replace(o, row=o.row - shift) for o in outline(above, context.syntax))
 
 
 def _crossfile_budget(budget: PromptBudget, share: float) -> int:

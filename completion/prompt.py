@@ -8,10 +8,7 @@ from dataclasses import dataclass
 from completion.context import Context
 from completion.engines.interface import Engine
 from completion.models.specs import FimOrder, PromptBudget
-from completion.outline import OutlineLine
 
-# The most of the prefix budget the file's outline (imports, enclosing headers) may take.
-OUTLINE_SHARE = 0.25
 # The cursor's line is kept whole up to this many characters (nearest the cursor).
 MAX_LINE_CHARS = 400
 
@@ -57,17 +54,6 @@ def _keep_lines(engine: Engine, lines: list[str], budget: int, *, tail: bool) ->
             break
         kept.append(line)
         used += cost
-    return kept
-
-
-def _keep_lines_of(engine: Engine, lines: list[OutlineLine], budget: int) -> list[OutlineLine]:
-    """The first of `lines` whose texts fit `budget` together."""
-    kept, used = [], 0
-    for line in lines:
-        used += len(engine.encode(line.text))
-        if used > budget:
-            break
-        kept.append(line)
     return kept
 
 
@@ -129,7 +115,6 @@ def build_prompt(
     engine: Engine,
     budget: PromptBudget | None = None,
     preamble: str = "",
-    outline: tuple[OutlineLine, ...] = (),
 ) -> Prompt:
     """The fill-in-the-middle prompt as ids, in the order of the model's family.
 
@@ -140,34 +125,13 @@ def build_prompt(
     pieces: the lines above the checkpoint (`split_prefix`, under the prefix budget, cut at
     line boundaries), which stay a stable token prefix while the user types forward, and
     the rest up to the cursor. Without `budget`, the windows of the engine's model family.
-    `outline` (rows of `context.prefix`, negative above it: `outline.outline`) puts the
-    file's imports and enclosing headers that the window leaves out before it, out of the
-    prefix budget (at most OUTLINE_SHARE of it).
     """
     budget = budget or engine.family.windows
     cut = context.prefix.rfind("\n") + 1
     above, recent = split_prefix(context.prefix[:cut])
     extra = len(engine.encode(preamble)) if preamble else 0
     prefix_tokens = max(0, budget.prefix_tokens - extra)
-    head_lines = ""
-    if outline:
-        reserve = min(
-            int(prefix_tokens * OUTLINE_SHARE), len(engine.encode("".join(o.text for o in outline)))
-        )
-        window = fit_prefix(engine, above, prefix_tokens - reserve)
-        start = above.count("\n") - window.count("\n")
-        outside = [o for o in outline if o.row < start]
-        kept = [o for o in outside if o.header] + [o for o in outside if not o.header]
-        chosen = {o.row for o in _keep_lines_of(engine, kept, reserve)}
-        shown = [o for o in outside if o.row in chosen]
-        for i, entry in enumerate(shown):
-            # a blank line where the imports end, as the file has one
-            gap = not entry.header and (i + 1 == len(shown) or shown[i + 1].header)
-            head_lines += entry.text + ("\n" if gap else "")
-        above = head_lines + window
-    else:
-        above = fit_prefix(engine, above, prefix_tokens)
-    above = preamble + above
+    above = preamble + fit_prefix(engine, above, prefix_tokens)
     line = context.prefix[cut:][-MAX_LINE_CHARS:]
     healed = heal_blanks(line)
     near = recent + line[: len(line) - len(healed)]
