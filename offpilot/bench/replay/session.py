@@ -283,7 +283,9 @@ class _Session:
         """Open `name` without the part to type (`split_for_typing`), type it, close it."""
         head, typed, below = split_for_typing(text, opts)
         path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
-        open_document(self.client, path, head + below)
+        # the user opened an empty line above the code below (else that code would sit on
+        # the cursor's line, and nothing is completed before a word)
+        open_document(self.client, path, head + ("\n" + below if below else ""))
         typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
         await _type_file(typist, typed, opts, rng, deadline)
         typist.cancel_pending()
@@ -322,7 +324,8 @@ def split_for_typing(text: str, opts: ReplayOptions) -> tuple[str, str, str]:
     """(above, to type, below) of a file.
 
     "middle": the top-level definition starting nearest the middle of the file is typed
-    from its first line to the next top-level definition, everything else stays in place.
+    from its first line to the next top-level definition, everything else stays in place
+    (the document opens with an empty line between above and below, the cursor on it).
     "end" (or a file with no top-level definition past its first lines): the first
     `start_lines` lines are there and the rest is typed.
     """
