@@ -436,9 +436,10 @@ def _cmd_make_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
+    from eval import data
     from eval.suites import packages, repo
 
-    root = Path(args.dir) if args.dir else repo.default_dir()
+    root = Path(args.dir) if args.dir else data.repo_suites_dir()
     try:
         if args.suites_command == "build":
             counts = repo.build(root, args.offline, args.index or packages.PYPI_SIMPLE)

