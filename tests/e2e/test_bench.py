@@ -24,6 +24,7 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     out_file = tmp_path / "replay.json"
     proc = subprocess.run(
         [sys.executable, "-m", "offpilot.cli", "bench", "replay", "--max-keystrokes", "40",
+         "--at", "end",  # 40 keys after each file's first lines: 3+ line ends, a moving head
          "--model", str(tiny_model.path), "--out", str(out_file), "--load", "1",
          "--server-config", '{"promptCache": true}'],
         capture_output=True, text=True, timeout=300,
