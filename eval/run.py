@@ -76,7 +76,7 @@ def project_documents(
     other test files.
     """
     test_docs: list[Document] = []
-    for rel in dict.fromkeys(t.split("::")[0] for t in (tests or [])[:1]):
+    for rel in [t.split("::")[0] for t in (tests or [])[:1]]:
         try:
             test = data.project_file(project, rel)
             test_docs.append(Document(str(test), test.read_text(encoding="utf-8"), "python"))

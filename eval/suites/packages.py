@@ -1,15 +1,15 @@
 """The real packages of the real-project suites: pinned sdists, fetched and unpacked safely.
 
 The suites' code is never committed: each package is named here by version, sdist file name
-and sha256, fetched from PyPI (its JSON API gives the file's address) into an offline cache,
-checked against the pin, and unpacked with tarfile's `data` filter (no absolute paths, no
-`..`, no links or devices that lead out). A package's tests then run in the eval sandbox
-like any sample, so a hostile sdist gains nothing over a hostile completion.
+and sha256, fetched from PyPI (its simple index, as pip reads it, gives the file's address)
+into an offline cache, checked against the pin, and unpacked with tarfile's `data` filter
+(no absolute paths, no `..`, no links or devices that lead out). A package's tests then run
+in the eval sandbox like any sample, so a hostile sdist gains nothing over a hostile
+completion.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from completion.models.store import sha256_file
 
 PYPI_SIMPLE = "https://pypi.org/simple"
 SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
@@ -145,15 +147,6 @@ class FetchError(RuntimeError):
     """A package that could not be fetched, or whose file does not match its pin."""
 
 
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(package: Package, cache: Path, index: str = PYPI_SIMPLE, offline: bool = False) -> Path:
     """The package's sdist in `cache`, downloaded first unless a file matching the pin is there.
 
@@ -161,7 +154,7 @@ def fetch(package: Package, cache: Path, index: str = PYPI_SIMPLE, offline: bool
     not match its pin is deleted and refused. Raises FetchError with what to do.
     """
     path = cache / package.filename
-    if path.is_file() and sha256_of(path) == package.sha256:
+    if path.is_file() and sha256_file(path) == package.sha256:
         return path
     if offline:
         raise FetchError(
@@ -179,7 +172,7 @@ def fetch(package: Package, cache: Path, index: str = PYPI_SIMPLE, offline: bool
                 if total > MAX_SDIST_BYTES:
                     raise FetchError(f"{url}: larger than {MAX_SDIST_BYTES >> 20} MiB")
                 out.write(chunk)
-        got = sha256_of(Path(tmp))
+        got = sha256_file(Path(tmp))
         if got != package.sha256:
             raise FetchError(
                 f"{package.filename}: sha256 {got} does not match the pin {package.sha256}"

@@ -11,6 +11,8 @@ package at fixed seeds and writes the manifest.
 
 from __future__ import annotations
 
+import collections
+import functools
 import gzip
 import hashlib
 import json
@@ -190,38 +192,23 @@ def remake(
     holes: list[Hole] = []
     work = root / "remake"
     work.mkdir(parents=True, exist_ok=True)
+    suite_of = {kind: suite for suite, kind in SUITE_KINDS.items() if kind}
     for name, project in projects.items():
         log(f"{name}: tracing its tests")
         calls = trace(project, find_tests(project), 600.0)
-        cross = make_tasks(
-            project,
-            work / f"{name}-crossfile.jsonl",
-            limit=REMAKE_CROSSFILE_LIMIT,
-            seed=REMAKE_SEED,
-            workers=workers,
-            log=log,
-            cross_file=True,
-            calls=calls,
+        draw = functools.partial(
+            make_tasks, project, seed=REMAKE_SEED, workers=workers, log=log, calls=calls
+        )
+        cross = draw(
+            work / f"{name}-crossfile.jsonl", limit=REMAKE_CROSSFILE_LIMIT, cross_file=True
         )
         taken = {t.task_id for t in cross}
         holes += [hole_of(t, "repo-crossfile", name) for t in cross]
-        every = make_tasks(
-            project,
-            work / f"{name}.jsonl",
-            limit=REMAKE_LIMIT,
-            seed=REMAKE_SEED,
-            workers=workers,
-            log=log,
-            calls=calls,
-        )
-        suite_of = {kind: suite for suite, kind in SUITE_KINDS.items() if kind}
+        every = draw(work / f"{name}.jsonl", limit=REMAKE_LIMIT)
         holes += [hole_of(t, suite_of[t.kind], name) for t in every if t.task_id not in taken]
     holes.sort(key=lambda h: (h.suite, h.package, h.path, h.start))
     pins = {p.name: f"{p.version} {p.sha256}" for p in packages.PACKAGES}
     with gzip.GzipFile(manifest, "wb", mtime=0) as fh:  # the same holes, the same bytes
         body = {"packages": pins, "holes": [h.to_json() for h in holes]}
         fh.write((json.dumps(body, indent=0) + "\n").encode("utf-8"))
-    counts: dict[str, int] = {}
-    for hole in holes:
-        counts[hole.suite] = counts.get(hole.suite, 0) + 1
-    return counts
+    return dict(collections.Counter(hole.suite for hole in holes))
