@@ -24,6 +24,7 @@ class Generated:
     first_token_ms: float | None
     ms: float
     reused_tokens: int = 0  # prompt tokens served from the engine's cached head
+    log_probs: tuple[float, ...] = ()  # of each generated token (`tokens` of them)
 
 
 def generate(
@@ -33,11 +34,12 @@ def generate(
     stop_rule: StopRule,
     cancel: threading.Event | None = None,
     static_len: int = 0,
-    on_text: Callable[[str], None] | None = None,
+    on_text: Callable[[str, Sequence[float]], None] | None = None,
 ) -> Generated:
     """Stream tokens, decoding as we go; the stream is closed as soon as a rule fires.
 
-    `on_text` sees the output after every token the stop rule let through.
+    `on_text` sees the output, and its tokens' log-probs, after every token the stop rule
+    let through.
     """
     started = time.monotonic()
     stream = engine.stream(prompt_ids, params, cancel, static_len)
@@ -53,7 +55,7 @@ def generate(
                 text, reason = text[:cut], RULE
                 break
             if on_text is not None:
-                on_text(text)
+                on_text(text, stream.log_probs)
         else:
             cut = final_cut(text, stop_rule)
             if cut is not None:
@@ -70,4 +72,5 @@ def generate(
         first_token_ms=None if first is None else first * 1000,
         ms=(time.monotonic() - started) * 1000,
         reused_tokens=stream.reused_tokens,
+        log_probs=tuple(stream.log_probs[: len(ids)]),
     )

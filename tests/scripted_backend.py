@@ -32,6 +32,8 @@ class ScriptedBackend:
     that is not JSON), shape (JSON without choices), http500, cut (pieces, then the socket
     closes without [DONE]), choices (`n` choices per chunk, for `sample`), unauthorized (HTTP
     401 whose body quotes the request's Authorization header, as some proxies do).
+    `logprobs` adds each piece's log-prob, -0.25 a piece, in OpenAI's legacy shape
+    (`legacy`: `token_logprobs`) or llama.cpp's (`content`); "" sends none (Ollama).
     """
 
     def __init__(
@@ -40,8 +42,10 @@ class ScriptedBackend:
         pieces: tuple[str, ...] = ("a", " +", " b"),
         delay_s: float = 0.0,
         finish_reason: str = "stop",
+        logprobs: str = "",
     ) -> None:
         self.mode = mode
+        self.logprobs = logprobs
         self.pieces = pieces
         self.delay_s = delay_s
         self.finish_reason = finish_reason
@@ -142,7 +146,14 @@ class ScriptedBackend:
         h.wfile.write(b"0\r\n\r\n")
 
     def _event(self, h: BaseHTTPRequestHandler, text: str, n: int = 1, finish: Any = None) -> None:
-        choices = [{"index": i, "text": text, "finish_reason": finish} for i in range(n)]
+        choices: list[dict[str, Any]] = [
+            {"index": i, "text": text, "finish_reason": finish} for i in range(n)
+        ]
+        for choice in choices:
+            if self.logprobs == "legacy":
+                choice["logprobs"] = {"tokens": [text], "token_logprobs": [-0.25]}
+            elif self.logprobs == "content":
+                choice["logprobs"] = {"content": [{"token": text, "logprob": -0.25}]}
         self._chunk(h, f"data: {json.dumps({'choices': choices})}\n\n")
 
     @staticmethod

@@ -9,6 +9,7 @@ conditions of completion/stops.py through `Stream` and `HypothesisTracker`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -19,6 +20,11 @@ from typing import Protocol
 
 from completion.models.specs import Family, FimTokens
 from completion.stops import RULE, StopConditions, StopReason, StopRule, final_cut
+
+# What an engine's raw iterator yields: a token id and its log-probability under the model
+# (`UNKNOWN_LOG_PROB` where the engine cannot tell, e.g. a server without `logprobs`).
+TokenStep = tuple[int, float]
+UNKNOWN_LOG_PROB = math.nan
 
 # The most a decode may take after its first token (`StopConditions`): past about a second
 # a suggestion is mostly wasted; 2 s leaves room for a block.
@@ -43,6 +49,7 @@ class Hypothesis:
     ids: list[int]
     text: str
     reason: str
+    log_probs: tuple[float, ...] = ()  # one per id
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class HypothesisTracker:
         cancel: threading.Event | None,
     ) -> None:
         self.ids: list[list[int]] = [[] for _ in range(n)]
+        self.log_probs: list[list[float]] = [[] for _ in range(n)]
         self.text = [""] * n
         self.reason: list[str | None] = [None] * n
         self._stops = StopConditions(params.max_new_tokens, params.time_budget_s, stop_ids, cancel)
@@ -75,7 +83,7 @@ class HypothesisTracker:
         self._decode = decode
         self._stop_rule = stop_rule
 
-    def feed(self, i: int, token: int) -> bool:
+    def feed(self, i: int, token: int, log_prob: float = UNKNOWN_LOG_PROB) -> bool:
         """Record one token of hypothesis `i`; True once that hypothesis is finished."""
         now = time.monotonic()
         if self.first_token_s is None:
@@ -89,6 +97,7 @@ class HypothesisTracker:
                 self.text[i], self.reason[i] = self.text[i][:cut], RULE
         elif self.reason[i] is None:
             self.ids[i].append(token)
+            self.log_probs[i].append(log_prob)
             self.text[i] = self._decode(self.ids[i])
             cut = self._stop_rule(self.text[i]) if self._stop_rule is not None else None
             if cut is not None:
@@ -100,8 +109,10 @@ class HypothesisTracker:
     def result(self) -> Samples:
         """The hypotheses as they stand (unfinished ones ended by the engine)."""
         hyps = [
-            Hypothesis(ids, text, reason or StopReason.END_TOKEN)
-            for ids, text, reason in zip(self.ids, self.text, self.reason, strict=True)
+            Hypothesis(ids, text, reason or StopReason.END_TOKEN, tuple(lps))
+            for ids, text, reason, lps in zip(
+                self.ids, self.text, self.reason, self.log_probs, strict=True
+            )
         ]
         first = None if self.first_token_s is None else self.first_token_s * 1000
         return Samples(hyps, first, (time.monotonic() - self.started) * 1000)
@@ -121,11 +132,12 @@ class Stream:
 
     Iterating ends on a stop token, the token cap, the time budget or `cancel`; `reason`
     says which. Closing the stream closes the engine's iterator, which stops its work.
+    `log_probs` holds the log-probability of each id yielded so far (the gate's evidence).
     """
 
     def __init__(
         self,
-        raw: Iterator[int],
+        raw: Iterator[TokenStep],
         params: GenerationParams,
         stop_ids: frozenset[int],
         cancel: threading.Event | None = None,
@@ -134,6 +146,7 @@ class Stream:
         self.reason: str = StopReason.CALLER
         self.first_token_s: float | None = None
         self.reused_tokens = 0  # prompt tokens whose model state came from the engine's cache
+        self.log_probs: list[float] = []
         self._tokens = self._apply_rules(params, stop_ids, cancel)
         _open_streams.add(self)
 
@@ -150,13 +163,14 @@ class Stream:
         self, params: GenerationParams, stop_ids: frozenset[int], cancel: threading.Event | None
     ) -> Generator[int, None, None]:
         stops = StopConditions(params.max_new_tokens, params.time_budget_s, stop_ids, cancel)
-        for count, token in enumerate(self._raw, start=1):
+        for count, (token, log_prob) in enumerate(self._raw, start=1):
             if self.first_token_s is None:
                 self.first_token_s = time.monotonic() - stops.started
             reason = stops.before(token)
             if reason is not None:
                 self.reason = reason
                 return
+            self.log_probs.append(log_prob)
             yield token
             reason = stops.after(count)
             if reason is not None:

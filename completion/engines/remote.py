@@ -35,7 +35,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from completion.engines.interface import GenerationParams, HypothesisTracker, Samples, Stream
+from completion.engines.interface import (
+    UNKNOWN_LOG_PROB,
+    GenerationParams,
+    HypothesisTracker,
+    Samples,
+    Stream,
+    TokenStep,
+)
 from completion.models.store import InstalledModel, ModelError
 from completion.models.tokenizer import ModelTokenizer
 from completion.stops import StopReason, StopRule
@@ -99,8 +106,8 @@ class BackendError(Exception):
     """The server failed or answered something that is not a completion stream."""
 
 
-# What the reader thread hands over: ("text", choice index, text), ("end", reason, None),
-# ("error", message, None).
+# What the reader thread hands over: ("text", choice index, (text, log-prob)),
+# ("end", reason, None), ("error", message, None).
 _Event = tuple[str, Any, Any]
 
 
@@ -216,9 +223,8 @@ class Completion:
                 raise BackendError(f"a choice without text: {str(choice)[:200]}")
             index = choice.get("index", position)
             if isinstance(choice.get("text"), str) and choice["text"]:
-                self._events.put(
-                    ("text", index if isinstance(index, int) else position, choice["text"])
-                )
+                where = index if isinstance(index, int) else position
+                self._events.put(("text", where, (choice["text"], _log_prob(choice))))
             if choice.get("finish_reason") == "length":
                 finished = StopReason.MAX_TOKENS
             elif choice.get("finish_reason"):
@@ -226,8 +232,8 @@ class Completion:
         return finished
 
     # -- the caller's side -----------------------------------------------------------------
-    def events(self) -> Iterator[tuple[int, str]]:
-        """(choice index, text) as they arrive; ends with `reason` set, never hangs."""
+    def events(self) -> Iterator[tuple[int, tuple[str, float]]]:
+        """(choice index, (text, log-prob)) as they arrive; ends with `reason` set, never hangs."""
         while self.reason is None:
             try:
                 kind, a, b = self._events.get(timeout=self._options.poll_s)
@@ -275,6 +281,26 @@ class Completion:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+def _log_prob(choice: dict[str, Any]) -> float:
+    """The log-probability of a chunk's text: the sum over its tokens, NaN when not sent.
+
+    Two shapes answer `logprobs`: OpenAI's legacy `token_logprobs` list (llama-cpp-python,
+    vLLM) and llama.cpp's server, whose `content` entries carry `logprob`. Ollama's
+    OpenAI-compatible endpoint sends neither: its answers have no confidence, and the gate
+    shows them unscored.
+    """
+    probs = choice.get("logprobs")
+    values: Any = None
+    if isinstance(probs, dict):
+        if isinstance(probs.get("token_logprobs"), list):
+            values = probs["token_logprobs"]
+        elif isinstance(probs.get("content"), list):
+            values = [p.get("logprob") for p in probs["content"] if isinstance(p, dict)]
+    if not values or not all(isinstance(v, int | float) for v in values):
+        return UNKNOWN_LOG_PROB
+    return float(sum(values))
+
+
 def _json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
@@ -310,6 +336,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _steps(ids: Sequence[int], log_prob: float) -> list[TokenStep]:
+    """A chunk's local ids, its log-prob on the first (the server's tokens are not ours)."""
+    return [(token, log_prob if i == 0 else 0.0) for i, token in enumerate(ids)]
+
+
 class _RemoteTokens:
     """A `Completion`'s texts as token ids of the local tokenizer, for `Stream`.
 
@@ -320,23 +351,23 @@ class _RemoteTokens:
         self._engine = engine
         self._completion = completion
         self._events = completion.events()
-        self._pending: list[int] = []
+        self._pending: list[TokenStep] = []
 
     @property
     def end_reason(self) -> str | None:
         return self._completion.reason
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[TokenStep]:
         return self
 
-    def __next__(self) -> int:
+    def __next__(self) -> TokenStep:
         while not self._pending:
             try:
-                _index, text = next(self._events)
+                _index, (text, log_prob) = next(self._events)
             except StopIteration:
                 self._engine.note_end(self._completion)
                 raise
-            self._pending = self._engine.encode(text)
+            self._pending = _steps(self._engine.encode(text), log_prob)
         return self._pending.pop(0)
 
     def close(self) -> None:
@@ -399,6 +430,7 @@ class RemoteEngine:
             "temperature": max(0.0, params.temperature),
             "stop": self._stop_tokens,
             "stream": True,
+            "logprobs": 1,  # the chosen token's log-prob: the gate's evidence (`_log_prob`)
         }
         if self.options.model:
             body["model"] = self.options.model
@@ -496,14 +528,14 @@ class RemoteEngine:
     ) -> None:
         """Feed a completion's choices into the tracker slots (choice k -> slots[k])."""
         try:
-            for index, text in completion.events():
+            for index, (text, log_prob) in completion.events():
                 if not 0 <= index < len(slots):
                     continue
                 slot = slots[index]
                 seen.add(slot)
                 finished = False
-                for token in self.encode(text):
-                    finished = tracker.feed(slot, token)
+                for token, token_log_prob in _steps(self.encode(text), log_prob):
+                    finished = tracker.feed(slot, token, token_log_prob)
                     if finished:
                         break
                 if all(tracker.reason[s] is not None for s in slots):

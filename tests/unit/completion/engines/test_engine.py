@@ -1,7 +1,9 @@
 """The real CTranslate2 engine, on the tiny random-weight model the suite builds."""
 
+import gc
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,8 +15,13 @@ from completion.trigger import TriggerOptions
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model: InstalledModel) -> CT2Engine:
-    return load_engine(tiny_model)
+def engine(tiny_model: InstalledModel) -> Iterator[CT2Engine]:
+    engine = load_engine(tiny_model)
+    yield engine
+    # freed here, not at exit: a generator that ran `generate_batch` and is freed by the
+    # atexit hook sometimes aborts the process ("Resource deadlock avoided", seen 2 in 6)
+    engine.close()
+    gc.collect()
 
 
 def test_load_and_warmup(engine: CT2Engine) -> None:
@@ -192,3 +199,17 @@ def test_a_head_that_is_the_whole_prompt_still_answers(tiny_model: InstalledMode
     assert uncached
     for _ in range(2):  # the head computed, then reused
         assert list(engine.stream(ids, params, static_len=len(ids))) == uncached
+
+
+def test_every_token_comes_with_its_log_prob(engine: CT2Engine) -> None:
+    """The stream and the batch both carry one log-prob per token (the gate's evidence)."""
+    stream = engine.stream(engine.encode("def f(x):\n    return"), GenerationParams(8))
+    ids = list(stream)
+    stream.close()
+    assert len(stream.log_probs) == len(ids) > 0
+    assert all(-100 < p <= 0 for p in stream.log_probs)
+    greedy = engine.sample(engine.encode("def f(x):\n    return"), GenerationParams(8), n=1)
+    hyp = greedy.hypotheses[0]
+    assert hyp.ids == ids[: len(hyp.ids)]
+    assert len(hyp.log_probs) == len(hyp.ids)
+    assert list(hyp.log_probs) == pytest.approx(stream.log_probs[: len(hyp.ids)], abs=1e-3)

@@ -7,6 +7,7 @@ result with `backend_error` and a `last_error`, within the time budget, never a 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import subprocess
 import sys
@@ -388,3 +389,34 @@ def test_a_server_that_never_answers_is_reported(
     backend.mode, backend.delay_s = "sse", 2.0  # headers at once, the first text too late
     assert run(engine, params) == ("", StopReason.TIME_BUDGET)
     assert engine.last_error is None
+
+
+@pytest.mark.parametrize("shape", ["legacy", "content"])
+def test_log_probs_come_back_in_either_shape(tiny_model: InstalledModel, shape: str) -> None:
+    """Each chunk's log-prob lands on its first local token (the gate's evidence)."""
+    server = ScriptedBackend(logprobs=shape)
+    try:
+        engine = engine_at(tiny_model, server.url)
+        stream = engine.stream(engine.encode("x = "), PARAMS)
+        ids = list(stream)
+        stream.close()
+        assert server.requests[0]["logprobs"] == 1
+        assert engine.decode(ids) == "a + b"
+        assert len(stream.log_probs) == len(ids)
+        assert sum(stream.log_probs) == pytest.approx(-0.75)  # three pieces
+        assert stream.log_probs[0] == -0.25
+    finally:
+        server.close()
+
+
+def test_a_server_without_log_probs_gives_unknown_ones(
+    tiny_model: InstalledModel, backend: ScriptedBackend
+) -> None:
+    """Ollama sends none: the answer stands, unscored (NaN), and the gate shows it."""
+    engine = engine_at(tiny_model, backend.url)
+    stream = engine.stream(engine.encode("x = "), PARAMS)
+    ids = list(stream)
+    stream.close()
+    assert engine.decode(ids) == "a + b"
+    assert stream.log_probs
+    assert math.isnan(stream.log_probs[0])
