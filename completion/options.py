@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from completion import gate
 from completion.context import Context
 from completion.engines.interface import DEFAULT_TIME_BUDGET_S, GenerationParams
 from completion.models.specs import PromptBudget
@@ -44,6 +45,13 @@ class CompletionOptions:
     imports: bool = False  # definitions of the names imported from workspace files (Python)
     crossfile_share: float = 0.25  # their share of the context tokens (out of the prefix's)
     crossfile_ms: int = 25  # time budget of collecting them
+    # Show or not (gate.py): `off`, or the operating point `quiet`, `balanced` or `eager`;
+    # `gate_shift` moves its threshold (the server's, from the user's own accepts and
+    # rejects); `gate_first_line` lets a block the gate hides show its first line alone
+    # when that passes on its own.
+    gate: str = gate.DEFAULT_POINT
+    gate_shift: float = 0.0
+    gate_first_line: bool = True
 
     def budget(self, windows: PromptBudget) -> PromptBudget:
         """The prompt windows: these options' where set, else the family's `windows`."""
@@ -78,7 +86,10 @@ class CompletionOptions:
                 if not sep or where is None:
                     raise ValueError
                 group, kind = where
-                changes.setdefault(group, {})[key] = _parse_value(kind, value)
+                parsed = _parse_value(kind, value)
+                changes.setdefault(group, {})[key] = (
+                    gate.normalize_point(value) if key == "gate" else parsed
+                )
             except ValueError:
                 known = ", ".join(sorted((*SPEC_NAMES, *_SPEC_ALIASES)))
                 raise ValueError(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from completion import crossfile
+from completion import crossfile, gate
 from completion.context import Context, extract_context
 from completion.document import Document
 from completion.engines.interface import Engine, GenerationParams
@@ -56,6 +56,18 @@ class CompletionResult:
     raw: str = ""  # the model's output as the stop rule left it, before post-processing
     mode: str = ""  # the trigger's decision: none, single or multi
     reused_tokens: int = 0  # of `prompt_tokens`, those whose model state the engine had cached
+    # The post-processed answer before the gate: `text` when the gate shows it whole, its
+    # first line when only that passed, "" shown when the gate hid it (gate.py).
+    answer: str = ""
+    verdict: gate.Verdict | None = None  # the gate on `answer` (None: empty)
+    line_verdict: gate.Verdict | None = None  # the gate on a block's first line alone
+    log_probs: tuple[float, ...] = ()  # of each generated token
+    first_line: str = ""  # a block's first line, post-processed as a line (`line_verdict`'s)
+
+    @property
+    def gated(self) -> bool:
+        """True when the gate hid some or all of the answer."""
+        return self.text != self.answer
 
 
 @dataclass(frozen=True)
@@ -173,30 +185,67 @@ def first_line(text: str) -> str | None:
     return text[:end] if end > 0 and text[:end].strip() else None
 
 
-def _first_line_watch(
-    prep: _Prepared, options: CompletionOptions, on_first_line: Callable[[str], None]
-) -> Callable[[str], None]:
-    """Hands a block's first line, post-processed as a line, to `on_first_line` once.
+@dataclass
+class _FirstLine:
+    """A block's first line as the watch saw it: post-processed as a line, and gated alone."""
 
-    A first line that opens a block (`if n < 0:`) is not handed out: alone it is the
-    header without its body, which the block is there to avoid.
+    seen: bool = False
+    text: str = ""  # "" when it opens a block or post-processing left nothing
+    verdict: gate.Verdict | None = None
+
+
+def _gate(
+    text: str,
+    raw: str,
+    log_probs: Sequence[float],
+    stop_reason: str,
+    prep: _Prepared,
+    options: CompletionOptions,
+) -> gate.Verdict | None:
+    """The gate's verdict on an answer (scored with the gate off too); None when empty."""
+    if not text:
+        return None
+    values = gate.features(text, raw, tuple(log_probs), stop_reason, prep.mode.value, prep.context)
+    return gate.judge(values, options.gate, options.gate_shift)
+
+
+def _first_line_watch(
+    prep: _Prepared, options: CompletionOptions, on_first_line: Callable[[str], None] | None
+) -> tuple[Callable[[str, Sequence[float]], None], _FirstLine]:
+    """Post-processes and gates a block's first line once it is written.
+
+    The line goes to `on_first_line` when the gate shows it; a first line that opens a block
+    (`if n < 0:`) is not handed out: alone it is the header without its body, which the
+    block is there to avoid. The state returned is what `complete` falls back to when the
+    gate hides the whole block.
     """
-    done = False
+    state = _FirstLine()
     post = options.post_for(False)
 
-    def watch(text: str) -> None:
-        nonlocal done
-        line = None if done else first_line(strip_healed(text, prep.prompt.healed))
+    def watch(text: str, log_probs: Sequence[float]) -> None:
+        line = None if state.seen else first_line(strip_healed(text, prep.prompt.healed))
         if line is None:
             return
-        done = True
+        state.seen = True
         if opens_block(prep.context.line_prefix + line, prep.context.syntax):
             return
         shown = postprocess(line, prep.context, RULE, post)
-        if shown:
+        if not shown:
+            return
+        state.text = shown
+        state.verdict = _gate(shown, line, log_probs, RULE, prep, options)
+        if on_first_line is not None and (state.verdict is None or state.verdict.shown):
             on_first_line(shown)
 
-    return watch
+    return watch, state
+
+
+def _shown(answer: str, verdict: gate.Verdict | None, line: _FirstLine | None) -> str:
+    """What the gate lets through: the answer, a block's first line alone, or nothing."""
+    if verdict is None or verdict.shown:
+        return answer
+    passed = line is not None and line.verdict is not None and line.verdict.shown
+    return line.text if line and passed and answer.startswith(line.text) else ""
 
 
 def complete(
@@ -210,6 +259,7 @@ def complete(
 
     `on_first_line` gets a block's first line as soon as it is written (from the thread
     generating), so that a caller can show it while the rest of the block is generated.
+    The gate (gate.py) decides last: the answer, a block's first line alone, or nothing.
     """
     options = options or CompletionOptions()
     prep = _prepare(engine, request, options)
@@ -217,9 +267,9 @@ def complete(
         return CompletionResult(
             "", "trigger", 0, 0, _timings(prep, None, 0.0, 0.0), mode=prep.mode.value
         )
-    watch = None
-    if on_first_line is not None and prep.mode is Mode.MULTI:
-        watch = _first_line_watch(prep, options, on_first_line)
+    watch, line = None, None
+    if prep.mode is Mode.MULTI:
+        watch, line = _first_line_watch(prep, options, on_first_line)
     t2 = time.monotonic()
     raw = generate(
         engine,
@@ -232,11 +282,12 @@ def complete(
     )
     t3 = time.monotonic()
     shown = strip_healed(raw.text, prep.prompt.healed)
-    text = postprocess(shown, prep.context, raw.stop_reason, prep.post)
+    answer = postprocess(shown, prep.context, raw.stop_reason, prep.post)
+    verdict = _gate(answer, shown, raw.log_probs, raw.stop_reason, prep, options)
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
     return CompletionResult(
-        text,
+        _shown(answer, verdict, line if options.gate_first_line else None),
         raw.stop_reason,
         len(prep.prompt.ids),
         raw.tokens,
@@ -245,6 +296,11 @@ def complete(
         shown,
         prep.mode.value,
         raw.reused_tokens,
+        answer,
+        verdict,
+        line.verdict if line else None,
+        raw.log_probs,
+        line.text if line else "",
     )
 
 
@@ -275,12 +331,13 @@ def complete_samples(
     for hyp in samples.hypotheses:
         t3 = time.monotonic()
         shown = strip_healed(hyp.text, prep.prompt.healed)
-        text = postprocess(shown, prep.context, hyp.reason, prep.post)
+        answer = postprocess(shown, prep.context, hyp.reason, prep.post)
+        verdict = _gate(answer, shown, hyp.log_probs, hyp.reason, prep, options)
         post_ms = (time.monotonic() - t3) * 1000
         timings = _timings(prep, samples.first_token_ms, generate_ms, post_ms)
         results.append(
             CompletionResult(
-                text,
+                _shown(answer, verdict, None),
                 hyp.reason,
                 len(prep.prompt.ids),
                 len(hyp.ids),
@@ -288,6 +345,9 @@ def complete_samples(
                 prep.crossfile,
                 shown,
                 prep.mode.value,
+                answer=answer,
+                verdict=verdict,
+                log_probs=hyp.log_probs,
             )
         )
     return results
