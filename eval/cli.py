@@ -172,6 +172,22 @@ def add_parser(
     sr.add_argument("--workers", type=int, default=2, help="parallel verification runs")
     st.set_defaults(func=_cmd_suites)
 
+    gt = esub.add_parser("gate", help="the show-or-not gate (completion/gate.py)")
+    gtsub = gt.add_subparsers(dest="gate_command", required=True)
+    gf = gtsub.add_parser(
+        "fit",
+        help="cross-validate the gate on finished runs, print its tables, fit it on all of them",
+    )
+    gf.add_argument("runs", nargs="+", help="run directories (eval run --out)")
+    gf.add_argument(
+        "--out",
+        default=None,
+        help="write the parameters here (the shipped file: "
+        "completion/data/gate.json); without it, only the tables",
+    )
+    gf.add_argument("--folds", type=int, default=5, help="cross-validation folds (by group)")
+    gt.set_defaults(func=_cmd_gate)
+
     hx = esub.add_parser(
         "humaneval-x",
         help="build the HumanEval-X infilling suites: holes whose reference passes, blank fails",
@@ -456,6 +472,29 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     for name, n in counts.items():
         print(f"{name}: {n} tasks in {root / (name + '.jsonl')}", file=sys.stderr)  # noqa: T201
     print(json.dumps(counts))  # noqa: T201
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    try:
+        from eval import gate_fit
+    except ImportError as exc:  # numpy / scikit-learn: the `train` extra
+        print(f"offpilot eval gate: {exc}; pip install -e '.[train]'", file=sys.stderr)  # noqa: T201
+        return 2
+    runs = [Path(r) for r in args.runs]
+    missing = [str(r) for r in runs if not (r / "samples.jsonl").is_file()]
+    if missing:
+        print(f"offpilot eval gate fit: no samples.jsonl in {', '.join(missing)}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        lines, model = gate_fit.fit_and_report(
+            runs, Path(args.out) if args.out else None, args.folds
+        )
+    except (ImportError, ValueError) as exc:
+        print(f"offpilot eval gate fit: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    print("\n".join(lines))  # noqa: T201
+    print(f"\nthresholds: {json.dumps(model.thresholds)}", file=sys.stderr)  # noqa: T201
     return 0
 
 

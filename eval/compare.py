@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion.engines.interface import Engine
-from eval import data, metrics, toolchains
+from eval import data, gating, metrics, toolchains
 from eval.metrics import bootstrap_ci, paired_test
 from eval.records import SETTINGS, RunSettings, SampleRecord, by_language, read_samples
 
@@ -352,6 +352,7 @@ def _entrant_summary(c: Contestant, paired: set[Key]) -> dict[str, Any]:
         "decode_tokens_per_s": decoded / decode_s if decode_s > 0 else 0.0,
         "tokens_out_mean": sum(int(r.get("tokens_out", 0)) for r in rs) / len(rs) if rs else 0.0,
         "by_language": by_language(c.on(paired)),  # compile errors, as in a run's summary
+        "shown": gating.as_run_showed(c.on(paired)).as_dict(),  # what its gate let through
     }
 
 
@@ -452,6 +453,7 @@ def render(result: dict[str, Any], max_disagreements: int = 200) -> str:
                 f"| {name.split(' ', 1)[1]} | {row['tasks']} | " + " | ".join(cells) + " |"
             )
     lines += _compile_errors(result)
+    lines += _shown(result)
     lines += ["", "## Speed (warm requests, ms)", ""]
     lines += [
         "| entrant | n | latency p50 | p90 | p99 | first token p50 | p90 | p99 "
@@ -483,6 +485,26 @@ def render(result: dict[str, Any], max_disagreements: int = 200) -> str:
     if result["plots"]:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in result["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _shown(result: dict[str, Any]) -> list[str]:
+    """What each entrant's gate showed of its answers on the paired tasks (gate on vs off)."""
+    lines = [
+        "",
+        "## What the editor shows (the gate, completion/gate.py)",
+        "",
+        "| entrant | answers | right | shown | shown but wrong | precision of shown "
+        "| right answers hidden |",
+        "|---" * 7 + "|",
+    ]
+    for e in result["entrants"]:
+        v = e["shown"]
+        lines.append(
+            f"| {e['label']} | {v['answers']} | {v['right']} | {v['shown']} | "
+            f"{v['shown_wrong']} | {v['precision']:.3f} | "
+            f"{v['hidden_right']} ({v['hidden_right_share']:.1%}) |"
+        )
+    return lines
 
 
 def _compile_errors(result: dict[str, Any]) -> list[str]:

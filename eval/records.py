@@ -18,7 +18,7 @@ from typing import Any, NotRequired, TypedDict
 
 from completion.models.store import Manifest
 from completion.options import CompletionOptions
-from eval import metrics, toolchains
+from eval import gating, metrics, toolchains
 from eval.sandbox import execution
 
 SAMPLES = "samples.jsonl"
@@ -57,8 +57,15 @@ class SampleRecord(TypedDict):
     sample: int
     kind: str
     language: str
-    completion: str  # what the editor would show
+    completion: str  # the answer, post-processed, before the gate: what pass@k scores
     raw: str  # the model's output before post-processing (`eval repost` redoes that)
+    shown: NotRequired[str]  # what the gate lets the editor show (completion, its first line, "")
+    gate_score: NotRequired[float | None]  # the gate's P(right) of completion (None: unscored)
+    line: NotRequired[str]  # a block's first line alone, as the gate may show it
+    line_gate_score: NotRequired[float | None]  # of `line`
+    features: NotRequired[dict[str, float] | None]  # what the gate read (completion/gate.py)
+    line_features: NotRequired[dict[str, float] | None]
+    log_probs: NotRequired[list[float]]  # of each generated token
     mode: str  # the trigger's decision: none | single | multi
     stop_reason: str
     latency_ms: float
@@ -72,6 +79,8 @@ class SampleRecord(TypedDict):
     result: NotRequired[str]
     reason: NotRequired[str]
     exec_ms: NotRequired[float]
+    shown_passed: NotRequired[bool]  # `shown` passes the test (judged apart when it differs)
+    line_passed: NotRequired[bool]  # `line` passes the test
     session: NotRequired[str]  # the process that wrote it (SampleSink)
     elapsed_s: NotRequired[float]  # when, since that process started
     retested: NotRequired[bool]  # `eval repost`: the completion changed and was tested again
@@ -252,6 +261,7 @@ def summarize(settings: RunSettings, records: list[SampleRecord], out: Path) -> 
         },
         "language": _language(records),
         "by_language": by_language(records),
+        "gate": gating.summary(scored),
         "pass_rate_by_kind": {
             k: {"samples": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(kinds.items())
         },

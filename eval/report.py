@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 LATENCY_PNG = "latency_cdf.png"
 KIND_PNG = "pass_by_kind.png"
+GATE_PNG = "gate_precision_coverage.png"
 
 
 def write_report(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> Path:
@@ -42,6 +43,7 @@ def render(summary: dict[str, Any], records: list[SampleRecord], plots: list[str
     lines += [f"| {k} | {v:.3f} |" for k, v in s.items() if k.startswith("pass@")]
     lines += ["", "Results: " + ", ".join(f"{k} {v}" for k, v in sorted(s["results"].items()))]
     lines += _languages(s)
+    lines += _gate(s)
     lines += ["", "## Latency (ms, warm requests)", ""]
     lines += ["| stage | n | p50 | p90 | p99 | max |", "| --- | --- | --- | --- | --- | --- |"]
     for name, st in s["latency_ms"]["stages"].items():
@@ -155,6 +157,42 @@ def pyplot() -> Any:
     return plt
 
 
+def _gate(summary: dict[str, Any]) -> list[str]:
+    """What was shown, with the run's gate and without it, and the gate's curve."""
+    gate = summary.get("gate")
+    if not gate or not gate["no_gate"]["answers"]:
+        return []
+    point = summary["settings"].get("pipeline", "") or "default"
+    lines = [
+        "",
+        "## Shown or not (completion/gate.py)",
+        "",
+        "pass@k scores every answer; the gate decides which the editor shows.",
+        "",
+        "| | answers | right | shown | shown but wrong | precision of shown "
+        "| right answers hidden |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, v in ((f"as run (`{point}`)", gate["as_run"]), ("no gate", gate["no_gate"])):
+        lines.append(
+            f"| {name} | {v['answers']} | {v['right']} | {v['shown']} | {v['shown_wrong']} | "
+            f"{v['precision']:.3f} | {v['hidden_right']} ({v['hidden_right_share']:.1%}) |"
+        )
+    lines += [
+        "",
+        "Precision against coverage, by the threshold on the gate's score:",
+        "",
+        "| threshold | coverage | shown | shown but wrong | precision | right answers hidden |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for v in gate["curve"]:
+        lines.append(
+            f"| {v['threshold']:.2f} | {v['coverage']:.3f} | {v['shown']} | {v['shown_wrong']} "
+            f"| {v['precision']:.3f} | {v['hidden_right_share']:.1%} |"
+        )
+    return lines
+
+
 def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> list[str]:
     plt = pyplot()
     if plt is None:
@@ -190,4 +228,19 @@ def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> l
         fig.savefig(out / KIND_PNG, dpi=100, bbox_inches="tight")
         plt.close(fig)
         made.append(KIND_PNG)
+    curve = [v for v in summary.get("gate", {}).get("curve", []) if v["shown"]]
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([v["coverage"] for v in curve], [v["precision"] for v in curve], marker=".")
+        for v in curve[::4]:
+            ax.annotate(f"{v['threshold']:.2f}", (v["coverage"], v["precision"]), fontsize=7)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("coverage (answers shown)")
+        ax.set_ylabel("precision (shown and right)")
+        ax.set_title(f"Gate: precision against coverage, {summary['suite']}")
+        ax.grid(alpha=0.3)
+        fig.savefig(out / GATE_PNG, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        made.append(GATE_PNG)
     return made

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from completion import crossfile
+from completion import crossfile, gate
 from completion.document import Document
 from completion.engines.interface import Engine
 from completion.options import CompletionOptions
@@ -223,8 +223,15 @@ def sample_records(
             "sample": number,
             "kind": task.kind,
             "language": data.language(task),
-            "completion": res.text,
+            "completion": res.answer,
             "raw": res.raw,
+            "shown": res.text,
+            "gate_score": _score(res.verdict),
+            "line": res.first_line,
+            "line_gate_score": _score(res.line_verdict),
+            "features": _features(res.verdict),
+            "line_features": _features(res.line_verdict),
+            "log_probs": [round(p, 4) for p in res.log_probs],
             "mode": res.mode,
             "stop_reason": res.stop_reason,
             "latency_ms": round(res.timings_ms.get("total", 0.0), 2),
@@ -239,9 +246,34 @@ def sample_records(
     ]
 
 
+def _score(verdict: gate.Verdict | None) -> float | None:
+    return None if verdict is None or verdict.score is None else round(verdict.score, 4)
+
+
+def _features(verdict: gate.Verdict | None) -> dict[str, float] | None:
+    if verdict is None or verdict.features is None:
+        return None
+    return {k: round(v, 4) for k, v in verdict.features.items()}
+
+
 def judged(record: SampleRecord, task: data.Task, timeout_s: float) -> SampleRecord:
-    """The record with its test outcome (`judge` on its completion)."""
-    return with_judgement(record, judge(task, record["completion"], timeout_s))
+    """The record with its test outcome (`judge` on its completion).
+
+    A block's first line alone (`line`, what the gate may show instead of the block) is
+    judged too when it differs from the completion, and so is what was shown when it is
+    neither: the precision of what is shown, and of the block-or-line choice, is measured.
+    """
+    done = with_judgement(record, judge(task, record["completion"], timeout_s))
+    verdicts = {record["completion"]: done["passed"], "": False}
+    for key in ("line", "shown"):
+        text = record.get(key, "")
+        assert isinstance(text, str)
+        if text.strip() and text not in verdicts:
+            verdicts[text] = judge(task, text, timeout_s)["passed"]
+    if record.get("line"):
+        done["line_passed"] = verdicts[record.get("line", "")]
+    done["shown_passed"] = verdicts.get(record.get("shown", record["completion"]), False)
+    return done
 
 
 class SampleSink:

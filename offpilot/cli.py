@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("line", type=int, help="0-based line")
     comp.add_argument("column", type=int, help="0-based UTF-16 column")
     comp.add_argument("--time-budget", type=float, default=30.0, help="seconds (default 30)")
+    comp.add_argument(
+        "--gate",
+        default="balanced",
+        choices=("off", "quiet", "balanced", "eager"),
+        help="show or not: off prints every answer; the points as the server's `gate` setting",
+    )
     _add_model_flags(comp)
     _add_backend_flag(comp)
     comp.set_defaults(func=_cmd_complete)

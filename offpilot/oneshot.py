@@ -31,6 +31,11 @@ def complete_file(args: argparse.Namespace) -> int:
     text = data.decode("utf-8", errors="replace")
     engine = open_engine(args.model, cache_dir=args.cache_dir, backend=args.backend)
     request = CompletionRequest(text, offset_at(text, args.line, args.column), path=str(path))
-    result = complete(engine, request, CompletionOptions(time_budget_s=args.time_budget))
+    options = CompletionOptions(time_budget_s=args.time_budget, gate=args.gate)
+    result = complete(engine, request, options)
+    if result.gated:
+        score = (result.verdict.score if result.verdict else None) or 0.0
+        note = f"the gate ({args.gate}) hid an unsure answer (score {score:.2f})"
+        print(f"offpilot: {note}; --gate off prints it", file=sys.stderr)  # noqa: T201
     sys.stdout.write(result.text + "\n")
     return 0

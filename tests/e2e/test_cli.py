@@ -34,12 +34,19 @@ def test_model_list(tiny_model: InstalledModel) -> None:
 def test_complete_prints_the_completion(tiny_model: InstalledModel, tmp_path: Path) -> None:
     src = tmp_path / "a.py"
     src.write_text("x = 1\ny = \n", encoding="utf-8")
-    out = run("complete", str(src), "1", "4", "--model", str(tiny_model.path))
+    # the gate off: the random tiny model's answer, however unsure
+    out = run("complete", str(src), "1", "4", "--model", str(tiny_model.path), "--gate", "off")
     assert out.returncode == 0, out.stderr
     assert out.stdout.endswith("\n")
     assert out.stdout.strip()  # a line or a block
-    single = run("complete", str(src), "1", "4", "--model", str(tiny_model.path))
-    assert single.stdout == out.stdout  # greedy: the same answer again
+    again = run("complete", str(src), "1", "4", "--model", str(tiny_model.path), "--gate", "off")
+    assert again.stdout == out.stdout  # greedy: the same answer again
+    # the gate on (the default): the same answer, or nothing and a word on stderr why
+    gated = run("complete", str(src), "1", "4", "--model", str(tiny_model.path))
+    assert gated.returncode == 0, gated.stderr
+    assert gated.stdout in (out.stdout, "\n")
+    if gated.stdout == "\n":
+        assert "the gate (balanced) hid an unsure answer" in gated.stderr
 
 
 def test_missing_model_message(tmp_path: Path) -> None:

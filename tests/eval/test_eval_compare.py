@@ -110,7 +110,13 @@ def test_compare_two_finished_runs(two_runs: tuple[Path, Path, str], tmp_path: P
     assert js["raw"]["shown"] == 3  # junk, shown
     assert js["raw"]["compile_errors"] >= 1
     assert js["editor"]["shown_not_compiling"] == 0.0  # the editor's pipeline shows none
+    for e in result["entrants"]:  # what each one's gate showed of its answers
+        records = read_samples(editor if e["label"] == "editor" else raw)
+        shown = [r for r in records if r["completion"].strip() and r["shown"].strip()]
+        assert e["shown"]["shown"] == len(shown)
+        assert e["shown"]["answers"] == sum(bool(r["completion"].strip()) for r in records)
     md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## What the editor shows" in md
     assert "## Compile errors by language" in md
     assert "| javascript |" in md
     assert f"## Tasks where they disagree ({len(expected)})" in md

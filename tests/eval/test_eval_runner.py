@@ -268,6 +268,16 @@ def test_real_model_run(tmp_path: Path, real_model) -> None:  # type: ignore[no-
     assert summary["pass@1"] > 0  # the model fills at least one of these lines right
     assert summary["latency_ms"]["p50"] > 0
     assert "## Latency" in (tmp_path / "real" / "report.md").read_text()
+    # the gate on (the default), scoring the real model's own log-probs
+    records = read_samples(tmp_path / "real")
+    scored = [r for r in records if r["completion"].strip()]
+    assert scored
+    for r in scored:
+        assert 0 < r["gate_score"] < 1
+        assert all(p <= 0 for p in r["log_probs"])
+        assert r["shown"] in (r["completion"], r.get("line"), "")
+    assert summary["gate"]["no_gate"]["shown"] >= summary["gate"]["as_run"]["shown"]
+    assert "## Shown or not" in (tmp_path / "real" / "report.md").read_text()
 
 
 def test_progress_bar_shows_count_and_eta() -> None:

@@ -1,0 +1,247 @@
+"""`offpilot eval gate fit`: fit the show-or-not gate on eval runs, and say what it does.
+
+The training rows are the answers of finished runs (`samples.jsonl`: the gate's features and
+whether the answer passed), and the first lines of their blocks, which the gate may show
+alone. Every figure printed for a task comes from a model fitted without that task's group
+(cross-validation by group): a HumanEval problem in any language and hole kind is one group,
+a real package another. The shipped parameters are then fitted on every row.
+
+Fitting uses scikit-learn (the `train` extra); the product reads the result with
+completion/gate.py alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from completion import gate
+from eval import gating
+from eval.records import SETTINGS, read_samples
+
+FOLDS = 5
+C = 0.5  # inverse regularisation strength of the logistic model
+# Operating points, set on the cross-validated scores of every row together:
+# eager and balanced hide at most this share of the right answers; quiet is the lowest
+# threshold whose precision is at least QUIET_PRECISION.
+HIDDEN_RIGHT = {"eager": 0.02, "balanced": 0.05}
+QUIET_PRECISION = 0.80
+QUIET_MIN_SHOWN = 10
+BASELINE_FEATURE = "lp_mean"  # the baseline: a hand-set threshold on one log-prob
+
+_HUMANEVAL = re.compile(r"(?:HumanEval|JavaScript|Go|Java|CPP|Rust|Python)/(\d+)")
+
+
+def group_of(task_id: str) -> str:
+    """The cross-validation group: the HumanEval problem (any language), else the package."""
+    if m := _HUMANEVAL.search(task_id):
+        return f"HumanEval/{m.group(1)}"
+    head = task_id.split("/", 1)[0]
+    return re.sub(r"-\d[\w.]*$", "", head)  # "boltons-26.2.0" -> "boltons"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One answer (or a block's first line alone) the gate scores."""
+
+    suite: str
+    task_id: str
+    group: str
+    features: dict[str, float]
+    passed: bool
+    first_line: bool = False  # the row is a block's first line
+
+
+def rows_of(run: Path) -> list[Row]:
+    """The scored answers of a run directory, and their blocks' first lines."""
+    settings = json.loads((run / SETTINGS).read_text(encoding="utf-8"))
+    suite = Path(str(settings.get("suite", run.name))).stem
+    rows = []
+    for r in read_samples(run):
+        task = str(r["task_id"])
+        if answer := r.get("features"):
+            rows.append(Row(suite, task, group_of(task), answer, bool(r.get("passed"))))
+        line = r.get("line_features")
+        if line and r.get("line") != r.get("completion"):
+            rows.append(
+                Row(suite, task, group_of(task), line, bool(r.get("line_passed")), first_line=True)
+            )
+    return rows
+
+
+def _matrix(rows: Sequence[Row], names: Sequence[str]) -> Any:
+    import numpy as np
+
+    return np.array([[row.features.get(n, 0.0) for n in names] for row in rows], dtype=float)
+
+
+def fit(rows: Sequence[Row], names: Sequence[str], thresholds: dict[str, float]) -> gate.GateModel:
+    """A logistic model on `rows` (standardised features), as the gate reads it."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = _matrix(rows, names)
+    y = np.array([row.passed for row in rows], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("fitting the gate needs right and wrong answers (a fold had one kind)")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=2000).fit((x - mean) / scale, y)
+    return gate.GateModel(
+        tuple(names),
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in model.coef_[0]),
+        float(model.intercept_[0]),
+        thresholds,
+        {},
+    )
+
+
+def cross_scores(rows: Sequence[Row], names: Sequence[str], folds: int = FOLDS) -> list[float]:
+    """Each row's score from a model fitted without its group (GroupKFold)."""
+    from sklearn.model_selection import GroupKFold
+
+    scores = [math.nan] * len(rows)
+    groups = [row.group for row in rows]
+    splitter = GroupKFold(n_splits=min(folds, len(set(groups))))
+    for train, test in splitter.split(list(range(len(rows))), groups=groups):
+        model = fit([rows[i] for i in train], names, {})
+        for i in test:
+            scores[i] = model.score(rows[i].features)
+    return scores
+
+
+def _records(rows: Sequence[Row], scores: Sequence[float]) -> list[dict[str, Any]]:
+    """Rows as the sample records `eval.gating` reads: answer rows with their first lines."""
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for row, score in zip(rows, scores, strict=True):
+        rec = records.setdefault((row.suite, row.task_id), {"suite": row.suite})
+        if row.first_line:
+            rec.update(line="x", line_gate_score=score, line_passed=row.passed)
+        else:
+            rec.update(completion="x", gate_score=score, passed=row.passed)
+    return [r for r in records.values() if "completion" in r]
+
+
+def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The operating points on cross-validated scores (`HIDDEN_RIGHT`, `QUIET_PRECISION`).
+
+    eager and balanced: the highest threshold hiding at most their share of all the right
+    answers. quiet: the lowest threshold at which every suite's precision of what is shown
+    reaches QUIET_PRECISION (a suite showing fewer than QUIET_MIN_SHOWN answers there counts
+    as reaching it: too few to tell).
+    """
+    grid = [round(0.01 * i, 2) for i in range(100)]
+    points = {}
+    for point, share in HIDDEN_RIGHT.items():
+        ok = [t for t in grid if gating.at_threshold(records, t).hidden_right_share <= share]
+        points[point] = max(ok, default=0.0)
+    suites: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        suites.setdefault(str(r.get("suite", "")), []).append(r)
+
+    def precise(t: float) -> bool:
+        shown = [gating.at_threshold(rs, t) for rs in suites.values()]
+        return all(v.precision >= QUIET_PRECISION or v.shown < QUIET_MIN_SHOWN for v in shown)
+
+    points["quiet"] = max(points["balanced"], min((t for t in grid if precise(t)), default=0.9))
+    return points
+
+
+def _baseline_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The baseline's 'scores': the mean log-prob mapped into (0, 1)."""
+    scores = [1 / (1 + math.exp(-4 * (row.features[BASELINE_FEATURE] + 0.5))) for row in rows]
+    return _records(rows, scores)
+
+
+def _baseline_threshold(records: Sequence[Mapping[str, Any]], hidden: float) -> float:
+    """The baseline's threshold hiding the same share of right answers as the gate does."""
+    grid = [round(0.005 * i, 3) for i in range(200)]
+    ok = [t for t in grid if gating.at_threshold(records, t).hidden_right_share <= hidden]
+    return max(ok, default=0.0)
+
+
+def table(
+    by_suite: dict[str, list[dict[str, Any]]],
+    thresholds: dict[str, float],
+    first_line: bool = True,
+) -> list[str]:
+    """Markdown rows: per suite, no gate and each operating point."""
+    lines = [
+        "| suite | point | threshold | answers | right | shown | shown but wrong "
+        "| vs no gate | precision | right hidden |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for suite, records in by_suite.items():
+        off = gating.at_threshold(records, None)
+        for point, t in (("off", None), *sorted(thresholds.items(), key=lambda kv: kv[1])):
+            v = gating.at_threshold(records, t, first_line=first_line)
+            change = (v.shown_wrong - off.shown_wrong) / off.shown_wrong if off.shown_wrong else 0
+            lines.append(
+                f"| {suite} | {point} | {'-' if t is None else f'{t:.2f}'} | {v.answers} | "
+                f"{v.right} | {v.shown} | {v.shown_wrong} | {change:+.0%} | "
+                f"{v.precision:.3f} | {v.hidden_right} ({v.hidden_right_share:.1%}) |"
+            )
+    return lines
+
+
+def _by_suite(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault(r["suite"], []).append(r)
+    return {"all": [r for rs in out.values() for r in rs], **dict(sorted(out.items()))}
+
+
+def report(
+    rows: Sequence[Row], names: Sequence[str], folds: int = FOLDS
+) -> tuple[list[str], dict[str, float], dict[str, Any]]:
+    """The cross-validated tables (gate, all-or-nothing, baseline), the thresholds, a summary."""
+    scores = cross_scores(rows, names, folds)
+    records = _records(rows, scores)
+    thresholds = choose_thresholds(records)
+    suites = _by_suite(records)
+    base = _baseline_records(rows)
+    base_points = {
+        p: _baseline_threshold(base, gating.at_threshold(records, t).hidden_right_share)
+        for p, t in thresholds.items()
+    }
+    lines = ["## The gate (cross-validated by problem and package)", ""]
+    lines += table(suites, thresholds)
+    lines += ["", "## All or nothing: a hidden block never shows its first line", ""]
+    lines += table(suites, thresholds, first_line=False)
+    lines += [
+        "",
+        f"## Baseline: one threshold on `{BASELINE_FEATURE}`, hiding as many right answers",
+        "",
+    ]
+    lines += table(_by_suite(base), base_points)
+    about = {
+        "rows": len(rows),
+        "answers": len(records),
+        "suites": {s: len(rs) for s, rs in suites.items() if s != "all"},
+        "folds": folds,
+        "cv_thresholds": thresholds,
+    }
+    return lines, thresholds, about
+
+
+def fit_and_report(
+    runs: Sequence[Path], out: Path | None, folds: int = FOLDS
+) -> tuple[list[str], gate.GateModel]:
+    """Cross-validate on `runs`, fit on all their rows, write the parameters to `out`."""
+    rows = [row for run in runs for row in rows_of(run)]
+    if not rows:
+        raise ValueError("no scored answers in these runs (were they made with log-probs?)")
+    names = sorted(rows[0].features)
+    lines, thresholds, about = report(rows, names, folds)
+    model = replace(fit(rows, names, thresholds), about=about)
+    if out is not None:
+        out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+    return lines, model
