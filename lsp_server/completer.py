@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 
+from completion import gate
 from completion.engines.interface import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
@@ -58,6 +59,8 @@ class Source(StrEnum):
 
 
 NO_RESULT = CompletionResult("", "")
+# gets a block's rest once written: request id, uri, result, ms since arrival, gate shift
+OnBlock = Callable[[int | str | None, str, CompletionResult, float, float], None]
 # answers that may be on screen: after one at a line's end, the next line is prefetched
 SHOWN = frozenset({Source.MODEL, Source.CACHE, Source.TYPETHROUGH, Source.PREFETCH, Source.REUSED})
 
@@ -68,11 +71,14 @@ class Outcome:
 
     source: Source
     result: CompletionResult = NO_RESULT
+    # how far the user's own record moved the gate's threshold for this request's language
+    # (`Completer.gate_shift`); None: the request never reached the completer
+    gate_shift: float | None = None
 
     @classmethod
     def served(cls, source: Source, text: str, timings_ms: dict[str, float]) -> Outcome:
-        """An answer that needed no generation of its own (cache, reuse)."""
-        return cls(source, CompletionResult(text, "", timings_ms=timings_ms))
+        """An answer that needed no generation of its own (cache, reuse): shown as it was."""
+        return cls(source, CompletionResult(text, "", timings_ms=timings_ms, answer=text))
 
 
 @dataclass
@@ -107,8 +113,8 @@ def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     return dataclasses.replace(snap, request=ahead)
 
 
-def completion_options(config: ServerConfig) -> CompletionOptions:
-    """Pipeline options from the user's settings."""
+def completion_options(config: ServerConfig, gate_shift: float = 0.0) -> CompletionOptions:
+    """Pipeline options from the user's settings, the gate's threshold moved by `gate_shift`."""
     return CompletionOptions(
         max_new_tokens=config.max_tokens,
         time_budget_s=config.time_budget_ms / 1000,
@@ -118,6 +124,8 @@ def completion_options(config: ServerConfig) -> CompletionOptions:
         trigger=dataclasses.replace(CompletionOptions.trigger, multiline=config.multiline),
         crossfile=config.crossfile,
         imports=config.crossfile,
+        gate=config.gate,
+        gate_shift=gate_shift,
     )
 
 
@@ -141,7 +149,8 @@ class Completer:
         self,
         config: ServerConfig,
         on_busy: Callable[[bool], None] | None = None,
-        on_block: Callable[[int | str | None, str, CompletionResult, float], None] | None = None,
+        on_block: OnBlock | None = None,
+        verdicts: Callable[[str], tuple[int, int]] | None = None,
     ) -> None:
         self.config = config
         self.cache = CompletionCache()
@@ -150,11 +159,16 @@ class Completer:
         self._latest = 0  # the newest request's number: it supersedes all older ones
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
-        # gets each block's rest (request id, uri, result, ms since arrival), on the event loop
-        self._on_block = on_block or (lambda _id, _uri, _result, _ms: None)
+        self._on_block = on_block or (lambda _id, _uri, _result, _ms, _shift: None)  # on the loop
+        # a language's (accepted, rejected) by this user, from memory (StatsWriter.verdicts)
+        self._verdicts = verdicts or (lambda _language: (0, 0))
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
         self.closed = False  # `close`: the server is shutting down; nothing new starts
+
+    def gate_shift(self, language: str) -> float:
+        """How far this user's accepts and rejects in `language` move the gate's threshold."""
+        return gate.user_shift(*self._verdicts(language))
 
     def _run(
         self,
@@ -163,11 +177,12 @@ class Completer:
         cancel: threading.Event,
         arrived: float,
         on_first_line: Callable[[str], None] | None = None,
+        gate_shift: float = 0.0,
     ) -> CompletionResult:
         with self.generation_lock:
             if cancel.is_set() or self.closed:
                 return CompletionResult("", "cancelled")
-            options = completion_options(self.config)
+            options = completion_options(self.config, gate_shift)
             # the time budget counts from the request's arrival: debounce and queueing included
             left = options.time_budget_s - (time.monotonic() - arrived)
             if left <= 0:
@@ -233,6 +248,19 @@ class Completer:
         speculative: bool = False,
         request_id: int | str | None = None,
     ) -> Outcome:
+        """`_answer`, with the gate shift it applied (read once, for the trace to report)."""
+        shift = self.gate_shift(snap.request.language)
+        outcome = await self._answer(snap, engine_future, shift, speculative, request_id)
+        return dataclasses.replace(outcome, gate_shift=shift)
+
+    async def _answer(
+        self,
+        snap: Snapshot,
+        engine_future: Future[Engine],
+        gate_shift: float,
+        speculative: bool,
+        request_id: int | str | None,
+    ) -> Outcome:
         request = snap.request
         if self.closed:
             return Outcome(Source.CANCELLED)
@@ -283,7 +311,9 @@ class Completer:
             def on_first_line(line: str) -> None:
                 loop.call_soon_threadsafe(_settle, early, line)
 
-        task = loop.run_in_executor(None, self._run, engine, request, cancel, t0, on_first_line)
+        task = loop.run_in_executor(
+            None, self._run, engine, request, cancel, t0, on_first_line, gate_shift
+        )
         flight = _InFlight(key, cancel, task)
         self._in_flight[snap.uri] = flight
 
@@ -292,7 +322,7 @@ class Completer:
                 del self._in_flight[snap.uri]
             if early.done() and not done.cancelled() and done.exception() is None:
                 ms = (time.monotonic() - t0) * 1000
-                self._keep(key, done.result(), cancel, ms, request_id)
+                self._keep(key, done.result(), cancel, ms, request_id, gate_shift)
 
         task.add_done_callback(landed)
         try:
@@ -304,14 +334,18 @@ class Completer:
             line = early.result()
             shown_ms = (time.monotonic() - t0) * 1000
             timings = {"first_line": shown_ms, "total": shown_ms}
-            shown = CompletionResult(line, "first_line", timings_ms=timings, mode="multi")
+            # the line passed the gate alone (the pipeline hands out no other)
+            shown = CompletionResult(
+                line, "first_line", timings_ms=timings, mode="multi", answer=line
+            )
             return Outcome(Source.MODEL, shown)
         early.cancel()
         result = task.result()
         if cancel.is_set() or result.stop_reason == "cancelled":
             return Outcome(Source.CANCELLED, CompletionResult("", "", timings_ms=result.timings_ms))
         if self.config.cache and result.stop_reason not in StopReason.NO_ANSWER:
-            # an answer cut by the clock, or a backend's failure, is no answer to keep
+            # an answer cut by the clock, or a backend's failure, is no answer to keep; what
+            # is kept is what is shown (`text`): an answer the gate hid is never served later
             self.cache.put(key, result.text, prefetched=speculative)
         return Outcome(Source.MODEL, result)
 
@@ -322,8 +356,9 @@ class Completer:
         cancel: threading.Event,
         ms: float,
         request_id: int | str | None = None,
+        gate_shift: float = 0.0,
     ) -> None:
-        """Cache the whole block whose first line was already shown."""
+        """Cache the block whose first line was already shown (its first line alone, gated)."""
         if cancel.is_set() or result.stop_reason in StopReason.NO_ANSWER:
             return
         self.cache.put(key, result.text)
@@ -334,7 +369,7 @@ class Completer:
             result.stop_reason, stages, ms, result.prompt_tokens, result.reused_tokens,
             result.text,
         )  # fmt: skip
-        self._on_block(request_id, key.uri, result, ms)
+        self._on_block(request_id, key.uri, result, ms, gate_shift)
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""

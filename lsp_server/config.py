@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from completion import gate
 from completion.options import CompletionOptions
 
 # The pipeline's defaults, written once there (completion/pipeline.py).
@@ -34,6 +35,7 @@ _ALIASES = {
     "crossfile": "crossfile",
     "prefetch": "prefetch",
     "completionTrace": "completion_trace",
+    "gate": "gate",
     "backend": "backend",
     "backendApiKeyEnv": "backend_api_key_env",
     "backendModel": "backend_model",
@@ -59,6 +61,9 @@ class ServerConfig:
     crossfile: bool = False  # context from other open documents and imported workspace files
     # after a suggestion at the end of a line, compute the next line's while the user reads it
     prefetch: bool = True
+    # show or not (completion/gate.py): off, quiet, balanced or eager; each language's
+    # threshold then moves with this user's own accepts and rejects there (stats.py)
+    gate: str = _PIPELINE.gate
     # one `offpilot/completionTrace` notification per request (benchmarks; lsp_server/trace.py)
     completion_trace: bool = False
     # an OpenAI-compatible completions server that generates instead of the local engine
@@ -128,6 +133,10 @@ def _check(name: str, value: Any, default: Any) -> Any:
         if name == "backend_api_key_env" and value is not None and not value.isidentifier():
             raise ValueError("expected an environment variable's name, not its value")
         return value
+    if name == "gate":
+        if not isinstance(value, str):
+            raise ValueError(f"expected one of {gate.OFF}, {', '.join(gate.POINTS)}")
+        return gate.normalize_point(value)  # raises ValueError naming the points
     if name == "languages":
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, bool) for k, v in value.items()

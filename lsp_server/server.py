@@ -74,8 +74,13 @@ class OffpilotServer(LanguageServer):
         self.loader = ModelLoader(
             self._load_engine, self._load_started, self._load_finished, engine
         )
-        self.completer = Completer(self.config, on_busy=self._on_busy, on_block=self._block_ready)
         self.stats = StatsWriter()  # its file I/O runs off the event loop
+        self.completer = Completer(
+            self.config,
+            on_busy=self._on_busy,
+            on_block=self._block_ready,
+            verdicts=self.stats.verdicts,  # the user's own record moves the gate's threshold
+        )
         self.request_ids = itertools.count(1)
         self.state = "loading"
         self.initialize_seen = False  # `initialized` before `initialize` starts nothing
@@ -242,10 +247,15 @@ class OffpilotServer(LanguageServer):
             self.protocol.notify(TRACE, record.to_json())
 
     def _block_ready(
-        self, msg_id: int | str | None, uri: str, result: CompletionResult, ms: float
+        self,
+        msg_id: int | str | None,
+        uri: str,
+        result: CompletionResult,
+        ms: float,
+        gate_shift: float,
     ) -> None:
         """The rest of a block whose first line was shown is in the cache: trace it."""
-        self.trace(block_record(msg_id, uri, result, ms))
+        self.trace(block_record(msg_id, uri, result, ms, gate_shift, self.config.gate))
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""
@@ -406,7 +416,11 @@ async def handle_inline_completion(
     msg_id, pos = ls.protocol.msg_id, params.position
 
     def trace(outcome: Outcome, convert_ms: float = 0.0) -> None:
-        ls.trace(request_record(msg_id, uri, pos.line, pos.character, outcome, convert_ms))
+        ls.trace(
+            request_record(
+                msg_id, uri, pos.line, pos.character, outcome, convert_ms, ls.config.gate
+            )
+        )
 
     doc = ls.workspace.text_documents.get(uri)
     if doc is None:
@@ -448,6 +462,9 @@ async def handle_inline_completion(
     stages = format_stages(result.timings_ms)
     if outcome.source is Source.MODEL:
         stages += f" prompt_tokens={result.prompt_tokens} reused_tokens={result.reused_tokens}"
+    if result.verdict is not None and result.verdict.score is not None:
+        hidden = " hid " + repr(result.answer) if result.gated else ""
+        stages += f" gate={result.verdict.score:.2f}{hidden}"
     log.info(
         "req %d: %s:%d:%d source=%s stop=%s convert=%.1fms %s%s -> %r",
         rid, uri, params.position.line, params.position.character, outcome.source,

@@ -17,6 +17,9 @@ event adds at most MAX_EVENT_CHARS characters. The file stays a few KB.
 The server counts through `StatsWriter`: the lock and fsync can wait on another window's
 server or on a slow disk, so they run on one worker thread of their own, in the order the
 events came, never on the event loop; closing it (at shutdown) waits for every event queued.
+It also keeps each language's accepts and rejects in memory (`verdicts`), for the gate's
+per-user threshold (completion/gate.py `user_shift`): the worker swaps in a new snapshot
+after each event it writes, so a request reads counts without touching the file.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -93,7 +96,7 @@ def parse_stats(data: Any) -> dict[str, LanguageStats]:
     return out
 
 
-def language_key(language: Any, languages: dict[str, LanguageStats]) -> str:
+def language_key(language: Any, languages: Collection[str]) -> str:
     """The id under which `language` is counted, given the ids already stored.
 
     Its normal form (UNKNOWN_LANGUAGE when empty or missing) if well formed and stored
@@ -196,10 +199,13 @@ class StatsWriter:
     """`Stats` whose file I/O runs on one worker thread, in order, off the event loop."""
 
     def __init__(self, stats: Stats | None = None) -> None:
-        self.stats = stats or Stats()
+        self.stats = stats or Stats()  # reads the file once, before any event is queued
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offpilot-stats")
         self._closed = False
         self._lock = threading.Lock()  # `close` against a `record` from another thread
+        # language -> (accepted, rejected) of every window; replaced whole, never changed
+        self._verdicts: Mapping[str, tuple[int, int]] = {}
+        self._publish()
 
     def record(self, event: str, language: str, length: int = 0) -> None:
         """Queue an event (a bad event name raises here, in the caller).
@@ -207,11 +213,38 @@ class StatsWriter:
         After `close` the event is written at once, in the caller: it is never lost.
         """
         check_event(event)
-        self._submit(self.stats.record, event, language, length)
+        self._submit(self._record, event, language, length)
 
     def summary(self) -> Future[dict[str, Any]]:
         """The counters of every window, once the events queued before are written."""
-        return self._submit(self.stats.summary)
+        return self._submit(self._summary)
+
+    def verdicts(self, language: str) -> tuple[int, int]:
+        """(accepted, rejected) in `language` as of the last event written; no file I/O.
+
+        Safe from any thread: it reads one snapshot that the worker replaces whole. The
+        language is looked up as `record` would count it (`language_key`).
+        """
+        snapshot = self._verdicts
+        return snapshot.get(language_key(language, snapshot), (0, 0))
+
+    def _record(self, event: str, language: str, length: int) -> None:
+        try:
+            self.stats.record(event, language, length)
+        finally:
+            self._publish()
+
+    def _summary(self) -> dict[str, Any]:
+        try:
+            return self.stats.summary()  # re-reads the file: other windows' events too
+        finally:
+            self._publish()
+
+    def _publish(self) -> None:
+        """Swap in the counts the worker just read or wrote (on the worker thread)."""
+        self._verdicts = {
+            lang: (s.accepted, s.rejected) for lang, s in self.stats.languages.items()
+        }
 
     def close(self) -> None:
         """Write every queued event, then stop the thread (idempotent)."""

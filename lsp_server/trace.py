@@ -8,6 +8,10 @@ server builds it, a client parses it back with `TraceRecord.from_json`.
 Two kinds: `request`, when a request is answered (or cancelled, or fails), and `block_rest`,
 when the rest of a block whose first line was already shown has been written (its `id` is
 the request that showed the first line).
+
+Each says what the show-or-not gate (completion/gate.py) did: the operating point, the
+threshold it used for the request's language (the user's own shift applied), the answer's
+score and whether the gate hid some or all of it (`text` is what was shown).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from completion import gate
 from completion.pipeline import CompletionResult
 from lsp_server.completer import Outcome, Source
 
@@ -45,6 +50,10 @@ _KEYS = {
     "decode_ms": "decodeMs",
     "decode_tokens": "decodeTokens",
     "since_arrival_ms": "sinceArrivalMs",
+    "gate_point": "gatePoint",
+    "gate_threshold": "gateThreshold",
+    "gate_score": "gateScore",
+    "gated": "gated",
 }
 
 
@@ -68,6 +77,12 @@ class TraceRecord:
     decode_ms: float | None = None  # the rest of the generation
     decode_tokens: int = 0  # tokens generated
     since_arrival_ms: float | None = None  # `block_rest`: from the request's arrival
+    gate_point: str = ""  # the gate's operating point: off, quiet, balanced, eager
+    # the least score shown, the user's shift applied; None: the gate is off, or the request
+    # never reached the completer
+    gate_threshold: float | None = None
+    gate_score: float | None = None  # P(right) of the answer; None: not scored by this request
+    gated: bool = False  # the gate hid the answer, or all of a block but its first line
 
     @property
     def computed_tokens(self) -> int:
@@ -107,9 +122,15 @@ class TraceRecord:
             value = values.get(name)
             if value is not None and not _is_number(value):
                 raise ValueError(f"{_KEYS[name]} must be milliseconds, got {value!r}")
-        for name in ("stop", "mode", "text"):
+        for name in ("gate_threshold", "gate_score"):
+            value = values.get(name)
+            if value is not None and not (_is_number(value) and 0 <= value <= 1):
+                raise ValueError(f"{_KEYS[name]} must be a probability, got {value!r}")
+        for name in ("stop", "mode", "text", "gate_point"):
             if not isinstance(values.get(name, ""), str):
                 raise ValueError(f"{_KEYS[name]} must be a string")
+        if not isinstance(values.get("gated", False), bool):
+            raise ValueError("gated must be true or false")
         return cls(**values)
 
 
@@ -126,6 +147,17 @@ def _generation(timings_ms: dict[str, float]) -> tuple[float | None, float | Non
     return first, max(0.0, generate - first)
 
 
+def _gate_fields(
+    result: CompletionResult, point: str, shift: float | None
+) -> tuple[str, float | None, float | None, bool]:
+    """(point, threshold, score, gated) of an answer, for the record's gate fields."""
+    threshold = None if shift is None else gate.shipped_model().threshold(point, shift)
+    verdict = result.verdict
+    score = verdict.score if verdict is not None else None
+    # only an answer the gate judged can have been hidden by it (served ones were judged before)
+    return point, threshold, score, verdict is not None and result.gated
+
+
 def request_record(
     msg_id: int | str | None,
     uri: str,
@@ -133,11 +165,13 @@ def request_record(
     character: int,
     outcome: Outcome,
     convert_ms: float = 0.0,
+    point: str = gate.DEFAULT_POINT,
 ) -> TraceRecord:
-    """The record of one answered (or failed, or cancelled) request."""
+    """The record of one answered (or failed, or cancelled) request, at the gate's `point`."""
     result = outcome.result
     model = outcome.source is Source.MODEL
     first, decode = _generation(result.timings_ms) if model else (None, None)
+    point, threshold, score, gated = _gate_fields(result, point, outcome.gate_shift)
     return TraceRecord(
         REQUEST,
         msg_id,
@@ -154,14 +188,24 @@ def request_record(
         first,
         decode,
         result.generated_tokens if model else 0,
+        gate_point=point,
+        gate_threshold=threshold,
+        gate_score=score,
+        gated=gated,
     )
 
 
 def block_record(
-    msg_id: int | str | None, uri: str, result: CompletionResult, since_arrival_ms: float
+    msg_id: int | str | None,
+    uri: str,
+    result: CompletionResult,
+    since_arrival_ms: float,
+    gate_shift: float = 0.0,
+    point: str = gate.DEFAULT_POINT,
 ) -> TraceRecord:
     """The record of a block's rest, written after its first line was shown."""
     first, decode = _generation(result.timings_ms)
+    point, threshold, score, gated = _gate_fields(result, point, gate_shift)
     return TraceRecord(
         BLOCK_REST,
         msg_id,
@@ -177,4 +221,8 @@ def block_record(
         decode_ms=decode,
         decode_tokens=result.generated_tokens,
         since_arrival_ms=since_arrival_ms,
+        gate_point=point,
+        gate_threshold=threshold,
+        gate_score=score,
+        gated=gated,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,23 @@ from completion.models.store import InstalledModel, ModelError, locate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Servers the tests start keep their statistics here, never in the user's own state.
+
+    The user's accept/reject record moves the gate's threshold (completion/gate.py): a test
+    must not read it, nor add to it. A test that sets OFFPILOT_STATE_DIR itself still wins.
+    """
+    path = tmp_path_factory.mktemp("state")
+    before = os.environ.get("OFFPILOT_STATE_DIR")
+    os.environ["OFFPILOT_STATE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("OFFPILOT_STATE_DIR", None)
+    else:
+        os.environ["OFFPILOT_STATE_DIR"] = before
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,11 @@ from offpilot.lsp_client import completion_params, item_texts
 # No time budget: answers must not depend on how busy the machine is. One-line answers: a
 # block's first line is answered before its rest is written, so a block's answer would not
 # be the pipeline's whole answer that `expected` computes.
-STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False}
-STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False)
+# Deterministic settings for tests of the plumbing. The gate is off: the tiny random model's
+# answers are unsure, and the gate (tested in test_lsp_gate.py and with the real model)
+# would hide most of them, whatever its fitted parameters are at the time.
+STEADY = {"debounceMs": 0, "timeBudgetMs": 60_000, "multiLine": False, "gate": "off"}
+STEADY_CONFIG = ServerConfig(debounce_ms=0, time_budget_ms=60_000, multiline=False, gate="off")
 
 
 def expected(

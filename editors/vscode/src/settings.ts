@@ -12,8 +12,12 @@ export interface ServerSettings {
   maxTokens: number;
   multiLine: boolean;
   timeBudgetMs: number;
+  gate: Gate;
   model?: string;
 }
+
+/** The show-or-not gate's operating points (the server's `gate` setting). */
+export type Gate = 'off' | 'quiet' | 'balanced' | 'eager';
 
 export function serverSettings(): ServerSettings {
   const c = vscode.workspace.getConfiguration(SECTION);
@@ -24,6 +28,7 @@ export function serverSettings(): ServerSettings {
     maxTokens: c.get<number>('maxTokens', 48),
     multiLine: c.get<boolean>('multiLine', true),
     timeBudgetMs: c.get<number>('timeBudgetMs', 2000),
+    gate: c.get<Gate>('gate', 'balanced'),
   };
   const model = c.get<string | null>('model', null);
   if (model) settings.model = model;

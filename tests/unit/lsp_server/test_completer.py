@@ -3,14 +3,18 @@
 import asyncio
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
+from completion import gate
 from completion.engines.fake import FakeEngine
 from completion.engines.interface import Engine
-from completion.pipeline import CompletionRequest
+from completion.options import CompletionOptions
+from completion.pipeline import CompletionRequest, CompletionResult
+from lsp_server import completer as completer_module
 from lsp_server.cache import CursorKey
-from lsp_server.completer import Completer, Snapshot
+from lsp_server.completer import Completer, Snapshot, completion_options
 from lsp_server.config import ServerConfig
 
 TEXT = "def add(a, b):\n    return \n"
@@ -225,3 +229,86 @@ async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
     assert moved.source == "model"
     assert engine.produced_tokens < len("    y = 2\n") * 300  # the block's rest was stopped
     assert completer.cache.get(CursorKey.at("file:///a.py", BLOCK_DOC, BLOCK_CURSOR)) is None
+
+
+UNSURE = -6.0  # every token's log-prob (p < 0.003): an answer the gate hides at any point
+
+
+def test_completion_options_carry_the_gate_and_the_users_shift() -> None:
+    default = completion_options(ServerConfig())
+    assert (default.gate, default.gate_shift) == (gate.DEFAULT_POINT, 0.0)
+    quiet = completion_options(ServerConfig(gate="quiet"), 0.1)
+    assert (quiet.gate, quiet.gate_shift) == ("quiet", 0.1)
+
+
+async def test_the_users_record_in_a_language_moves_its_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pipeline gets `user_shift` of the request's language's accepts and rejects."""
+    record = {"python": (2, 40), "rust": (1, 1)}
+    used: list[CompletionOptions] = []
+    pipeline = completer_module.complete
+
+    def spy(
+        engine: Engine, request: CompletionRequest, options: CompletionOptions, *rest: Any
+    ) -> CompletionResult:
+        used.append(options)
+        return pipeline(engine, request, options, *rest)
+
+    monkeypatch.setattr(completer_module, "complete", spy)
+    completer = Completer(
+        ServerConfig(debounce_ms=0, prefetch=False, gate="quiet"),
+        verdicts=lambda language: record.get(language, (0, 0)),
+    )
+    engine = FakeEngine(default="a + b\n")
+    python = await completer.complete(snap(), ready(engine))
+    rust = Snapshot("file:///a.rs", CompletionRequest("fn f() -> i32 {\n    \n}\n", 20, "rust"))
+    other = await completer.complete(rust, ready(engine))
+    assert 0 < gate.user_shift(2, 40) <= gate.MAX_SHIFT
+    assert python.gate_shift == completer.gate_shift("python") == gate.user_shift(2, 40)
+    assert other.gate_shift == 0.0  # two verdicts: too few to move it
+    assert [(o.gate, o.gate_shift) for o in used] == [("quiet", python.gate_shift), ("quiet", 0)]
+    cached = await completer.complete(snap(), ready(engine))
+    assert (cached.source, cached.gate_shift) == ("cache", python.gate_shift)
+
+
+async def test_an_answer_the_gate_hides_is_never_served_later() -> None:
+    """Not at its cursor from the cache, nor by typing its first characters, nor in flight."""
+    engine = FakeEngine(default="a + b\n", log_prob=UNSURE, step_delay_s=0.02)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    first = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.03)
+    typed = TEXT[:CURSOR] + "a" + TEXT[CURSOR:]  # typed while the hidden answer is written
+    during = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    hidden = await first
+    assert (hidden.source, hidden.result.answer, hidden.result.text) == ("model", "a + b", "")
+    assert hidden.result.gated
+    assert during.source != "reused"
+    assert " + b" not in during.result.text
+    await settled(completer)
+    again = await completer.complete(snap(), ready(engine))
+    assert (again.source, again.result.text) == ("cache", "")  # still hidden; no new generation
+    through = await completer.complete(
+        snap(TEXT[:CURSOR] + "a +" + TEXT[CURSOR:], CURSOR + 3), ready(engine)
+    )
+    assert through.source == "model"  # not type-through: the model had to be asked again
+    assert through.result.text == ""
+    assert completer.cache.hits == 1
+
+
+async def test_a_block_the_gate_hides_but_its_first_line_keeps_only_that_line() -> None:
+    """The first line, sure, is shown at once; the rest, unsure, is never served."""
+    first_line = "total = 0"
+    block = first_line + "\n    for i in range(n):\n        total += i\n    return total\n"
+    engine = FakeEngine(default=block, step_delay_s=0.005)
+    engine.log_probs = {"": [-0.01] * (len(first_line) + 1) + [UNSURE]}  # "" is in every prompt
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    shown = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert (shown.result.text, shown.result.stop_reason) == (first_line, "first_line")
+    await settled(completer)
+    again = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert (again.source, again.result.text) == ("cache", first_line)
+    accepted = BLOCK_DOC[:BLOCK_CURSOR] + first_line + BLOCK_DOC[BLOCK_CURSOR:]
+    rest = await completer.complete(snap(accepted, BLOCK_CURSOR + len(first_line)), ready(engine))
+    assert rest.source == "model"  # neither type-through nor reuse: the rest was hidden
+    assert "for i in range(n)" not in rest.result.text

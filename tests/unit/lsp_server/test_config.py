@@ -100,3 +100,18 @@ def test_many_huge_bad_settings_make_one_bounded_warning() -> None:
     assert warning.startswith("offpilot: 30 settings ignored, defaults kept: 'bogus0'")
     assert warning.endswith(f"; and {30 - MAX_LISTED} more")
     assert "v" * MAX_SHOWN_CHARS not in warning
+
+
+def test_the_gate_setting_names_an_operating_point() -> None:
+    """off, quiet, balanced (the default), eager; any other value warns and keeps the last."""
+    assert ServerConfig().gate == "balanced"
+    for value, point in [("off", "off"), ("quiet", "quiet"), (" Eager ", "eager"), ("0", "off")]:
+        config, warnings = parse_config({"offpilot": {"gate": value}})
+        assert (config.gate, warnings) == (point, [])
+    quiet, _ = parse_config({"gate": "quiet"})
+    for bad in ("loud", "", 1, None, ["eager"]):
+        config, warnings = parse_config({"gate": bad}, quiet)
+        assert config.gate == "quiet"  # the setting before stays
+        assert len(warnings) == 1
+        assert warnings[0].startswith("offpilot: 1 setting ignored, defaults kept: gate=")
+        assert "quiet, balanced, eager" in warnings[0]

@@ -209,3 +209,29 @@ def test_a_file_from_before_the_caps_is_folded_into_them(tmp_path: Path) -> None
     assert stats.languages["python"].shown == 2
     stats.record("shown", "python")
     assert path.stat().st_size < 1000
+
+
+def test_writer_keeps_each_languages_verdicts_in_memory(tmp_path: Path) -> None:
+    """Read at start, refreshed by the worker after each event (every window's), never waited on."""
+    path = tmp_path / "stats.json"
+    Stats(path).record("rejected", "rust")  # another window, before this one started
+    writer = StatsWriter(Stats(path))
+    assert (writer.verdicts("rust"), writer.verdicts("go")) == ((0, 1), (0, 0))
+    fd = os.open(tmp_path / "stats.json.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another window holds the file
+    try:
+        for _ in range(3):
+            writer.record("rejected", "python")
+        writer.record("accepted", " Python ", 5)
+        started = time.monotonic()
+        assert writer.verdicts("python") == (0, 0)  # the last snapshot, at once
+        assert time.monotonic() - started < 0.1
+    finally:
+        os.close(fd)
+    writer.summary().result(timeout=10)  # the events queued before are written
+    assert writer.verdicts("python") == writer.verdicts("PYTHON") == (1, 3)  # language_key's form
+    Stats(path).record("accepted", "python")  # another window
+    writer.record("shown", "python")
+    writer.close()
+    assert writer.verdicts("python") == (2, 3)
+    assert writer.verdicts("x" * 500) == (0, 0)  # counted as `other`, where nothing is

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
+from completion import gate
 from completion.engines.fake import FakeEngine
 from completion.engines.interface import Engine
 from completion.pipeline import CompletionRequest, CompletionResult
@@ -82,6 +84,10 @@ GOOD: dict[str, Any] = request_record(1, "file:///a.py", 0, 0, MODEL).to_json()
         ({**GOOD, "firstTokenMs": "12"}, "firstTokenMs must be milliseconds"),
         ({**GOOD, "decodeMs": math.inf}, "decodeMs must be milliseconds"),
         ({**GOOD, "text": None}, "text must be a string"),
+        ({**GOOD, "gateScore": 1.5}, "gateScore must be a probability"),
+        ({**GOOD, "gateThreshold": "0.3"}, "gateThreshold must be a probability"),
+        ({**GOOD, "gated": 1}, "gated must be true or false"),
+        ({**GOOD, "gatePoint": None}, "gatePoint must be a string"),
     ],
 )
 def test_what_is_not_a_record_is_refused(bad: Any, why: str) -> None:
@@ -131,3 +137,33 @@ async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_li
     assert rest.since_arrival_ms >= first.result.timings_ms["total"]
     assert rest.first_token_ms is not None
     assert rest.decode_ms is not None
+    assert (rest.gate_point, rest.gated) == (gate.DEFAULT_POINT, False)  # shown whole
+    assert rest.gate_score is not None
+    assert rest.gate_threshold == gate.shipped_model().threshold(gate.DEFAULT_POINT)
+
+
+def test_the_gate_fields_say_what_the_gate_did() -> None:
+    """Point, threshold with the user's shift, score, and whether the answer was hidden."""
+    hidden = Outcome(
+        Source.MODEL,
+        CompletionResult("", "end_token", answer="a + b", verdict=gate.Verdict(0.12, False)),
+        gate_shift=0.05,
+    )
+    data = request_record(4, "file:///a.py", 1, 11, hidden, point="quiet").to_json()
+    threshold = gate.shipped_model().threshold("quiet", 0.05)
+    assert threshold is not None
+    assert (data["gatePoint"], data["gateThreshold"], data["gateScore"], data["gated"]) == (
+        "quiet", threshold, 0.12, True,
+    )  # fmt: skip
+    assert data["text"] == ""
+    assert TraceRecord.from_json(data).to_json() == data
+
+    shown = Outcome(Source.MODEL, dataclasses.replace(MODEL.result, answer="a + b"))
+    off = request_record(5, "file:///a.py", 1, 11, shown, point="off")
+    assert (off.gate_point, off.gate_threshold, off.gated) == ("off", None, False)
+    cached = Outcome.served(Source.CACHE, "a + b", {"total": 1.0})
+    record = request_record(6, "file:///a.py", 1, 11, dataclasses.replace(cached, gate_shift=0.0))
+    assert (record.gate_score, record.gated) == (None, False)  # judged when it was made
+    assert record.gate_threshold == gate.shipped_model().threshold(gate.DEFAULT_POINT)
+    never = request_record(7, "file:///a.py", 0, 0, Outcome(Source.NOT_OPEN))
+    assert (never.gate_threshold, never.gate_score, never.gated) == (None, None, False)

@@ -19,6 +19,9 @@ M.defaults = {
     multiLine = true,
     timeBudgetMs = 2000,
     debounceMs = 0, -- the plugin debounces keystrokes itself
+    -- show an answer or not, from the model's confidence: 'off', 'quiet', 'balanced', 'eager';
+    -- each filetype's threshold then moves with your own accepts and rejects
+    gate = 'balanced',
   },
   debounce_ms = 75, -- wait this long after a keystroke before asking
   builtin = 'auto', -- use vim.lsp.inline_completion where it exists (0.12+); false: the plugin's UI
