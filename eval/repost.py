@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from completion.context import extract_context
+from completion import gate
+from completion.context import Context, extract_context
 from completion.options import POST_STAGES, CompletionOptions
 from completion.postprocess import postprocess
 from completion.stops import cut_offline
@@ -72,6 +73,29 @@ def parse_spec(spec: str) -> dict[str, str]:
     if not items:
         raise RepostError("nothing to switch: give --set NAME=0|1[,...]")
     return items
+
+
+def _regate(record: SampleRecord, raw: str, context: Context, options: CompletionOptions) -> None:
+    """The gate again on a changed completion: all or nothing (its first line is not redone).
+
+    The recorded log-probs are the generated tokens'; a cut made here leaves them whole.
+    """
+    text = record["completion"]
+    values = gate.features(
+        text,
+        raw,
+        tuple(record.get("log_probs", ())),
+        record["stop_reason"],
+        record["mode"],
+        context,
+    )
+    verdict = gate.judge(values, options.gate) if text else None
+    record["shown"] = text if verdict is None or verdict.shown else ""
+    score = None if verdict is None else verdict.score
+    record["gate_score"] = None if score is None else round(score, 4)
+    record["features"] = values
+    record["line"], record["line_gate_score"], record["line_features"] = "", None, None
+    record.pop("line_passed", None)
 
 
 def load_settings(source: Path) -> RunSettings:
@@ -148,8 +172,11 @@ def repost(
                 timings["total"] = round(float(timings["total"]) + shift, 2)
             new["completion"], new["stop_reason"], new["timings_ms"] = text, reason, timings
             new["latency_ms"] = round(float(record.get("latency_ms", 0.0)) + shift, 2)
+            if text != record["completion"]:
+                _regate(new, raw, context, options)
         if new["completion"] != record["completion"]:
             new = with_judgement(new, judge(task, new["completion"], base.timeout_s))
+            new["shown_passed"] = bool(new["passed"]) and new["shown"] == new["completion"]
             new["retested"] = True
         else:
             new["retested"] = False

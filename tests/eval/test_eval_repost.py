@@ -81,6 +81,11 @@ def test_switching_a_stage_changes_only_what_it_touches(base: Path, tmp_path: Pa
     assert "IndentationError" in records["t/0"]["reason"]
     assert records["t/0"]["retested"]
     assert not records["t/2"]["retested"]
+    # the gate judged the changed completion again (all or nothing)
+    assert records["t/0"]["shown"] in ("    return a", "")
+    assert records["t/0"]["gate_score"] is not None
+    assert records["t/0"]["features"]["lp_mean"] < 0
+    assert not records["t/0"]["shown_passed"]
     assert summary["settings"]["pipeline"] == "reindent=0"
     assert summary["settings"]["reposted_from"] == str(base)
 
