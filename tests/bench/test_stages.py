@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from completion import crossfile
+from completion import crossfile, gate
 from completion.context import Context, extract_context
 from completion.document import Document
 from completion.engines.ct2 import CT2Engine, EngineOptions
@@ -69,6 +69,19 @@ def test_crossfile(benchmark: Any) -> None:
         )
 
     assert benchmark(run).snippets
+
+
+def test_gate(benchmark: Any) -> None:
+    """Show or not: the features of a 3-line answer mid-file, scored by the shipped model."""
+    ctx = _context()
+    answer = "    if s == 0.0:\n        return l, l, l\n    m2 = l * (1.0 + s)"
+    log_probs = tuple(-0.05 * (i % 7) for i in range(40))
+
+    def run() -> gate.Verdict:
+        values = gate.features(answer, answer, log_probs, "stop_rule", "multi", ctx)
+        return gate.judge(values, "balanced")
+
+    assert benchmark(run).score is not None
 
 
 def test_postprocess(benchmark: Any) -> None:
