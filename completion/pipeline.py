@@ -185,6 +185,10 @@ def first_line(text: str) -> str | None:
     return text[:end] if end > 0 and text[:end].strip() else None
 
 
+# gets a block's first line as soon as it is written and shown, with the gate's verdict on it
+OnFirstLine = Callable[[str, gate.Verdict | None], None]
+
+
 @dataclass
 class _FirstLine:
     """A block's first line as the watch saw it: post-processed as a line, and gated alone."""
@@ -210,11 +214,12 @@ def _gate(
 
 
 def _first_line_watch(
-    prep: _Prepared, options: CompletionOptions, on_first_line: Callable[[str], None] | None
+    prep: _Prepared, options: CompletionOptions, on_first_line: OnFirstLine | None
 ) -> tuple[Callable[[str, Sequence[float]], None], _FirstLine]:
     """Post-processes and gates a block's first line once it is written.
 
-    The line goes to `on_first_line` when the gate shows it; a first line that opens a block
+    The line goes to `on_first_line` (with the gate's verdict on it, None when unscored)
+    when the gate shows it; a first line that opens a block
     (`if n < 0:`) is not handed out: alone it is the header without its body, which the
     block is there to avoid. The state returned is what `complete` falls back to when the
     gate hides the whole block.
@@ -235,7 +240,7 @@ def _first_line_watch(
         state.text = shown
         state.verdict = _gate(shown, line, log_probs, RULE, prep, options)
         if on_first_line is not None and (state.verdict is None or state.verdict.shown):
-            on_first_line(shown)
+            on_first_line(shown, state.verdict)
 
     return watch, state
 
@@ -253,7 +258,7 @@ def complete(
     request: CompletionRequest,
     options: CompletionOptions | None = None,
     cancel: threading.Event | None = None,
-    on_first_line: Callable[[str], None] | None = None,
+    on_first_line: OnFirstLine | None = None,
 ) -> CompletionResult:
     """Run every stage for one request; `cancel` stops generation between tokens.
 

@@ -18,13 +18,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from completion import gate
 from completion.engines.interface import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
 from completion.options import CompletionOptions
-from completion.pipeline import CompletionRequest, CompletionResult, complete
+from completion.pipeline import CompletionRequest, CompletionResult, OnFirstLine, complete
 from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
@@ -58,6 +59,7 @@ class Source(StrEnum):
     NO_MODEL = "no_model"  # the model is missing or broken
 
 
+_T = TypeVar("_T")
 NO_RESULT = CompletionResult("", "")
 # gets a block's rest once written: request id, uri, result, ms since arrival, gate shift
 OnBlock = Callable[[int | str | None, str, CompletionResult, float, float], None]
@@ -137,7 +139,7 @@ def format_stages(timings_ms: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.0f}ms" for k, v in timings_ms.items())
 
 
-def _settle(future: asyncio.Future[str], value: str) -> None:
+def _settle(future: asyncio.Future[_T], value: _T) -> None:
     if not future.done():
         future.set_result(value)
 
@@ -176,7 +178,7 @@ class Completer:
         request: CompletionRequest,
         cancel: threading.Event,
         arrived: float,
-        on_first_line: Callable[[str], None] | None = None,
+        on_first_line: OnFirstLine | None = None,
         gate_shift: float = 0.0,
     ) -> CompletionResult:
         with self.generation_lock:
@@ -304,12 +306,12 @@ class Completer:
         # A block's first line is shown as soon as it is written; the rest lands in the cache
         # (and in-flight reuse), where the next request at this cursor, or the one after the
         # user accepts the line, finds it. Without the cache there is nowhere to keep it.
-        early: asyncio.Future[str] = loop.create_future()
+        early: asyncio.Future[tuple[str, gate.Verdict | None]] = loop.create_future()
         on_first_line = None
         if self.config.cache and not speculative:
 
-            def on_first_line(line: str) -> None:
-                loop.call_soon_threadsafe(_settle, early, line)
+            def on_first_line(line: str, verdict: gate.Verdict | None) -> None:
+                loop.call_soon_threadsafe(_settle, early, (line, verdict))
 
         task = loop.run_in_executor(
             None, self._run, engine, request, cancel, t0, on_first_line, gate_shift
@@ -331,12 +333,17 @@ class Completer:
             cancel.set()  # $/cancelRequest: the engine stops within one decode step
             raise
         if not task.done():
-            line = early.result()
+            line, verdict = early.result()
             shown_ms = (time.monotonic() - t0) * 1000
             timings = {"first_line": shown_ms, "total": shown_ms}
             # the line passed the gate alone (the pipeline hands out no other)
             shown = CompletionResult(
-                line, "first_line", timings_ms=timings, mode="multi", answer=line
+                line,
+                "first_line",
+                timings_ms=timings,
+                mode="multi",
+                answer=line,
+                verdict=verdict,
             )
             return Outcome(Source.MODEL, shown)
         early.cancel()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lsp_helpers import ask, open_doc, start_server
 
 from completion.models.store import InstalledModel
+from lsp_server.protocol import plain
+from lsp_server.trace import TRACE, TraceRecord
 
 pytestmark = pytest.mark.real_model
 
@@ -87,3 +90,26 @@ def test_default_install_prunes_the_output_vocabulary(real_model: InstalledModel
     prompt = engine.encode("# 日本語のコメント\ndef is_palindrome(s):\n    return s ==")
     ids = list(engine.stream(prompt, GenerationParams(max_new_tokens=8, time_budget_s=None)))
     assert engine.decode(ids).lstrip().startswith("s[::-1]")
+
+
+async def test_the_gate_on_the_real_models_answers(real_model: InstalledModel) -> None:
+    """The default gate over LSP: a sure answer is shown, and the trace says how it scored."""
+    settings = {"timeBudgetMs": 60_000, "completionTrace": True, "prefetch": False}
+    client = await start_server("--model", str(real_model.path), init_options=settings)
+    records: list[dict[str, Any]] = []
+
+    @client.feature(TRACE)
+    def on_trace(params: Any) -> None:
+        records.append(plain(params))
+
+    try:
+        uri = "file:///tmp/offpilot-e2e/gate-add.py"
+        open_doc(client, uri, "def add(a, b):\n    return \n")
+        assert await ask(client, uri, 1, 11) == ["a + b"]
+    finally:
+        await client.shutdown_session()
+    [record] = [TraceRecord.from_json(r) for r in records if r.get("uri") == uri]
+    assert (record.gate_point, record.gated) == ("balanced", False)
+    assert record.gate_score is not None
+    assert record.gate_threshold is not None
+    assert record.gate_threshold <= record.gate_score < 1

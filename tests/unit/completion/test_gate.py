@@ -175,7 +175,13 @@ def test_a_hidden_block_may_show_its_first_line_alone() -> None:
     # sure of the first line (its 10 tokens, the line end included), unsure of the rest
     engine.log_probs = {"": [-0.05] * 10 + [-2.5]}
     early: list[str] = []
-    result = complete(engine, CompletionRequest(doc, cursor), on_first_line=early.append)
+
+    def show(line: str, verdict: gate.Verdict | None) -> None:
+        assert verdict is not None
+        assert verdict.shown
+        early.append(line)
+
+    result = complete(engine, CompletionRequest(doc, cursor), on_first_line=show)
     assert result.answer == block
     assert result.text == "total = 0"
     assert early == ["total = 0"]
@@ -188,5 +194,5 @@ def test_a_hidden_block_may_show_its_first_line_alone() -> None:
     # an unsure first line is neither shown early nor kept
     engine.log_probs = {"": -2.5}
     early.clear()
-    hidden = complete(engine, CompletionRequest(doc, cursor), on_first_line=early.append)
+    hidden = complete(engine, CompletionRequest(doc, cursor), on_first_line=show)
     assert (hidden.text, early) == ("", [])
