@@ -47,11 +47,11 @@ class CompletionOptions:
     crossfile_ms: int = 25  # time budget of collecting them
     # Show or not (gate.py): `off`, or the operating point `quiet`, `balanced` or `eager`;
     # `gate_shift` moves its threshold (the server's, from the user's own accepts and
-    # rejects); `gate_first_line` lets a block the gate hides show its first line alone
-    # when that passes on its own.
+    # rejects). A block's first line is gated on its own as soon as it is written (it is
+    # shown then, before the block is done), so a block the gate hides may leave its first
+    # line shown: all-or-nothing would cost the early first line (docs/quality.md).
     gate: str = gate.DEFAULT_POINT
     gate_shift: float = 0.0
-    gate_first_line: bool = True
 
     def budget(self, windows: PromptBudget) -> PromptBudget:
         """The prompt windows: these options' where set, else the family's `windows`."""

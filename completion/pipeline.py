@@ -292,7 +292,7 @@ def complete(
     t4 = time.monotonic()
     timings = _timings(prep, raw.first_token_ms, (t3 - t2) * 1000, (t4 - t3) * 1000)
     return CompletionResult(
-        _shown(answer, verdict, line if options.gate_first_line else None),
+        _shown(answer, verdict, line),
         raw.stop_reason,
         len(prep.prompt.ids),
         raw.tokens,

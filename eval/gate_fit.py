@@ -26,10 +26,15 @@ from eval.records import SETTINGS, read_samples
 
 FOLDS = 5
 C = 0.5  # inverse regularisation strength of the logistic model
-# Operating points, set on the cross-validated scores of every row together:
-# eager and balanced hide at most this share of the right answers; quiet is the lowest
-# threshold whose precision is at least QUIET_PRECISION.
-HIDDEN_RIGHT = {"eager": 0.02, "balanced": 0.05}
+# Operating points, set on the cross-validated scores: eager and balanced hide at most this
+# share of the right answers in each family of suites (a user's code is more like the real
+# packages than like HumanEval: there a wrong suggestion is likelier, and the gate may hide
+# more); quiet is the lowest threshold at which each suite's precision of what is shown is
+# at least QUIET_PRECISION.
+HIDDEN_RIGHT = {
+    "eager": {"humaneval": 0.02, "humaneval-x": 0.02, "repo": 0.05},
+    "balanced": {"humaneval": 0.05, "humaneval-x": 0.05, "repo": 0.10},
+}
 QUIET_PRECISION = 0.80
 QUIET_MIN_SHOWN = 10
 BASELINE_FEATURE = "lp_mean"  # the baseline: a hand-set threshold on one log-prob
@@ -130,22 +135,39 @@ def _records(rows: Sequence[Row], scores: Sequence[float]) -> list[dict[str, Any
     return [r for r in records.values() if "completion" in r]
 
 
+def family_of(suite: str) -> str:
+    """The family whose hidden-answer budget a suite shares (`HIDDEN_RIGHT`)."""
+    if suite.startswith("repo-"):
+        return "repo"
+    return "humaneval-x" if suite.startswith("humaneval-x") else "humaneval"
+
+
 def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """The operating points on cross-validated scores (`HIDDEN_RIGHT`, `QUIET_PRECISION`).
 
-    eager and balanced: the highest threshold hiding at most their share of all the right
-    answers. quiet: the lowest threshold at which every suite's precision of what is shown
-    reaches QUIET_PRECISION (a suite showing fewer than QUIET_MIN_SHOWN answers there counts
-    as reaching it: too few to tell).
+    eager and balanced: the highest threshold hiding at most its family's share of the
+    right answers in every family of suites. quiet: the lowest threshold at which every
+    suite's precision of what is shown reaches QUIET_PRECISION (a suite showing fewer than
+    QUIET_MIN_SHOWN answers there counts as reaching it: too few to tell).
     """
     grid = [round(0.01 * i, 2) for i in range(100)]
-    points = {}
-    for point, share in HIDDEN_RIGHT.items():
-        ok = [t for t in grid if gating.at_threshold(records, t).hidden_right_share <= share]
-        points[point] = max(ok, default=0.0)
     suites: dict[str, list[Mapping[str, Any]]] = {}
+    families: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
-        suites.setdefault(str(r.get("suite", "")), []).append(r)
+        suite = str(r.get("suite", ""))
+        suites.setdefault(suite, []).append(r)
+        families.setdefault(family_of(suite), []).append(r)
+
+    def within(t: float, shares: Mapping[str, float]) -> bool:
+        return all(
+            gating.at_threshold(rs, t).hidden_right_share <= shares.get(family, 0.05)
+            for family, rs in families.items()
+        )
+
+    points = {
+        p: max((t for t in grid if within(t, shares)), default=0.0)
+        for p, shares in HIDDEN_RIGHT.items()
+    }
 
     def precise(t: float) -> bool:
         shown = [gating.at_threshold(rs, t) for rs in suites.values()]
