@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,11 @@ _LANGUAGE_GROUPS = {
     "rust": "rust",
 }
 _NEARBY_LINES = 40  # lines above and below searched for a repeat of the answer's first line
+
+
+def language_group(language: str) -> str:
+    """The group a supported language id shares its gate features and thresholds with."""
+    return _LANGUAGE_GROUPS.get(language, "")
 
 
 def normalize_point(value: str) -> str:
@@ -100,7 +105,7 @@ def features(
     head = log_probs[: min(n, 4)]
     lines = text.split("\n")
     first = lines[0].strip() or (lines[1].strip() if len(lines) > 1 else "")
-    group = _LANGUAGE_GROUPS.get(context.syntax, "")
+    group = language_group(context.syntax)
     above = {ln.strip() for ln in context.prefix.split("\n")[-_NEARBY_LINES - 1 : -1]}
     below = {ln.strip() for ln in context.suffix.split("\n")[1 : _NEARBY_LINES + 1]}
     substantial = len(first) >= 4 and not set(first) <= _CLOSING_ONLY
@@ -136,7 +141,9 @@ class GateModel:
     """A fitted logistic model and its operating points: P(right) = sigmoid(w . z + b).
 
     `z` is each feature standardised by `mean` and `scale`; `thresholds` maps an operating
-    point to the least probability shown there.
+    point to the least probability shown there, and `by_language` gives a language group
+    (`language_group`) thresholds of its own where it was measured: the same score hides
+    more right answers in some languages than in others.
     """
 
     names: tuple[str, ...]
@@ -146,6 +153,7 @@ class GateModel:
     intercept: float
     thresholds: dict[str, float]
     about: dict[str, Any]
+    by_language: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def score(self, values: dict[str, float]) -> float:
         """The probability that the answer is right; a feature the model lacks counts as 0."""
@@ -156,12 +164,16 @@ class GateModel:
             z += weight * (values.get(name, 0.0) - mean) / scale
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
-    def threshold(self, point: str, shift: float = 0.0) -> float | None:
-        """The least score shown at `point`, moved by the user's `shift`; None when off."""
+    def threshold(self, point: str, shift: float = 0.0, language: str = "") -> float | None:
+        """The least score shown at `point` in `language`, moved by the user's `shift`.
+
+        None when the gate is off.
+        """
         point = normalize_point(point)
         if point == OFF:
             return None
-        base = self.thresholds[point]
+        own = self.by_language.get(language_group(language), {})
+        base = own.get(point, self.thresholds[point])
         return min(0.95, max(0.0, base + max(-MAX_SHIFT, min(MAX_SHIFT, shift))))
 
     def to_json(self) -> dict[str, Any]:
@@ -173,6 +185,7 @@ class GateModel:
             "coef": list(self.coef),
             "intercept": self.intercept,
             "thresholds": self.thresholds,
+            "by_language": self.by_language,
             "about": self.about,
         }
 
@@ -187,6 +200,10 @@ def parse_model(payload: Any) -> GateModel:
         names = tuple(str(n) for n in payload["features"])
         vectors = [tuple(float(v) for v in payload[k]) for k in ("mean", "scale", "coef")]
         thresholds = {str(k): float(v) for k, v in payload["thresholds"].items()}
+        by_language = {
+            str(group): {str(k): float(v) for k, v in points.items()}
+            for group, points in payload.get("by_language", {}).items()
+        }
         model = GateModel(
             names,
             vectors[0],
@@ -195,6 +212,7 @@ def parse_model(payload: Any) -> GateModel:
             float(payload["intercept"]),
             thresholds,
             dict(payload.get("about", {})),
+            by_language,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GateFileError(f"not a gate parameter file: {exc}") from None
@@ -229,6 +247,7 @@ class Verdict:
     score: float | None
     shown: bool
     features: dict[str, float] | None = None
+    threshold: float | None = None  # the least score shown (None: unscored, or the gate off)
 
 
 def judge(
@@ -236,11 +255,12 @@ def judge(
     point: str,
     shift: float = 0.0,
     model: GateModel | None = None,
+    language: str = "",
 ) -> Verdict:
-    """Score an answer's `features` and decide at `point` (moved by the user's `shift`)."""
+    """Score an answer's `features`; decide at `point` in `language`, moved by `shift`."""
     if values is None:
         return Verdict(None, True, None)
     model = model or shipped_model()
     score = model.score(values)
-    threshold = model.threshold(point, shift)
-    return Verdict(score, threshold is None or score >= threshold, values)
+    threshold = model.threshold(point, shift, language)
+    return Verdict(score, threshold is None or score >= threshold, values, threshold)

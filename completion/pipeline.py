@@ -210,7 +210,7 @@ def _gate(
     if not text:
         return None
     values = gate.features(text, raw, tuple(log_probs), stop_reason, prep.mode.value, prep.context)
-    return gate.judge(values, options.gate, options.gate_shift)
+    return gate.judge(values, options.gate, options.gate_shift, language=prep.context.syntax)
 
 
 def _first_line_watch(

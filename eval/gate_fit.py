@@ -61,6 +61,14 @@ class Row:
     passed: bool
     first_line: bool = False  # the row is a block's first line
 
+    @property
+    def language(self) -> str:
+        """The language group of the answer (completion/gate.py `language_group`)."""
+        return next(
+            (name[5:] for name, v in self.features.items() if name.startswith("lang_") and v),
+            "",
+        )
+
 
 def rows_of(run: Path) -> list[Row]:
     """The scored answers of a run directory, and their blocks' first lines."""
@@ -127,7 +135,9 @@ def _records(rows: Sequence[Row], scores: Sequence[float]) -> list[dict[str, Any
     """Rows as the sample records `eval.gating` reads: answer rows with their first lines."""
     records: dict[tuple[str, str], dict[str, Any]] = {}
     for row, score in zip(rows, scores, strict=True):
-        rec = records.setdefault((row.suite, row.task_id), {"suite": row.suite})
+        rec = records.setdefault(
+            (row.suite, row.task_id), {"suite": row.suite, "language": row.language}
+        )
         if row.first_line:
             rec.update(line="x", line_gate_score=score, line_passed=row.passed)
         else:
@@ -142,21 +152,12 @@ def family_of(suite: str) -> str:
     return "humaneval-x" if suite.startswith("humaneval-x") else "humaneval"
 
 
-def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The operating points on cross-validated scores (`HIDDEN_RIGHT`, `QUIET_PRECISION`).
-
-    eager and balanced: the highest threshold hiding at most its family's share of the
-    right answers in every family of suites. quiet: the lowest threshold at which every
-    suite's precision of what is shown reaches QUIET_PRECISION (a suite showing fewer than
-    QUIET_MIN_SHOWN answers there counts as reaching it: too few to tell).
-    """
+def _points(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The operating points of one set of answers (`choose_thresholds`)."""
     grid = [round(0.01 * i, 2) for i in range(100)]
-    suites: dict[str, list[Mapping[str, Any]]] = {}
     families: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
-        suite = str(r.get("suite", ""))
-        suites.setdefault(suite, []).append(r)
-        families.setdefault(family_of(suite), []).append(r)
+        families.setdefault(family_of(str(r.get("suite", ""))), []).append(r)
 
     def within(t: float, shares: Mapping[str, float]) -> bool:
         return all(
@@ -164,17 +165,35 @@ def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
             for family, rs in families.items()
         )
 
+    def precise(t: float) -> bool:
+        shown = [gating.at_threshold(rs, t) for rs in families.values()]
+        return all(v.precision >= QUIET_PRECISION or v.shown < QUIET_MIN_SHOWN for v in shown)
+
     points = {
         p: max((t for t in grid if within(t, shares)), default=0.0)
         for p, shares in HIDDEN_RIGHT.items()
     }
-
-    def precise(t: float) -> bool:
-        shown = [gating.at_threshold(rs, t) for rs in suites.values()]
-        return all(v.precision >= QUIET_PRECISION or v.shown < QUIET_MIN_SHOWN for v in shown)
-
     points["quiet"] = max(points["balanced"], min((t for t in grid if precise(t)), default=0.9))
     return points
+
+
+def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per operating point, a threshold for each language group ("": every language).
+
+    Set on cross-validated scores. eager and balanced: the highest threshold hiding at most
+    its family's share of the right answers (`HIDDEN_RIGHT`) in every family of suites of
+    that language. quiet: the lowest at which every family's precision of what is shown
+    reaches QUIET_PRECISION (a family showing fewer than QUIET_MIN_SHOWN counts as reaching
+    it: too few to tell). The same score hides more right answers in some languages than
+    in others, hence one threshold per language where it was measured.
+    """
+    languages = sorted({str(r.get("language", "")) for r in records} - {""})
+    out: dict[str, dict[str, float]] = {p: {} for p in gate.POINTS}
+    for language in ["", *languages]:
+        rs = [r for r in records if not language or r.get("language") == language]
+        for point, t in _points(rs).items():
+            out[point][language] = t
+    return out
 
 
 def _baseline_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
@@ -183,31 +202,28 @@ def _baseline_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
     return _records(rows, scores)
 
 
-def _baseline_threshold(records: Sequence[Mapping[str, Any]], hidden: float) -> float:
-    """The baseline's threshold hiding the same share of right answers as the gate does."""
-    grid = [round(0.005 * i, 3) for i in range(200)]
-    ok = [t for t in grid if gating.at_threshold(records, t).hidden_right_share <= hidden]
-    return max(ok, default=0.0)
-
-
 def table(
     by_suite: dict[str, list[dict[str, Any]]],
-    thresholds: dict[str, float],
+    thresholds: Mapping[str, Mapping[str, float]],
     first_line: bool = True,
 ) -> list[str]:
-    """Markdown rows: per suite, no gate and each operating point."""
+    """Markdown rows: per suite, no gate and each operating point (its language's threshold)."""
     lines = [
         "| suite | point | threshold | answers | right | shown | shown but wrong "
         "| vs no gate | precision | right hidden |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    points = [("off", None), *sorted(thresholds.items(), key=lambda kv: kv[1][""])]
     for suite, records in by_suite.items():
         off = gating.at_threshold(records, None)
-        for point, t in (("off", None), *sorted(thresholds.items(), key=lambda kv: kv[1])):
+        languages = {str(r.get("language", "")) for r in records}
+        for point, t in points:
             v = gating.at_threshold(records, t, first_line=first_line)
             change = (v.shown_wrong - off.shown_wrong) / off.shown_wrong if off.shown_wrong else 0
+            used = sorted({t.get(lang, t[""]) for lang in languages}) if t else []
+            shown_t = "-" if t is None else "/".join(f"{x:.2f}" for x in used)
             lines.append(
-                f"| {suite} | {point} | {'-' if t is None else f'{t:.2f}'} | {v.answers} | "
+                f"| {suite} | {point} | {shown_t} | {v.answers} | "
                 f"{v.right} | {v.shown} | {v.shown_wrong} | {change:+.0%} | "
                 f"{v.precision:.3f} | {v.hidden_right} ({v.hidden_right_share:.1%}) |"
             )
@@ -223,33 +239,28 @@ def _by_suite(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any
 
 def report(
     rows: Sequence[Row], names: Sequence[str], folds: int = FOLDS
-) -> tuple[list[str], dict[str, float], dict[str, Any]]:
+) -> tuple[list[str], dict[str, dict[str, float]], dict[str, Any]]:
     """The cross-validated tables (gate, all-or-nothing, baseline), the thresholds, a summary."""
     scores = cross_scores(rows, names, folds)
     records = _records(rows, scores)
     thresholds = choose_thresholds(records)
     suites = _by_suite(records)
     base = _baseline_records(rows)
-    base_points = {
-        p: _baseline_threshold(base, gating.at_threshold(records, t).hidden_right_share)
-        for p, t in thresholds.items()
-    }
     lines = ["## The gate (cross-validated by problem and package)", ""]
     lines += table(suites, thresholds)
     lines += ["", "## All or nothing: a hidden block never shows its first line", ""]
     lines += table(suites, thresholds, first_line=False)
     lines += [
         "",
-        f"## Baseline: one threshold on `{BASELINE_FEATURE}`, hiding as many right answers",
+        f"## Baseline: a threshold on `{BASELINE_FEATURE}` alone, set by the same rule",
         "",
     ]
-    lines += table(_by_suite(base), base_points)
+    lines += table(_by_suite(base), choose_thresholds(base))
     about = {
         "rows": len(rows),
         "answers": len(records),
         "suites": {s: len(rs) for s, rs in suites.items() if s != "all"},
         "folds": folds,
-        "cv_thresholds": thresholds,
     }
     return lines, thresholds, about
 
@@ -263,7 +274,13 @@ def fit_and_report(
         raise ValueError("no scored answers in these runs (were they made with log-probs?)")
     names = sorted(rows[0].features)
     lines, thresholds, about = report(rows, names, folds)
-    model = replace(fit(rows, names, thresholds), about=about)
+    default = {point: by[""] for point, by in thresholds.items()}
+    by_language: dict[str, dict[str, float]] = {}
+    for point, by in thresholds.items():
+        for language, t in by.items():
+            if language:
+                by_language.setdefault(language, {})[point] = t
+    model = replace(fit(rows, names, default), about=about, by_language=by_language)
     if out is not None:
         out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
     return lines, model

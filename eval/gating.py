@@ -78,28 +78,32 @@ def as_run_showed(records: Iterable[Mapping[str, Any]]) -> Shown:
 
 def at_threshold(
     records: Iterable[Mapping[str, Any]],
-    threshold: float | None,
+    threshold: float | Mapping[str, float] | None,
     score_key: str = "gate_score",
     first_line: bool = True,
 ) -> Shown:
     """What a gate at `threshold` would show (None: no gate), from the recorded scores.
 
-    A block under the threshold shows its first line alone when `first_line` and that line
-    scores at least the threshold itself (`line_gate_score`, judged as `line_passed`). An
-    unscored answer is shown.
+    `threshold` may map a record's `language` to its own ("" for the rest). A block under
+    the threshold shows its first line alone when `first_line` and that line scores at
+    least the threshold itself (`line_gate_score`, judged as `line_passed`). An unscored
+    answer is shown.
     """
     rs = _answered(records)
     shown = shown_right = hidden_right = 0
     for r in rs:
         score = r.get(score_key)
         passed = bool(r.get("passed"))
-        if threshold is None or score is None or score >= threshold:
+        t = threshold
+        if isinstance(t, Mapping):
+            t = t.get(str(r.get("language", "")), t.get(""))
+        if t is None or score is None or score >= t:
             shown += 1
             shown_right += passed
             continue
         hidden_right += passed
         line_score = r.get("line_" + score_key)
-        if first_line and r.get("line") and line_score is not None and line_score >= threshold:
+        if first_line and r.get("line") and line_score is not None and line_score >= t:
             shown += 1
             shown_right += bool(r.get("line_passed"))
     return Shown(len(rs), sum(bool(r.get("passed")) for r in rs), shown, shown_right, hidden_right)

@@ -89,7 +89,7 @@ def _regate(record: SampleRecord, raw: str, context: Context, options: Completio
         record["mode"],
         context,
     )
-    verdict = gate.judge(values, options.gate) if text else None
+    verdict = gate.judge(values, options.gate, language=context.syntax) if text else None
     record["shown"] = text if verdict is None or verdict.shown else ""
     score = None if verdict is None else verdict.score
     record["gate_score"] = None if score is None else round(score, 4)

@@ -151,8 +151,11 @@ def _gate_fields(
     result: CompletionResult, point: str, shift: float | None
 ) -> tuple[str, float | None, float | None, bool]:
     """(point, threshold, score, gated) of an answer, for the record's gate fields."""
-    threshold = None if shift is None else gate.shipped_model().threshold(point, shift)
     verdict = result.verdict
+    if verdict is not None and verdict.score is not None:
+        threshold = verdict.threshold  # the one it was judged by (its language's)
+    else:
+        threshold = None if shift is None else gate.shipped_model().threshold(point, shift)
     score = verdict.score if verdict is not None else None
     # only an answer the gate judged can have been hidden by it (served ones were judged before)
     return point, threshold, score, verdict is not None and result.gated

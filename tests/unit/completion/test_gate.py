@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -192,3 +193,16 @@ def test_a_hidden_block_may_show_its_first_line_alone() -> None:
     early.clear()
     hidden = complete(engine, CompletionRequest(doc, cursor), on_first_line=show)
     assert (hidden.text, early) == ("", [])
+
+
+def test_a_language_may_have_thresholds_of_its_own(tmp_path: Path) -> None:
+    model = dataclasses.replace(ON_MEAN, by_language={"rust": {"balanced": 0.3}})
+    assert model.threshold("balanced", 0.0, "rust") == 0.3
+    assert model.threshold("balanced", 0.0, "python") == 0.5  # the default
+    assert model.threshold("quiet", 0.0, "rust") == 0.8  # a point it lacks: the default
+    assert model.threshold("balanced", 0.1, "rust") == pytest.approx(0.4)
+    verdict = gate.judge({"lp_mean": -0.6}, "balanced", model=model, language="rust")
+    assert (verdict.shown, verdict.threshold) == (True, 0.3)
+    path = tmp_path / "gate.json"
+    path.write_text(json.dumps(model.to_json()))
+    assert gate.load_model(path) == model

@@ -139,19 +139,21 @@ async def test_a_blocks_rest_is_traced_with_the_request_that_showed_its_first_li
     assert rest.decode_ms is not None
     assert (rest.gate_point, rest.gated) == (gate.DEFAULT_POINT, False)  # shown whole
     assert rest.gate_score is not None
-    assert rest.gate_threshold == gate.shipped_model().threshold(gate.DEFAULT_POINT)
+    # the block's language's own threshold (a.py: Python)
+    assert rest.gate_threshold == gate.shipped_model().threshold(gate.DEFAULT_POINT, 0.0, "python")
 
 
 def test_the_gate_fields_say_what_the_gate_did() -> None:
     """Point, threshold with the user's shift, score, and whether the answer was hidden."""
     hidden = Outcome(
         Source.MODEL,
-        CompletionResult("", "end_token", answer="a + b", verdict=gate.Verdict(0.12, False)),
+        CompletionResult(
+            "", "end_token", answer="a + b", verdict=gate.Verdict(0.12, False, None, 0.3)
+        ),
         gate_shift=0.05,
     )
     data = request_record(4, "file:///a.py", 1, 11, hidden, point="quiet").to_json()
-    threshold = gate.shipped_model().threshold("quiet", 0.05)
-    assert threshold is not None
+    threshold = 0.3  # the one the answer was judged by
     assert (data["gatePoint"], data["gateThreshold"], data["gateScore"], data["gated"]) == (
         "quiet", threshold, 0.12, True,
     )  # fmt: skip
