@@ -201,8 +201,10 @@ def test_a_language_may_have_thresholds_of_its_own(tmp_path: Path) -> None:
     assert model.threshold("balanced", 0.0, "python") == 0.5  # the default
     assert model.threshold("quiet", 0.0, "rust") == 0.8  # a point it lacks: the default
     assert model.threshold("balanced", 0.1, "rust") == pytest.approx(0.4)
-    verdict = gate.judge({"lp_mean": -0.6}, "balanced", model=model, language="rust")
+    between = {"lp_mean": -0.55}  # P = 0.35: over Rust's threshold, under the default
+    verdict = gate.judge(between, "balanced", model=model, language="rust")
     assert (verdict.shown, verdict.threshold) == (True, 0.3)
+    assert not gate.judge(between, "balanced", model=model, language="python").shown
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(model.to_json()))
     assert gate.load_model(path) == model
