@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +69,12 @@ class Row:
             (name[5:] for name, v in self.features.items() if name.startswith("lang_") and v),
             "",
         )
+
+
+def _model_of(run: Path) -> str:
+    """The model a run was made with (its settings), "" when it does not say."""
+    settings = json.loads((run / SETTINGS).read_text(encoding="utf-8"))
+    return str(settings.get("model", ""))
 
 
 def rows_of(run: Path) -> list[Row]:
@@ -231,10 +238,18 @@ def table(
 
 
 def _by_suite(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """All answers, each family of suites with more than one suite, then each suite."""
     out: dict[str, list[dict[str, Any]]] = {}
+    families: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         out.setdefault(r["suite"], []).append(r)
-    return {"all": [r for rs in out.values() for r in rs], **dict(sorted(out.items()))}
+        families.setdefault(family_of(r["suite"]), []).append(r)
+    several = {
+        f"family {name}": rs
+        for name, rs in sorted(families.items())
+        if len({r["suite"] for r in rs}) > 1
+    }
+    return {"all": [r for rs in out.values() for r in rs], **several, **dict(sorted(out.items()))}
 
 
 def report(
@@ -259,7 +274,7 @@ def report(
     about = {
         "rows": len(rows),
         "answers": len(records),
-        "suites": {s: len(rs) for s, rs in suites.items() if s != "all"},
+        "suites": {s: len(rs) for s, rs in suites.items() if s != "all" and " " not in s},
         "folds": folds,
     }
     return lines, thresholds, about
@@ -274,6 +289,8 @@ def fit_and_report(
         raise ValueError("no scored answers in these runs (were they made with log-probs?)")
     names = sorted(rows[0].features)
     lines, thresholds, about = report(rows, names, folds)
+    models = sorted({_model_of(run) for run in runs})
+    about = {"models": models, "fitted": time.strftime("%Y-%m-%d"), **about}
     default = {point: by[""] for point, by in thresholds.items()}
     by_language: dict[str, dict[str, float]] = {}
     for point, by in thresholds.items():
