@@ -250,6 +250,26 @@ class Verdict:
     threshold: float | None = None  # the least score shown (None: unscored, or the gate off)
 
 
+def assess(
+    text: str,
+    raw: str,
+    log_probs: tuple[float, ...],
+    stop_reason: str,
+    mode: str,
+    context: Context,
+    point: str,
+    shift: float = 0.0,
+) -> Verdict | None:
+    """The gate on an answer at `point` in the cursor's language; None for an empty one.
+
+    Scored with the gate off too (shown then): the benchmark records every score.
+    """
+    if not text:
+        return None
+    values = features(text, raw, log_probs, stop_reason, mode, context)
+    return judge(values, point, shift, language=context.syntax)
+
+
 def judge(
     values: dict[str, float] | None,
     point: str,

@@ -87,9 +87,9 @@ class CompletionOptions:
                     raise ValueError
                 group, kind = where
                 parsed = _parse_value(kind, value)
-                changes.setdefault(group, {})[key] = (
-                    gate.normalize_point(value) if key == "gate" else parsed
-                )
+                if key == "gate":
+                    parsed = gate.normalize_point(value)
+                changes.setdefault(group, {})[key] = parsed
             except ValueError:
                 known = ", ".join(sorted((*SPEC_NAMES, *_SPEC_ALIASES)))
                 raise ValueError(

@@ -206,11 +206,17 @@ def _gate(
     prep: _Prepared,
     options: CompletionOptions,
 ) -> gate.Verdict | None:
-    """The gate's verdict on an answer (scored with the gate off too); None when empty."""
-    if not text:
-        return None
-    values = gate.features(text, raw, tuple(log_probs), stop_reason, prep.mode.value, prep.context)
-    return gate.judge(values, options.gate, options.gate_shift, language=prep.context.syntax)
+    """The gate's verdict on an answer of this request (gate.assess)."""
+    return gate.assess(
+        text,
+        raw,
+        tuple(log_probs),
+        stop_reason,
+        prep.mode.value,
+        prep.context,
+        options.gate,
+        options.gate_shift,
+    )
 
 
 def _first_line_watch(
@@ -219,10 +225,9 @@ def _first_line_watch(
     """Post-processes and gates a block's first line once it is written.
 
     The line goes to `on_first_line` (with the gate's verdict on it, None when unscored)
-    when the gate shows it; a first line that opens a block
-    (`if n < 0:`) is not handed out: alone it is the header without its body, which the
-    block is there to avoid. The state returned is what `complete` falls back to when the
-    gate hides the whole block.
+    when the gate shows it; a first line that opens a block (`if n < 0:`) is not handed
+    out: alone it is the header without its body, which the block is there to avoid. The
+    state returned is what `complete` falls back to when the gate hides the whole block.
     """
     state = _FirstLine()
     post = options.post_for(False)
@@ -249,8 +254,9 @@ def _shown(answer: str, verdict: gate.Verdict | None, line: _FirstLine | None) -
     """What the gate lets through: the answer, a block's first line alone, or nothing."""
     if verdict is None or verdict.shown:
         return answer
-    passed = line is not None and line.verdict is not None and line.verdict.shown
-    return line.text if line and passed and answer.startswith(line.text) else ""
+    if line is None or line.verdict is None or not line.verdict.shown:
+        return ""
+    return line.text if answer.startswith(line.text) else ""
 
 
 def complete(

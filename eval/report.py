@@ -193,6 +193,13 @@ def _gate(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _saved(plt: Any, fig: Any, out: Path, name: str) -> str:
+    """Write a figure to OUT/name and free it; the name, for the report's links."""
+    fig.savefig(out / name, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
 def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> list[str]:
     plt = pyplot()
     if plt is None:
@@ -212,9 +219,7 @@ def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> l
         ax.set_ylabel("fraction of requests")
         ax.set_title(f"Latency CDF, {summary['suite']} (n={len(warm)})")
         ax.grid(alpha=0.3)
-        fig.savefig(out / LATENCY_PNG, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        made.append(LATENCY_PNG)
+        made.append(_saved(plt, fig, out, LATENCY_PNG))
     kinds = summary["pass_rate_by_kind"]
     if kinds:
         fig, ax = plt.subplots(figsize=(6, max(2.5, 0.8 + 0.4 * len(kinds))))
@@ -225,9 +230,7 @@ def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> l
         ax.set_xlim(0, 1.15)
         ax.set_xlabel("pass rate")
         ax.set_title(f"Pass rate by task kind, {summary['suite']}")
-        fig.savefig(out / KIND_PNG, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        made.append(KIND_PNG)
+        made.append(_saved(plt, fig, out, KIND_PNG))
     curve = [v for v in summary.get("gate", {}).get("curve", []) if v["shown"]]
     if curve:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -240,7 +243,5 @@ def _plots(out: Path, summary: dict[str, Any], records: list[SampleRecord]) -> l
         ax.set_ylabel("precision (shown and right)")
         ax.set_title(f"Gate: precision against coverage, {summary['suite']}")
         ax.grid(alpha=0.3)
-        fig.savefig(out / GATE_PNG, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        made.append(GATE_PNG)
+        made.append(_saved(plt, fig, out, GATE_PNG))
     return made

@@ -46,7 +46,7 @@ from eval.records import (
     with_judgement,
 )
 from eval.report import write_report
-from eval.run import judge, request_for
+from eval.run import features_of, judge, request_for, score_of
 
 FIRST_LINE = "first_line"  # repost only: every completion cut to its first line
 
@@ -81,19 +81,11 @@ def _regate(record: SampleRecord, raw: str, context: Context, options: Completio
     The recorded log-probs are the generated tokens'; a cut made here leaves them whole.
     """
     text = record["completion"]
-    values = gate.features(
-        text,
-        raw,
-        tuple(record.get("log_probs", ())),
-        record["stop_reason"],
-        record["mode"],
-        context,
-    )
-    verdict = gate.judge(values, options.gate, language=context.syntax) if text else None
+    log_probs = tuple(record.get("log_probs", ()))
+    mode, reason = record["mode"], record["stop_reason"]
+    verdict = gate.assess(text, raw, log_probs, reason, mode, context, options.gate)
     record["shown"] = text if verdict is None or verdict.shown else ""
-    score = None if verdict is None else verdict.score
-    record["gate_score"] = None if score is None else round(score, 4)
-    record["features"] = values
+    record["gate_score"], record["features"] = score_of(verdict), features_of(verdict)
     record["line"], record["line_gate_score"], record["line_features"] = "", None, None
     record.pop("line_passed", None)
 

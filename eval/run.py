@@ -226,11 +226,11 @@ def sample_records(
             "completion": res.answer,
             "raw": res.raw,
             "shown": res.text,
-            "gate_score": _score(res.verdict),
+            "gate_score": score_of(res.verdict),
             "line": res.first_line,
-            "line_gate_score": _score(res.line_verdict),
-            "features": _features(res.verdict),
-            "line_features": _features(res.line_verdict),
+            "line_gate_score": score_of(res.line_verdict),
+            "features": features_of(res.verdict),
+            "line_features": features_of(res.line_verdict),
             "log_probs": [round(p, 4) for p in res.log_probs],
             "mode": res.mode,
             "stop_reason": res.stop_reason,
@@ -246,11 +246,13 @@ def sample_records(
     ]
 
 
-def _score(verdict: gate.Verdict | None) -> float | None:
+def score_of(verdict: gate.Verdict | None) -> float | None:
+    """A verdict's score as a sample record keeps it (None: no answer, or unscored)."""
     return None if verdict is None or verdict.score is None else round(verdict.score, 4)
 
 
-def _features(verdict: gate.Verdict | None) -> dict[str, float] | None:
+def features_of(verdict: gate.Verdict | None) -> dict[str, float] | None:
+    """The features a verdict read, as a sample record keeps them."""
     if verdict is None or verdict.features is None:
         return None
     return {k: round(v, 4) for k, v in verdict.features.items()}
@@ -266,8 +268,7 @@ def judged(record: SampleRecord, task: data.Task, timeout_s: float) -> SampleRec
     done = with_judgement(record, judge(task, record["completion"], timeout_s))
     verdicts = {record["completion"]: done["passed"], "": False}
     for key in ("line", "shown"):
-        text = record.get(key, "")
-        assert isinstance(text, str)
+        text = str(record.get(key, ""))
         if text.strip() and text not in verdicts:
             verdicts[text] = judge(task, text, timeout_s)["passed"]
     if record.get("line"):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from completion import gate
 from completion.models.specs import DEFAULT_MODEL, KNOWN_MODELS
 from completion.models.store import ModelError
 
@@ -171,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--time-budget", type=float, default=30.0, help="seconds (default 30)")
     comp.add_argument(
         "--gate",
-        default="balanced",
-        choices=("off", "quiet", "balanced", "eager"),
+        default=gate.DEFAULT_POINT,
+        choices=(gate.OFF, *gate.POINTS),
         help="show or not: off prints every answer; the points as the server's `gate` setting",
     )
     _add_model_flags(comp)
