@@ -256,8 +256,10 @@ async def test_the_users_record_in_a_language_moves_its_threshold(
         return pipeline(engine, request, options, *rest)
 
     monkeypatch.setattr(completer_module, "complete", spy)
+    # one line, not a block: the answer is cached before `complete` returns (a block's first
+    # line returns early, and its cache entry lands later: a race with the third request)
     completer = Completer(
-        ServerConfig(debounce_ms=0, prefetch=False, gate="quiet"),
+        ServerConfig(debounce_ms=0, prefetch=False, gate="quiet", multiline=False),
         verdicts=lambda language: record.get(language, (0, 0)),
     )
     engine = FakeEngine(default="a + b\n")
