@@ -7,6 +7,7 @@ Its options, and their `--set` syntax, are in completion/options.py.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -180,9 +181,20 @@ def _timings(
 
 
 def first_line(text: str) -> str | None:
-    """The output's first line once its line break has arrived, when it holds code."""
-    end = text.find("\n")
-    return text[:end] if end > 0 and text[:end].strip() else None
+    """The output's first line once its line break has arrived, when it holds code.
+
+    An output that opens with a line break (the cursor at the end of a line with code, the
+    block on the lines below) has the first line with code below as its first line, with
+    the break(s) before it: the user sees it on the next line at once, not after the block.
+    """
+    body = _LEADING_BLANK_LINES.sub("", text, count=1)
+    end = body.find("\n")
+    if end <= 0 or not body[:end].strip():
+        return None
+    return text[: len(text) - len(body) + end]
+
+
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 
 
 # gets a block's first line as soon as it is written and shown, with the gate's verdict on it
@@ -237,9 +249,12 @@ def _first_line_watch(
         if line is None:
             return
         state.seen = True
-        if opens_block(prep.context.line_prefix + line, prep.context.syntax):
+        below = "\n" in line  # the first line of a block that starts on the next line
+        header = line.lstrip("\n") if below else prep.context.line_prefix + line
+        if opens_block(header, prep.context.syntax):
             return
-        shown = postprocess(line, prep.context, RULE, post)
+        # a line below is a one-line block (its indent checked against the code around)
+        shown = postprocess(line, prep.context, RULE, options.post_for(True) if below else post)
         if not shown:
             return
         state.text = shown

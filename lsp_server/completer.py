@@ -64,6 +64,11 @@ NO_RESULT = CompletionResult("", "")
 # gets a block's rest once written: request id, uri, result, ms since arrival, gate shift
 OnBlock = Callable[[int | str | None, str, CompletionResult, float, float], None]
 # answers that may be on screen: after one at a line's end, the next line is prefetched
+# A request this soon after the one before is part of a burst (an editor that asks at every
+# keystroke): only then does the server debounce. One after a quiet spell (a client that
+# debounces itself, a user who paused) starts at once: the replay's pauses waited 41 ms
+# each for nothing (docs/latency.md).
+BURST_S = 0.25
 SHOWN = frozenset({Source.MODEL, Source.CACHE, Source.TYPETHROUGH, Source.PREFETCH, Source.REUSED})
 
 
@@ -159,6 +164,7 @@ class Completer:
         self.generation_lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
         self._latest = 0  # the newest request's number: it supersedes all older ones
+        self._last_arrival = -BURST_S  # when the newest request came (monotonic seconds)
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
         self._on_block = on_block or (lambda _id, _uri, _result, _ms, _shift: None)  # on the loop
@@ -180,18 +186,27 @@ class Completer:
         arrived: float,
         on_first_line: OnFirstLine | None = None,
         gate_shift: float = 0.0,
+        waits: dict[str, float] | None = None,
     ) -> CompletionResult:
+        """Generate under the engine's lock; `waits` gets what was waited before it started."""
+        queued = time.monotonic()
         with self.generation_lock:
+            started = time.monotonic()
+            # what the user waited before the pipeline started: the server's debounce (and a
+            # model load) before `queued`, another generation holding the engine after it
+            waited = {"wait": (queued - arrived) * 1000, "queue": (started - queued) * 1000}
+            if waits is not None:
+                waits.update(waited)
             if cancel.is_set() or self.closed:
-                return CompletionResult("", "cancelled")
+                return CompletionResult("", "cancelled", timings_ms=waited)
             options = completion_options(self.config, gate_shift)
             # the time budget counts from the request's arrival: debounce and queueing included
-            left = options.time_budget_s - (time.monotonic() - arrived)
+            left = options.time_budget_s - (started - arrived)
             if left <= 0:
-                return CompletionResult("", StopReason.TIME_BUDGET)
+                return CompletionResult("", StopReason.TIME_BUDGET, timings_ms=waited)
             self._on_busy(True)
             try:
-                return complete(
+                result = complete(
                     engine,
                     request,
                     dataclasses.replace(options, time_budget_s=left),
@@ -200,6 +215,7 @@ class Completer:
                 )
             finally:
                 self._on_busy(False)
+            return dataclasses.replace(result, timings_ms=waited | result.timings_ms)
 
     async def complete(
         self, snap: Snapshot, engine_future: Future[Engine], request_id: int | str | None = None
@@ -280,10 +296,12 @@ class Completer:
         if not speculative:  # a prefetch supersedes nothing and is not debounced
             seq = next(self._seq)
             self._latest = seq
+            burst = t0 - self._last_arrival < BURST_S
+            self._last_arrival = t0
             reused = await self._reuse_in_flight(key) if self.config.cache else None
             if reused is not None:
                 return reused
-            if self.config.debounce_ms:
+            if self.config.debounce_ms and burst:
                 await asyncio.sleep(self.config.debounce_ms / 1000)
                 if self._latest != seq:
                     return Outcome(Source.SUPERSEDED)
@@ -313,8 +331,9 @@ class Completer:
             def on_first_line(line: str, verdict: gate.Verdict | None) -> None:
                 loop.call_soon_threadsafe(_settle, early, (line, verdict))
 
+        waits: dict[str, float] = {}  # a first line shown early reports them too
         task = loop.run_in_executor(
-            None, self._run, engine, request, cancel, t0, on_first_line, gate_shift
+            None, self._run, engine, request, cancel, t0, on_first_line, gate_shift, waits
         )
         flight = _InFlight(key, cancel, task)
         self._in_flight[snap.uri] = flight
@@ -335,7 +354,7 @@ class Completer:
         if not task.done():
             line, verdict = early.result()
             shown_ms = (time.monotonic() - t0) * 1000
-            timings = {"first_line": shown_ms, "total": shown_ms}
+            timings = {**waits, "first_line": shown_ms, "total": shown_ms}
             # the line passed the gate alone (the pipeline hands out no other)
             shown = CompletionResult(
                 line,

@@ -66,16 +66,27 @@ async def test_in_flight_generation_is_reused_when_typing_matches() -> None:
     assert len(engine.prompts) == 1
 
 
-async def test_newer_request_supersedes_during_debounce() -> None:
+async def test_in_a_burst_a_newer_request_supersedes_during_debounce() -> None:
     engine = FakeEngine(default="a + b\n")
-    completer = Completer(ServerConfig(debounce_ms=50))
+    completer = Completer(ServerConfig(debounce_ms=50, prefetch=False))
+    await completer.complete(snap(), ready(engine))  # the burst's first: not debounced
     typed = TEXT[:CURSOR] + "z" + TEXT[CURSOR:]
-    old = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    old = asyncio.ensure_future(completer.complete(snap(typed, CURSOR + 1), ready(engine)))
     await asyncio.sleep(0.01)
-    new = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    typed = TEXT[:CURSOR] + "zz" + TEXT[CURSOR:]
+    new = await completer.complete(snap(typed, CURSOR + 2), ready(engine))
     assert (await old).source == "superseded"
     assert new.source == "model"
-    assert len(engine.prompts) == 1
+    assert len(engine.prompts) == 2
+
+
+async def test_a_request_after_a_quiet_spell_is_not_debounced() -> None:
+    """A client that debounces itself (or a user's pause) is not made to wait again."""
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=5000, prefetch=False))
+    first = await asyncio.wait_for(completer.complete(snap(), ready(engine)), 2)
+    assert first.source == "model"
+    assert first.result.timings_ms["wait"] < 1000
 
 
 async def test_cancel_stops_generation_within_a_step() -> None:
@@ -211,6 +222,35 @@ async def test_a_blocks_first_line_is_shown_before_the_rest_is_written() -> None
     again = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
     assert (again.source, again.result.text) == ("cache", block.rstrip("\n"))
     assert len(engine.prompts) == 1
+
+
+LINE_END_DOC = "def f(n):\n    total = 0\n\nprint(f(1))\n"
+LINE_END_CURSOR = LINE_END_DOC.index("total = 0") + len("total = 0")
+
+
+async def test_at_a_lines_end_the_first_line_below_is_shown_before_the_block() -> None:
+    """A block that starts on the next line shows that line early, break included."""
+    block = "\n    total += n\n    for i in range(n):\n        total += i\n    return total\n"
+    engine = FakeEngine(default=block, step_delay_s=0.02)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    started = time.monotonic()
+    first = await completer.complete(snap(LINE_END_DOC, LINE_END_CURSOR), ready(engine))
+    waited = time.monotonic() - started
+    assert (first.result.text, first.result.stop_reason) == ("\n    total += n", "first_line")
+    assert waited < 0.02 * len(block)  # well before the block's end
+    await settled(completer)
+    whole = await completer.complete(snap(LINE_END_DOC, LINE_END_CURSOR), ready(engine))
+    assert whole.source == "cache"
+    assert whole.result.text.startswith("\n    total += n\n    for i in range(n):")
+    assert len(engine.prompts) == 1
+
+
+async def test_at_a_lines_end_a_header_below_waits_for_its_body() -> None:
+    engine = FakeEngine(default="\n    if n < 0:\n        return 0\n\n", step_delay_s=0.01)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    shown = await completer.complete(snap(LINE_END_DOC, LINE_END_CURSOR), ready(engine))
+    assert shown.result.stop_reason != "first_line"
+    assert shown.result.text == "\n    if n < 0:\n        return 0"
 
 
 async def test_a_header_is_not_shown_without_its_body() -> None:
