@@ -11,10 +11,12 @@ from completion.models.store import InstalledModel
 from completion.pipeline import CompletionResult
 from lsp_server.completer import Outcome, Source
 from lsp_server.trace import TraceRecord, block_record, request_record
+from offpilot.bench.replay.session import ReplayReport
 from offpilot.bench.replay.summary import (
     ANSWERED,
     answer_kinds,
     model_requests,
+    pause_breakdown,
     pause_sources,
     stage_breakdown,
 )
@@ -206,3 +208,38 @@ def test_pause_sources_match_pauses_to_their_records_by_id() -> None:
     assert pause_sources([], []) == dict.fromkeys(
         ("cache", "typethrough", "prefetch", "reused", "model"), 0.0
     )
+
+
+def test_pauses_are_broken_down_by_what_the_user_got() -> None:
+    """Each pause's wait split into debounce, queue, pipeline, first token, decode, transport."""
+    records = [
+        _request(1, "model", "x + 1", wait=2, queue=100, context=1, prompt=2, first_token=150,
+                 generate=400, postprocess=3, total=406, prompt_tokens=500, reused_tokens=480,
+                 decode_tokens=8),
+        _request(2, "model", "y = 1", stop="first_line", mode="multi", wait=1, queue=0,
+                 first_line=300, total=300),
+        _block_rest(2, "y = 1\n    z", 950, first_token=120, generate=900, total=905),
+        _request(3, "model", "", wait=1, queue=0, first_token=100, generate=2000, total=2001),
+        _request(4, "typethrough", "z", stop="", mode="", total=1),
+    ]  # fmt: skip
+    report = ReplayReport(
+        traces=records,
+        pause_ids=[1, 2, 3, 4],
+        pause_latencies_ms=[520.0, 310.0, 2010.0, 5.0],
+        pause_at={1: "line_end", 2: "new_line", 3: "line_end", 4: "line_end"},
+    )
+    pauses = pause_breakdown(report)
+    line = pauses["line"]
+    assert (line["n"], line["sources"]) == (2, {"model": 1, "typethrough": 1})
+    parts = line["model_p50"]
+    assert (parts["wait"], parts["queue"], parts["first_token"]) == (2.0, 100.0, 150.0)
+    assert (parts["decode"], parts["pipeline"], parts["decode_tokens"]) == (250.0, 6.0, 8)
+    assert parts["prompt_tokens_computed"] == 20
+    assert parts["transport"] == 520 - (2 + 100 + 406)
+    first = pauses["block_first_line"]
+    assert (first["n"], first["at"]) == (1, {"new_line": 1})
+    assert first["model_p50"]["first_token"] == 120.0  # from the block's rest
+    assert first["block_whole_ms"]["p50"] == 950 + (310 - 300)
+    assert pauses["empty"]["n"] == 1
+    assert pauses["with_suggestion"] == {"n": 3, "p50": 310.0, "p90": 478.0}
+    assert pauses["slowest_tenth"]["kinds"] == {"empty": 1}

@@ -18,7 +18,12 @@ from offpilot.bench.replay.session import (
     replay,
     replay_interleaved,
 )
-from offpilot.bench.replay.summary import model_requests, stage_breakdown, summarize
+from offpilot.bench.replay.summary import (
+    model_requests,
+    pause_breakdown,
+    stage_breakdown,
+    summarize,
+)
 
 NAIVE = {"cache": False, "promptCache": False}  # levers: the server defaults + --server-config
 
@@ -68,6 +73,8 @@ def _options(args: argparse.Namespace, server_config: dict[str, Any]) -> ReplayO
         max_keystrokes=args.max_keystrokes,
         duration_s=args.duration,
         seed=args.seed,
+        key_ms=args.key_ms,
+        line_pause_ms=args.line_pause_ms,
         server_config=server_config,
         at=args.at,
     )
@@ -80,6 +87,7 @@ def _log_args(args: argparse.Namespace, log_file: Path) -> list[str]:
 
 def _figures(report: ReplayReport) -> dict[str, Any]:
     return summarize(report) | {
+        "pauses": pause_breakdown(report),
         "stages_ms": stage_breakdown(report.traces),
         "model_requests": model_requests(report.traces),
     }
@@ -153,6 +161,15 @@ def add_parser(sub: Any) -> None:
     rp.add_argument("files", nargs="*", help="Python files to type (default: a bundled corpus)")
     rp.add_argument("--debounce-ms", type=float, default=75.0, help="editor-side debounce")
     rp.add_argument("--max-keystrokes", type=int, default=400, help="per file")
+    rp.add_argument(
+        "--key-ms", type=float, default=ReplayOptions.key_ms, help="median gap between keys"
+    )
+    rp.add_argument(
+        "--line-pause-ms",
+        type=float,
+        default=ReplayOptions.line_pause_ms,
+        help="median pause at a line's end and after a new line's indent",
+    )
     rp.add_argument(
         "--duration", type=float, default=None, help="seconds; loops over the files (soak)"
     )

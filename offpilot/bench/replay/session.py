@@ -44,8 +44,10 @@ class ReplayOptions:
     """How the simulated user types."""
 
     debounce_ms: float = 75.0  # editor-side, before a request is sent
-    key_ms: float = 110.0  # median gap between keystrokes
-    line_pause_ms: float = 900.0  # median pause at the end of a line
+    # A fluent typist: 40 ms between keys, 1.5 s at a line's end and after a new line's
+    # indent, as the users' replay of issue 27 types (docs/latency.md)
+    key_ms: float = 40.0  # median gap between keystrokes
+    line_pause_ms: float = 1500.0  # median pause at a line's end and after a new line's indent
     start_lines: int = 12  # lines already present when typing starts (`at="end"`)
     # Where the user types: "middle" (a definition in the middle of the file is typed anew,
     # with the rest of the file below the cursor, as users work) or "end" (after the first
@@ -73,6 +75,8 @@ class ReplayReport:
     server_requests: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     pause_ids: list[int] = field(default_factory=list)  # the requests timed as pauses
+    # where each pause was, by request id: "line_end" or "new_line" (after Enter and indent)
+    pause_at: dict[int, str] = field(default_factory=dict)
     traces: list[TraceRecord] = field(default_factory=list)  # one per request, from the server
     bad_traces: int = 0  # notifications that were not trace records
 
@@ -153,12 +157,15 @@ class _Typist:
             self.report.superseded += 1
         self.pending = None
 
-    def request(self, latencies: list[float]) -> asyncio.Future[Any]:
+    def request(self, latencies: list[float], pause_at: str = "") -> asyncio.Future[Any]:
+        """Send a request at the cursor; a pause's says where the pause is (`pause_at`)."""
         pos = self.position()
         params = completion_params(
             self.uri, pos.line, pos.character, types.InlineCompletionTriggerKind.Automatic
         )
         msg_id = next(self.ids)
+        if pause_at:
+            self.report.pause_at[msg_id] = pause_at
         future = asyncio.wrap_future(
             self.client.protocol.send_request(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
@@ -194,7 +201,7 @@ async def _type_file(
     while i < len(rest) and typed < opts.max_keystrokes and time.monotonic() < deadline:
         ch = rest[i]
         if ch == "\n":  # the user pauses at the end of a line and waits for a suggestion
-            await _pause_for_suggestion(typist, opts, rng)
+            await _pause_for_suggestion(typist, opts, rng, "line_end")
             # newline plus the editor's auto-indent arrive together
             j = i + 1
             while j < len(rest) and rest[j] == " ":
@@ -203,7 +210,7 @@ async def _type_file(
                 typist.type_char(c)
             typed += 1
             i = j
-            await _pause_for_suggestion(typist, opts, rng, scale=0.5)
+            await _pause_for_suggestion(typist, opts, rng, "new_line")
             continue
         typist.type_char(ch)
         typed += 1
@@ -216,7 +223,7 @@ async def _type_file(
 
 
 async def _pause_for_suggestion(
-    typist: _Typist, opts: ReplayOptions, rng: random.Random, scale: float = 1.0
+    typist: _Typist, opts: ReplayOptions, rng: random.Random, at: str
 ) -> None:
     """The user stops typing and waits for the suggestion at the cursor.
 
@@ -227,14 +234,15 @@ async def _pause_for_suggestion(
         future = typist.pending[1]
         typist.report.typing_requests_at_pause += 1
         typist.retarget(typist.report.pause_latencies_ms)
+        typist.report.pause_at[typist.pending[0]] = at
     else:
         await asyncio.sleep(opts.debounce_ms / 1000)
         typist.cancel_pending()
-        future = typist.request(typist.report.pause_latencies_ms)
+        future = typist.request(typist.report.pause_latencies_ms, at)
     with contextlib.suppress(Exception):
         await future
     typist.pending = None
-    await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.line_pause_ms * scale / 1000)
+    await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.line_pause_ms / 1000)
 
 
 def _keep_trace(report: ReplayReport, params: Any) -> None:

@@ -195,3 +195,110 @@ def rss_growth(samples: list[tuple[float, float]], after_s: float) -> float | No
     """Highest RSS after `after_s` minus the first sample at or past it (None: none so late)."""
     late = [rss for t, rss in samples if t >= after_s]
     return round(max(late) - late[0], 1) if late else None
+
+
+# the parts of a pause's wait, in the order they happen (`pause_parts`)
+PARTS = (
+    "wait",  # the server's debounce (and a model load) before the request asked for the engine
+    "queue",  # another generation, a prefetch or a block's rest holding the engine
+    "pipeline",  # context, trigger, cross-file, prompt building, post-processing, the gate
+    "first_token",  # the prompt pass over the tokens not cached, and one decode step
+    "decode",  # the tokens after the first
+    "transport",  # the rest: the LSP round trip, the event loop, JSON
+)
+
+
+SHOWN_KINDS = ("line", "block_first_line", "block_whole")
+
+
+def pause_kind(record: TraceRecord | None) -> str:
+    """What the user got at a pause: line, block_first_line, block_whole, or empty."""
+    if record is None:
+        return "unmatched"
+    if not record.text:
+        return "empty"
+    if record.stop == "first_line":
+        return "block_first_line"
+    return "block_whole" if "\n" in record.text else "line"
+
+
+def pause_parts(latency_ms: float, record: TraceRecord, rest: TraceRecord | None) -> dict[str, Any]:
+    """Where one pause's wait went, from its request's trace record (and its block's rest).
+
+    A first line shown early has the generation's figures in its rest's record, when the
+    rest was written (typing cancels most); until the first line it is all `first_token`,
+    `decode` and `pipeline`, so its parts are the wait, the queue, the round trip and the
+    remainder as `first_token` + `decode` + `pipeline` together (`generation`).
+    """
+    ms = record.stages_ms
+    parts: dict[str, Any] = {"source": record.source}
+    parts["wait"] = ms.get("wait", 0.0)
+    parts["queue"] = ms.get("queue", 0.0)
+    gen = rest if record.stop == "first_line" else record
+    if record.source == "model" and gen is not None and "generate" in gen.stages_ms:
+        g = gen.stages_ms
+        parts["first_token"] = g.get("first_token", 0.0)
+        parts["prompt_tokens_computed"] = gen.computed_tokens
+        parts["decode_tokens"] = gen.decode_tokens
+        if record.stop != "first_line":
+            parts["decode"] = g["generate"] - g.get("first_token", 0.0)
+            parts["pipeline"] = g.get("total", 0.0) - g["generate"]
+    server = parts["wait"] + parts["queue"] + ms.get("total", 0.0)
+    if record.stop == "first_line":  # its `total` counts from the request's arrival
+        server = ms.get("total", 0.0)
+    parts["transport"] = max(0.0, latency_ms - server)
+    return parts
+
+
+def pause_breakdown(report: ReplayReport) -> dict[str, Any]:
+    """The pauses by what the user got, each with its wait and where the wait went.
+
+    Per kind (`pause_kind`): how many, the latency's p50/p90, how they were served, and the
+    p50 of each part (`PARTS`) over the model-served ones; `block_whole_ms` is when a block
+    whose first line was shown early was whole (its rest's time since arrival plus the
+    round trip of its first line). `slowest_tenth` is the mean of each part over the slowest
+    tenth of all the pauses: where the p90 goes.
+    """
+    requests = {r.id: r for r in _requests(report.traces) if r.id is not None}
+    rests = {r.id: r for r in report.traces if r.kind == BLOCK_REST and r.id is not None}
+    rows = []
+    for msg_id, latency in zip(report.pause_ids, report.pause_latencies_ms, strict=False):
+        record = requests.get(msg_id)
+        row: dict[str, Any] = {"ms": latency, "kind": pause_kind(record)}
+        row["at"] = report.pause_at.get(msg_id, "")
+        if record is not None:
+            rest = rests.get(msg_id)
+            row |= pause_parts(latency, record, rest)
+            if rest is not None and rest.since_arrival_ms is not None:
+                row["block_whole_ms"] = rest.since_arrival_ms + row["transport"]
+        rows.append(row)
+    out: dict[str, Any] = {}
+    for kind in ("line", "block_first_line", "block_whole", "empty"):
+        mine = [r for r in rows if r["kind"] == kind]
+        entry: dict[str, Any] = {"n": len(mine), **_p50_p90([r["ms"] for r in mine])}
+        entry["sources"] = dict(Counter(r.get("source", "") for r in mine))
+        entry["at"] = dict(Counter(r["at"] for r in mine))
+        model = [r for r in mine if r.get("source") == "model"]
+        entry["model_p50"] = {
+            name: round(percentile([r[name] for r in model if name in r], 50), 1)
+            for name in (*PARTS, "prompt_tokens_computed", "decode_tokens")
+            if any(name in r for r in model)
+        }
+        wholes = [r["block_whole_ms"] for r in mine if "block_whole_ms" in r]
+        if wholes:
+            entry["block_whole_ms"] = {"n": len(wholes), **_p50_p90(wholes)}
+        out[kind] = entry
+    # the issue's headline: latency to an answer that carries a suggestion, and to a block
+    shown = [r["ms"] for r in rows if r["kind"] in SHOWN_KINDS]
+    out["with_suggestion"] = {"n": len(shown), **_p50_p90(shown)}
+    slow = sorted(rows, key=lambda r: r["ms"])[-max(1, len(rows) // 10) :] if rows else []
+    out["slowest_tenth"] = {
+        "n": len(slow),
+        "ms_mean": round(sum(r["ms"] for r in slow) / max(1, len(slow)), 1),
+        "kinds": dict(Counter(r["kind"] for r in slow)),
+        "parts_mean": {
+            name: round(sum(r.get(name, 0.0) for r in slow) / max(1, len(slow)), 1)
+            for name in PARTS
+        },
+    }
+    return out
