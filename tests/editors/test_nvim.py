@@ -164,8 +164,12 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
             drawn = [r.rstrip() for r in rows if r.strip()]  # the ghost line and its virt_lines
             return drawn if len(drawn) >= 3 and drawn[1].startswith("        ") else None
 
+        first_line_ms: list[float] = []  # when the first grey line was drawn
+
         def block_or_accept_first() -> list[str] | None:
             rows = block_rows()
+            if not first_line_ms and term.screen().split("\n")[BLOCK_LINE].strip():
+                first_line_ms.append((time.monotonic() - entered_at) * 1000)
             if rows is None and lua("require('offpilot').visible()") == "true":
                 line = term.screen().split("\n")[BLOCK_LINE].rstrip()
                 if line.strip() and not term.screen().split("\n")[BLOCK_LINE + 1].strip():
@@ -204,6 +208,7 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
             request_to_ghost_ms=f"{float(plugin_ms):.0f}",
             server_ready_s=f"{ready_s:.1f}",
             accepted=repr(ghost_text),
+            enter_to_first_line_ms=f"{first_line_ms[0]:.0f}" if first_line_ms else "?",
             enter_to_block_ms=f"{block_ms:.0f}",
             block_lines_accepted=len(body),
         )

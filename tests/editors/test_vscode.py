@@ -147,6 +147,7 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         report(
             "vscode",
             keystroke_to_ghost_ms=result["keystroke_to_ghost_ms"],
+            enter_to_first_line_ms=result["first_line_ms"],
             enter_to_block_ms=result["block_ms"],
             block_lines=len(body),
             page_to_server_ready_s=f"{result['ready_ms'] / 1000:.1f}",

@@ -64,6 +64,9 @@ try {
   let block = [];
   while (Date.now() - enteredAt < 90_000) {
     block = await ghostLines();
+    if (block.length >= 1 && result.first_line_ms === undefined) {
+      result.first_line_ms = Date.now() - enteredAt; // the first grey line the user sees
+    }
     if (block.length >= 2) break;
     if (block.length === 1) { // a first line on its own: accept it, the rest follows
       await page.waitForTimeout(500); // unless it was a block still being drawn
