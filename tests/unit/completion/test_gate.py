@@ -195,6 +195,22 @@ def test_a_hidden_block_may_show_its_first_line_alone() -> None:
     assert (hidden.text, early) == ("", [])
 
 
+@pytest.mark.usefixtures("on_mean")
+def test_a_header_is_previewed_but_never_the_answer_alone() -> None:
+    """A block's header is shown early when sure; a hidden block never leaves it alone."""
+    doc = "def f(xs):\n    \n"
+    cursor = doc.index("    \n") + 4
+    block = "for x in xs:\n        print(x)\n    return xs"
+    engine = FakeEngine(default=block)
+    engine.log_probs = {"": [-0.05] * 13 + [-2.5]}  # sure of the header (13 tokens), not the rest
+    early: list[str] = []
+    result = complete(
+        engine, CompletionRequest(doc, cursor), on_first_line=lambda t, _v: early.append(t)
+    )
+    assert early == ["for x in xs:"]
+    assert (result.answer, result.text) == (block, "")  # the block hidden, the header too
+
+
 def test_a_language_may_have_thresholds_of_its_own(tmp_path: Path) -> None:
     model = dataclasses.replace(ON_MEAN, by_language={"rust": {"balanced": 0.3}})
     assert model.threshold("balanced", 0.0, "rust") == 0.3

@@ -245,19 +245,26 @@ async def test_at_a_lines_end_the_first_line_below_is_shown_before_the_block() -
     assert len(engine.prompts) == 1
 
 
-async def test_at_a_lines_end_a_header_below_waits_for_its_body() -> None:
+async def test_at_a_lines_end_a_header_below_is_shown_early_too() -> None:
     engine = FakeEngine(default="\n    if n < 0:\n        return 0\n\n", step_delay_s=0.01)
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     shown = await completer.complete(snap(LINE_END_DOC, LINE_END_CURSOR), ready(engine))
-    assert shown.result.stop_reason != "first_line"
-    assert shown.result.text == "\n    if n < 0:\n        return 0"
+    assert (shown.result.text, shown.result.stop_reason) == ("\n    if n < 0:", "first_line")
+    await settled(completer)
+    whole = await completer.complete(snap(LINE_END_DOC, LINE_END_CURSOR), ready(engine))
+    assert whole.result.text == "\n    if n < 0:\n        return 0"
 
 
-async def test_a_header_is_not_shown_without_its_body() -> None:
+async def test_a_header_is_shown_early_and_its_body_follows() -> None:
+    """The first grey line under a docstring comes with the header, not after the block."""
     engine = FakeEngine(default="if n < 0:\n        return 0\n    return n\n", step_delay_s=0.01)
     completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
     shown = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
-    assert shown.result.text == "if n < 0:\n        return 0\n    return n"
+    assert (shown.result.text, shown.result.stop_reason) == ("if n < 0:", "first_line")
+    accepted = BLOCK_DOC[:BLOCK_CURSOR] + "if n < 0:" + BLOCK_DOC[BLOCK_CURSOR:]
+    rest = await completer.complete(snap(accepted, BLOCK_CURSOR + 9), ready(engine))
+    assert rest.source in ("reused", "typethrough")
+    assert rest.result.text == "\n        return 0\n    return n"
 
 
 async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
@@ -269,6 +276,19 @@ async def test_typing_elsewhere_stops_the_rest_of_a_block() -> None:
     assert moved.source == "model"
     assert engine.produced_tokens < len("    y = 2\n") * 300  # the block's rest was stopped
     assert completer.cache.get(CursorKey.at("file:///a.py", BLOCK_DOC, BLOCK_CURSOR)) is None
+
+
+async def test_shutdown_stops_the_rest_of_a_block_and_its_prefetch() -> None:
+    """The client exits while a block's rest is written: nothing goes on generating."""
+    engine = FakeEngine(default="x = 1\n" + "    y = 2\n" * 300, step_delay_s=0.005)
+    completer = Completer(ServerConfig(debounce_ms=0))
+    first = await completer.complete(snap(BLOCK_DOC, BLOCK_CURSOR), ready(engine))
+    assert first.result.text == "x = 1"
+    completer.close()
+    await settled(completer)  # within a few decode steps, not the 3,000 tokens left
+    assert engine.produced_tokens < len("    y = 2\n") * 300
+    after = await completer.complete(snap(), ready(engine))
+    assert after.source == "cancelled"
 
 
 UNSURE = -6.0  # every token's log-prob (p < 0.003): an answer the gate hides at any point
