@@ -148,6 +148,41 @@ def test_decode_16_tokens(benchmark: Any, engines: dict[str, CT2Engine], model: 
 
 
 @pytest.mark.real_model
+@pytest.mark.parametrize("head", [128, 512, 1024])
+def test_first_token_over_a_cached_head(
+    benchmark: Any, engines: dict[str, CT2Engine], head: int
+) -> None:
+    """What a cached prompt head costs a request: one new token after `head` cached ones.
+
+    CTranslate2 copies the cached state into each request's (docs/latency.md, issue 27):
+    measured 40 / 97 / 151 ms for 128 / 512 / 1,024 cached tokens, against 220 / 829 /
+    2,657 ms computing the same prompt whole.
+    """
+    engine = engines["default"]
+    ids = engine.encode(SOURCE * 4)[: head + 1]
+
+    def run() -> list[int]:
+        return list(engine.stream(ids, PROMPT_PASS, static_len=head))
+
+    assert len(benchmark.pedantic(run, rounds=5, warmup_rounds=1)) <= 1
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("context", [128, 512, 1024])
+def test_decode_16_tokens_at_context(
+    benchmark: Any, engines: dict[str, CT2Engine], context: int
+) -> None:
+    """16 decode steps after a cached `context`: what the context adds to each step."""
+    engine = engines["default"]
+    ids = engine.encode(SOURCE * 4)[:context]
+
+    def run() -> list[int]:
+        return list(engine.stream(ids, DECODE, static_len=context - 4))
+
+    assert len(benchmark.pedantic(run, rounds=3, warmup_rounds=1)) >= 1
+
+
+@pytest.mark.real_model
 def test_complete_end_to_end(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
     request = CompletionRequest(SOURCE, CURSOR, "python", "/w/colorsys.py")
     result = benchmark.pedantic(complete, (engines["default"], request), rounds=3)

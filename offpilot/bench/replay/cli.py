@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lsp_server.cpu_load import usable_cores
 from offpilot.bench.replay.load import busy_cores
 from offpilot.bench.replay.session import (
     ReplayOptions,
@@ -99,8 +100,15 @@ def _local_and_backend(
     result: dict[str, Any],
     raw: dict[str, Any],
 ) -> None:
-    """The local engine and the backend, interleaved in one run, and backend / local ratios."""
+    """The local engine and the backend, interleaved in one run, and backend / local ratios.
+
+    The local engine runs on every core unless `threads` is given: with `threads` auto it
+    samples the load in its idle time, which here is the backend's turn, and dropped to one
+    thread for the backend's work (decode 67-73 ms a token against 48 alone; the same
+    happened between two local servers interleaved, docs/latency.md).
+    """
     config = json.loads(args.server_config) if args.server_config else {}
+    config.setdefault("threads", usable_cores())
     model_args = ["--model", args.model] if args.model else []
     with tempfile.TemporaryDirectory(prefix="offpilot-replay-") as tmp:
         arms = {
