@@ -33,7 +33,7 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
-    assert summary["keystrokes"] >= 3 * 40  # three bundled files
+    assert summary["keystrokes"] >= 6 * 40  # six bundled files
     assert summary["pause_requests"] >= 3
     assert summary["pause_latency_ms"]["p50"] > 0
     assert summary["rss_mb"]["max"] > 0
