@@ -63,12 +63,12 @@ _T = TypeVar("_T")
 NO_RESULT = CompletionResult("", "")
 # gets a block's rest once written: request id, uri, result, ms since arrival, gate shift
 OnBlock = Callable[[int | str | None, str, CompletionResult, float, float], None]
-# answers that may be on screen: after one at a line's end, the next line is prefetched
 # A request this soon after the one before is part of a burst (an editor that asks at every
 # keystroke): only then does the server debounce. One after a quiet spell (a client that
 # debounces itself, a user who paused) starts at once: the replay's pauses waited 41 ms
 # each for nothing (docs/latency.md).
 BURST_S = 0.25
+# answers that may be on screen: after one at a line's end, the next line is prefetched
 SHOWN = frozenset({Source.MODEL, Source.CACHE, Source.TYPETHROUGH, Source.PREFETCH, Source.REUSED})
 
 

@@ -27,6 +27,11 @@ def _requests(records: Iterable[TraceRecord], source: str | None = None) -> list
     return [r for r in records if r.kind == REQUEST and (source is None or r.source == source)]
 
 
+def _block_rests(records: Iterable[TraceRecord]) -> dict[int | str, TraceRecord]:
+    """The `block_rest` records by the id of the request that showed the block's first line."""
+    return {r.id: r for r in records if r.kind == BLOCK_REST and r.id is not None}
+
+
 def summarize(report: ReplayReport) -> dict[str, Any]:
     """The figures a person reads."""
     pauses = report.pause_latencies_ms
@@ -132,7 +137,7 @@ def model_requests(records: Sequence[TraceRecord]) -> dict[str, Any]:
     `block_rest` record of the same request); one whose rest never came (typing stopped
     it) counts in `n` and `mode` only.
     """
-    rests = {r.id: r for r in records if r.kind == BLOCK_REST and r.id is not None}
+    rests = _block_rests(records)
     served = _requests(records, "model")
     generations = []
     for r in served:
@@ -180,14 +185,8 @@ def answer_kinds(records: Sequence[TraceRecord]) -> dict[str, Any]:
     for r in records:
         if r.kind == BLOCK_REST and r.since_arrival_ms is not None:
             times["block_rest"].append(r.since_arrival_ms)
-        elif r.kind == REQUEST and r.source == "model" and "total" in r.stages_ms:
-            if not r.text:
-                continue
-            if r.stop == "first_line":
-                kind = "block_first_line"
-            else:
-                kind = "block_whole" if "\n" in r.text else "line"
-            times[kind].append(r.stages_ms["total"])
+        elif r.kind == REQUEST and r.source == "model" and "total" in r.stages_ms and r.text:
+            times[answer_kind(r)].append(r.stages_ms["total"])
     return {kind: {"n": len(values), **_p50_p90(values)} for kind, values in times.items()}
 
 
@@ -211,8 +210,8 @@ PARTS = (
 SHOWN_KINDS = ("line", "block_first_line", "block_whole")
 
 
-def pause_kind(record: TraceRecord | None) -> str:
-    """What the user got at a pause: line, block_first_line, block_whole, or empty."""
+def answer_kind(record: TraceRecord | None) -> str:
+    """What a request's answer showed: line, block_first_line, block_whole, or empty."""
     if record is None:
         return "unmatched"
     if not record.text:
@@ -226,9 +225,9 @@ def pause_parts(latency_ms: float, record: TraceRecord, rest: TraceRecord | None
     """Where one pause's wait went, from its request's trace record (and its block's rest).
 
     A first line shown early has the generation's figures in its rest's record, when the
-    rest was written (typing cancels most); until the first line it is all `first_token`,
-    `decode` and `pipeline`, so its parts are the wait, the queue, the round trip and the
-    remainder as `first_token` + `decode` + `pipeline` together (`generation`).
+    rest was written (typing cancels most): its `first_token` comes from there, and its
+    decode and pipeline up to the first line are not split out (its `total` counts from the
+    request's arrival, so `transport` is still the round trip).
     """
     ms = record.stages_ms
     parts: dict[str, Any] = {"source": record.source}
@@ -243,9 +242,10 @@ def pause_parts(latency_ms: float, record: TraceRecord, rest: TraceRecord | None
         if record.stop != "first_line":
             parts["decode"] = g["generate"] - g.get("first_token", 0.0)
             parts["pipeline"] = g.get("total", 0.0) - g["generate"]
-    server = parts["wait"] + parts["queue"] + ms.get("total", 0.0)
     if record.stop == "first_line":  # its `total` counts from the request's arrival
         server = ms.get("total", 0.0)
+    else:
+        server = parts["wait"] + parts["queue"] + ms.get("total", 0.0)
     parts["transport"] = max(0.0, latency_ms - server)
     return parts
 
@@ -253,18 +253,18 @@ def pause_parts(latency_ms: float, record: TraceRecord, rest: TraceRecord | None
 def pause_breakdown(report: ReplayReport) -> dict[str, Any]:
     """The pauses by what the user got, each with its wait and where the wait went.
 
-    Per kind (`pause_kind`): how many, the latency's p50/p90, how they were served, and the
+    Per kind (`answer_kind`): how many, the latency's p50/p90, how they were served, and the
     p50 of each part (`PARTS`) over the model-served ones; `block_whole_ms` is when a block
     whose first line was shown early was whole (its rest's time since arrival plus the
     round trip of its first line). `slowest_tenth` is the mean of each part over the slowest
     tenth of all the pauses: where the p90 goes.
     """
     requests = {r.id: r for r in _requests(report.traces) if r.id is not None}
-    rests = {r.id: r for r in report.traces if r.kind == BLOCK_REST and r.id is not None}
+    rests = _block_rests(report.traces)
     rows = []
     for msg_id, latency in zip(report.pause_ids, report.pause_latencies_ms, strict=False):
         record = requests.get(msg_id)
-        row: dict[str, Any] = {"ms": latency, "kind": pause_kind(record)}
+        row: dict[str, Any] = {"ms": latency, "kind": answer_kind(record)}
         row["at"] = report.pause_at.get(msg_id, "")
         if record is not None:
             rest = rests.get(msg_id)
