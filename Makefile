@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.offpilot-installed
+# llama-cpp-python compiles llama.cpp (once, about 5 minutes on 2 cores; pip keeps the wheel):
+# no AMX (its kernels crash on the CI CPU), no native detection, so the build does not depend
+# on the building machine. Where it cannot build, setup goes on: CTranslate2 generates.
+LLAMA_CMAKE := CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 
 .PHONY: run setup model sandbox test check lint demo clean
 
@@ -16,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]'
+	$(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[llama]' \
+		|| echo "[setup] llama-cpp-python did not build (it needs a C++ compiler): the CTranslate2 engine generates instead" >&2
 	touch $(STAMP)
 
 sandbox:  ## bubblewrap and the HumanEval-X toolchains (node, go, java, g++, rustc): apt-get as root when missing, else a note (docs/eval.md)

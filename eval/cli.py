@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from completion.engines.choose import DEFAULT_ENGINE, ENGINES
+
 if TYPE_CHECKING:
     from eval.records import RunSettings
 
@@ -44,6 +46,12 @@ def add_parser(
         metavar="URL",
         default=None,
         help="generate with an OpenAI-compatible server at URL (the model gives the tokenizer)",
+    )
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
+        help="what runs the local model (auto: llama.cpp where its GGUF is installed)",
     )
     run.add_argument(
         "--ray",
@@ -244,6 +252,7 @@ def _run_settings(
     model: str,
     backend: str | None = None,
     model_sha256: str = "",
+    engine: str = "",
 ) -> RunSettings:
     """A run's settings from the shared run options (`--set` is checked by the caller).
 
@@ -267,6 +276,7 @@ def _run_settings(
         model=model,
         pipeline=_pipeline_spec(args),
         backend=backend or "",
+        engine=engine,
         projects=str(Path(args.projects).resolve()) if args.projects else "",
         model_sha256=model_sha256,
     )
@@ -282,7 +292,7 @@ def _pipeline_spec(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from completion.engines.choose import open_engine
+    from completion.engines.choose import local_engine, open_engine
     from completion.models.store import locate
     from eval.data import TaskPathError, suite_name
     from eval.ray_run import RayRunError, RayUnavailableError
@@ -297,15 +307,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"offpilot eval: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     model = locate(args.model, args.cache_dir)
+    engine = "" if args.backend else local_engine(model, args.engine)[0]
     settings = _run_settings(
-        args, args.suite, model.manifest.name, args.backend, model_sha256(model.manifest)
+        args, args.suite, model.manifest.name, args.backend, model_sha256(model.manifest), engine
     )
     out = Path(args.out or f"eval-runs/{suite_name(args.suite)}")
     try:
         if args.ray is not None:
             summary = _run_on_ray(settings, out, args)
         else:
-            factory = functools.partial(open_engine, model, backend=args.backend)
+            factory = functools.partial(
+                open_engine, model, engine=engine or DEFAULT_ENGINE, backend=args.backend
+            )
             summary = run(settings, out, factory, workers=args.workers)
     except (
         SettingsMismatchError,
@@ -400,7 +413,10 @@ def _run_on_ray(settings: Any, out: Path, args: argparse.Namespace) -> dict[str,
         raise RayRunError("--ray-workers must be at least 1")
     options = RayOptions(address=args.ray or None, workers=args.ray_workers)
     return run_on_ray(
-        settings, out, model_factory(args.model, args.cache_dir, args.backend), options
+        settings,
+        out,
+        model_factory(args.model, args.cache_dir, args.backend, settings.engine or DEFAULT_ENGINE),
+        options,
     )
 
 

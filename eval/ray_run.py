@@ -72,7 +72,12 @@ def import_ray() -> Any:
 
 
 def model_engine(
-    model: str | None, cache_dir: str | None, backend: str | None, threads: int, sha256: str
+    model: str | None,
+    cache_dir: str | None,
+    backend: str | None,
+    threads: int,
+    sha256: str,
+    engine: str = "auto",
 ) -> Engine:
     """Load the run's model on a worker from that node's own cache, with `threads` threads.
 
@@ -93,17 +98,17 @@ def model_engine(
             f"{socket.gethostname()}: model {installed.path} has model_sha256 {found}, "
             f"the run pins {sha256}: install the same model on every node"
         )
-    return open_engine(installed, backend=backend, threads=threads)
+    return open_engine(installed, engine=engine, backend=backend, threads=threads)
 
 
 def model_factory(
-    model: str | None, cache_dir: str | None, backend: str | None = None
+    model: str | None, cache_dir: str | None, backend: str | None = None, engine: str = "auto"
 ) -> Callable[[int, str], Engine]:
     """An engine factory for `run_on_ray` that loads the named model on each worker.
 
     It is called with the threads and the run's pinned `model_sha256` (see `model_engine`).
     """
-    return partial(model_engine, model, cache_dir, backend)
+    return partial(model_engine, model, cache_dir, backend, engine=engine)
 
 
 class EvalWorker:

@@ -111,6 +111,7 @@ class RunSettings:
     pipeline: str = ""  # `--set` of the run: pipeline options, `name=value,...` (docs/quality.md)
     reposted_from: str = ""  # `offpilot eval repost`: the run whose raw output was reused
     backend: str = ""  # `--backend URL`: the server that generated ("": the local engine)
+    engine: str = ""  # the local engine that generated: llama.cpp or ctranslate2 (`--engine`)
     projects: str = ""  # `--projects DIR`: where project tasks may live ("": the tasks file's)
     # `model_sha256` of the model's files: every Ray worker checks it loaded exactly these
     model_sha256: str = ""
@@ -130,7 +131,7 @@ class SettingsMismatchError(Exception):
 
 
 # Settings a run directory written before they existed may lack; it is resumed unpinned.
-LATER_PINS = ("model_sha256",)
+LATER_PINS = ("model_sha256", "engine")
 
 
 def model_sha256(manifest: Manifest) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from completion import gate
+from completion.engines.choose import DEFAULT_ENGINE, ENGINES
 from completion.options import CompletionOptions
 
 # The pipeline's defaults, written once there (completion/pipeline.py).
@@ -36,6 +37,7 @@ _ALIASES = {
     "prefetch": "prefetch",
     "completionTrace": "completion_trace",
     "gate": "gate",
+    "engine": "engine",
     "backend": "backend",
     "backendApiKeyEnv": "backend_api_key_env",
     "backendModel": "backend_model",
@@ -56,6 +58,9 @@ class ServerConfig:
     context_tokens: int | None = None
     time_budget_ms: int = round(_PIPELINE.time_budget_s * 1000)
     threads: int = 0  # 0: auto, the cores other processes leave free (cpu_load.py)
+    # what runs the local model: auto (llama.cpp where its GGUF is installed), llama.cpp or
+    # ctranslate2 (completion/engines/choose.py)
+    engine: str = DEFAULT_ENGINE
     cache: bool = True  # completion cache, type-through and in-flight reuse
     prompt_cache: bool = _PIPELINE.prompt_cache  # reuse the model state of the prompt's head
     crossfile: bool = False  # context from other open documents and imported workspace files
@@ -132,6 +137,10 @@ def _check(name: str, value: Any, default: Any) -> Any:
             raise ValueError("expected a name")
         if name == "backend_api_key_env" and value is not None and not value.isidentifier():
             raise ValueError("expected an environment variable's name, not its value")
+        return value
+    if name == "engine":
+        if value not in ENGINES:
+            raise ValueError(f"expected one of {', '.join(ENGINES)}")
         return value
     if name == "gate":
         if not isinstance(value, str):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from completion.engines.choose import open_engine
+from completion.engines.choose import DEFAULT_ENGINE, open_engine
 from completion.engines.interface import Engine
 from completion.models.store import ModelError
 from lsp_server.cpu_load import auto_threads
@@ -36,9 +36,12 @@ class Wanted:
     backend: str | None = None  # an OpenAI-compatible server's URL: it generates
     api_key_env: str | None = None  # the environment variable with the backend's API key
     backend_model: str | None = None  # the `model` field sent to the backend
+    engine: str = DEFAULT_ENGINE  # what runs a local model (completion/engines/choose.py)
 
     def __str__(self) -> str:
-        where = f"backend={self.backend}" if self.backend else f"threads={self.threads}"
+        where = (
+            f"backend={self.backend}" if self.backend else f"{self.engine}, threads={self.threads}"
+        )
         return f"{self.model or 'default model'} ({where})"
 
 
@@ -50,6 +53,7 @@ def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
     engine = open_engine(
         wanted.model,
         cache_dir=cache_dir,
+        engine=wanted.engine,
         backend=wanted.backend,
         threads=threads,
         api_key_env=wanted.api_key_env,
@@ -59,8 +63,9 @@ def load_wanted(wanted: Wanted, cache_dir: str | None) -> Engine:
         log.info("model %s via %s ready", engine.name, wanted.backend)
         return engine
     log.info(
-        "model %s (threads=%d%s) ready in %.2f s (load %.2f s, warm-up %.2f s)",
-        engine.name, threads, "" if wanted.threads else ", auto", time.monotonic() - started,
+        "model %s (%s, threads=%d%s) ready in %.2f s (load %.2f s, warm-up %.2f s)",
+        engine.name, type(engine).__name__, threads, "" if wanted.threads else ", auto",
+        time.monotonic() - started,
         getattr(engine, "load_seconds", 0.0), getattr(engine, "warmup_seconds", 0.0),
     )  # fmt: skip
     return engine

@@ -114,6 +114,7 @@ class OffpilotServer(LanguageServer):
                 config.backend or self.settings.backend,
                 config.backend_api_key_env,
                 config.backend_model,
+                config.engine,
             )
         )
 

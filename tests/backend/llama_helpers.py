@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from completion.models.install import gguf_path
 from completion.models.specs import DEFAULT_MODEL
+from completion.models.store import gguf_path
 
 SETUP = Path(__file__).with_name("setup.sh")
 HINT = "run `make backend-setup` (tests/backend/setup.sh and `offpilot model gguf`)"

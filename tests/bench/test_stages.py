@@ -4,9 +4,11 @@ In the normal test run (`--benchmark-disable`) each body runs once, as a test. F
 
     pytest tests/bench --benchmark-enable --benchmark-columns=median,iqr,rounds
 
-The engine benchmarks use the installed default model (real_model marker). With
-OFFPILOT_FULL_VOCAB_MODEL pointing at a model installed with `--full-vocabulary`, the
-prompt-pass and decode benchmarks also run on it, so the pruning ratio comes from one run.
+The engine benchmarks use the installed default model (real_model marker) in both local
+engines, its GGUF in llama.cpp and its CTranslate2 int8 conversion, so their ratio comes
+from one run. With OFFPILOT_FULL_VOCAB_MODEL pointing at a model installed with
+`--full-vocabulary`, the prompt-pass and decode benchmarks also run on it (the pruning's
+ratio).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from completion import crossfile, gate
 from completion.context import Context, extract_context
 from completion.document import Document
 from completion.engines.ct2 import CT2Engine, EngineOptions
-from completion.engines.interface import GenerationParams
-from completion.models.store import InstalledModel, ModelError, verify
+from completion.engines.interface import Engine, GenerationParams
+from completion.models.store import InstalledModel, ModelError, installed_gguf, verify
 from completion.pipeline import CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import build_prompt
@@ -92,29 +94,39 @@ def test_postprocess(benchmark: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def engines(real_model: InstalledModel) -> dict[str, CT2Engine]:
-    found = {"default": CT2Engine(real_model, EngineOptions())}
+def engines(real_model: InstalledModel) -> dict[str, Engine]:
+    found: dict[str, Engine] = {"ctranslate2": CT2Engine(real_model, EngineOptions())}
+    gguf = installed_gguf(real_model)
+    if gguf is not None:
+        from completion.engines.llamacpp import LlamaCppEngine
+
+        found["llama.cpp"] = LlamaCppEngine(real_model, gguf)
     full = os.environ.get("OFFPILOT_FULL_VOCAB_MODEL")
     if full:
         try:
-            found["full-vocabulary"] = CT2Engine(verify(Path(full)), EngineOptions())
+            found["ctranslate2-full-vocabulary"] = CT2Engine(verify(Path(full)), EngineOptions())
         except ModelError as exc:
             pytest.fail(f"OFFPILOT_FULL_VOCAB_MODEL: {exc}")
     return found
 
 
-MODELS = ["default", "full-vocabulary"]
+ENGINES = ["llama.cpp", "ctranslate2"]
+MODELS = [*ENGINES, "ctranslate2-full-vocabulary"]
 
 
-def _engine(engines: dict[str, CT2Engine], name: str) -> CT2Engine:
+def _engine(engines: dict[str, Engine], name: str) -> Engine:
     if name not in engines:
-        pytest.skip("set OFFPILOT_FULL_VOCAB_MODEL to compare with a full-vocabulary model")
+        pytest.skip(
+            "set OFFPILOT_FULL_VOCAB_MODEL to compare with a full-vocabulary model"
+            if name.endswith("full-vocabulary")
+            else f"{name} is not installed (`make setup`)"
+        )
     return engines[name]
 
 
 @pytest.mark.real_model
-def test_prompt_build(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
-    prompt = benchmark(build_prompt, _context(), engines["default"])
+def test_prompt_build(benchmark: Any, engines: dict[str, Engine]) -> None:
+    prompt = benchmark(build_prompt, _context(), engines["ctranslate2"])
     # the head (markers, suffix, the lines above the checkpoint) fits the 512-token budget;
     # the few lines since the checkpoint come on top
     assert 300 < prompt.static_len <= 515
@@ -123,8 +135,8 @@ def test_prompt_build(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("model", MODELS)
-def test_prompt_pass(benchmark: Any, engines: dict[str, CT2Engine], model: str) -> None:
-    """The prompt pass plus one decode step on a full-budget prompt (~500 tokens)."""
+def test_prompt_pass(benchmark: Any, engines: dict[str, Engine], model: str) -> None:
+    """The prompt pass plus one decode step on a full-budget prompt (~500 tokens), uncached."""
     engine = _engine(engines, model)
     ids = build_prompt(_context(), engine).ids
 
@@ -136,7 +148,7 @@ def test_prompt_pass(benchmark: Any, engines: dict[str, CT2Engine], model: str) 
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("model", MODELS)
-def test_decode_16_tokens(benchmark: Any, engines: dict[str, CT2Engine], model: str) -> None:
+def test_decode_16_tokens(benchmark: Any, engines: dict[str, Engine], model: str) -> None:
     """A short prompt and 17 tokens: the time is mostly 16 decode steps."""
     engine = _engine(engines, model)
     ids = engine.encode("import os\n\n\ndef list_python_files(root):\n    result = []\n    ")
@@ -148,17 +160,18 @@ def test_decode_16_tokens(benchmark: Any, engines: dict[str, CT2Engine], model: 
 
 
 @pytest.mark.real_model
+@pytest.mark.parametrize("model", ENGINES)
 @pytest.mark.parametrize("head", [128, 512, 1024])
 def test_first_token_over_a_cached_head(
-    benchmark: Any, engines: dict[str, CT2Engine], head: int
+    benchmark: Any, engines: dict[str, Engine], head: int, model: str
 ) -> None:
     """What a cached prompt head costs a request: one new token after `head` cached ones.
 
     CTranslate2 copies the cached state into each request's (docs/latency.md, issue 27):
     measured 40 / 97 / 151 ms for 128 / 512 / 1,024 cached tokens, against 220 / 829 /
-    2,657 ms computing the same prompt whole.
+    2,657 ms computing the same prompt whole. llama.cpp keeps its context in place.
     """
-    engine = engines["default"]
+    engine = _engine(engines, model)
     ids = engine.encode(SOURCE * 4)[: head + 1]
 
     def run() -> list[int]:
@@ -168,12 +181,13 @@ def test_first_token_over_a_cached_head(
 
 
 @pytest.mark.real_model
+@pytest.mark.parametrize("model", ENGINES)
 @pytest.mark.parametrize("context", [128, 512, 1024])
 def test_decode_16_tokens_at_context(
-    benchmark: Any, engines: dict[str, CT2Engine], context: int
+    benchmark: Any, engines: dict[str, Engine], context: int, model: str
 ) -> None:
     """16 decode steps after a cached `context`: what the context adds to each step."""
-    engine = engines["default"]
+    engine = _engine(engines, model)
     ids = engine.encode(SOURCE * 4)[:context]
 
     def run() -> list[int]:
@@ -183,7 +197,8 @@ def test_decode_16_tokens_at_context(
 
 
 @pytest.mark.real_model
-def test_complete_end_to_end(benchmark: Any, engines: dict[str, CT2Engine]) -> None:
+@pytest.mark.parametrize("model", ENGINES)
+def test_complete_end_to_end(benchmark: Any, engines: dict[str, Engine], model: str) -> None:
     request = CompletionRequest(SOURCE, CURSOR, "python", "/w/colorsys.py")
-    result = benchmark.pedantic(complete, (engines["default"], request), rounds=3)
+    result = benchmark.pedantic(complete, (_engine(engines, model), request), rounds=3)
     assert result.prompt_tokens > 0

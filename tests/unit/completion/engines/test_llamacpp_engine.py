@@ -1,0 +1,189 @@
+"""The llama.cpp engine on the real default model's GGUF, and how the engine is chosen."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from completion.engines.choose import local_engine, open_engine
+from completion.engines.ct2 import CT2Engine
+from completion.engines.interface import GenerationParams, Stream
+from completion.models.store import (
+    GGUF_DIR,
+    InstalledModel,
+    ModelCorruptError,
+    ModelError,
+    installed_gguf,
+)
+from completion.stops import StopReason
+
+pytestmark = pytest.mark.real_model
+
+llamacpp = pytest.importorskip("completion.engines.llamacpp")
+
+
+@pytest.fixture(scope="module")
+def gguf(real_model: InstalledModel) -> Path:
+    path = installed_gguf(real_model)
+    if path is None:
+        pytest.fail("the default model's GGUF is not installed (`offpilot model install`)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(real_model: InstalledModel, gguf: Path) -> Iterator[llamacpp.LlamaCppEngine]:
+    engine = llamacpp.LlamaCppEngine(real_model, gguf)
+    yield engine
+    engine.close()
+
+
+def _fim(engine: llamacpp.LlamaCppEngine, prefix: str, suffix: str = "") -> list[int]:
+    """The suffix-first FIM prompt the pipeline builds for this family."""
+    assert engine.fim is not None
+    pre, suf, mid = (engine.token_id(t) for t in (engine.fim.prefix, engine.fim.suffix,
+                                                   engine.fim.middle))  # fmt: skip
+    return [pre, suf, *engine.encode(suffix), mid, *engine.encode(prefix)]  # type: ignore[list-item]
+
+
+def _text(
+    engine: llamacpp.LlamaCppEngine, prompt: list[int], **params: object
+) -> tuple[str, Stream]:
+    # correctness, not latency: no time budget, so a busy machine cannot cut the answer
+    stream = engine.stream(
+        prompt, GenerationParams(time_budget_s=None, **params), static_len=len(prompt) - 1
+    )  # type: ignore[arg-type]
+    ids = list(stream)
+    stream.close()
+    return engine.decode(ids), stream
+
+
+def test_the_default_engine_is_llama_cpp_where_the_gguf_is_installed(
+    real_model: InstalledModel, gguf: Path, tiny_model: InstalledModel
+) -> None:
+    assert local_engine(real_model) == ("llama.cpp", gguf)
+    assert local_engine(real_model, "ctranslate2") == ("ctranslate2", None)
+    # a model with no GGUF (the tests' tiny one) runs on CTranslate2, unless asked otherwise
+    assert local_engine(tiny_model) == ("ctranslate2", None)
+    with pytest.raises(ModelError, match="offpilot model gguf"):
+        local_engine(tiny_model, "llama.cpp")
+    with pytest.raises(ModelError, match="unknown engine"):
+        local_engine(real_model, "vllm")
+    assert isinstance(open_engine(tiny_model), CT2Engine)
+
+
+def test_a_damaged_gguf_falls_back_to_ctranslate2_with_a_warning(
+    real_model: InstalledModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the model's manifest, in a cache whose GGUF has the pinned size and other bytes
+    model = dataclasses.replace(real_model, path=tmp_path / real_model.manifest.name)
+    damaged = tmp_path / GGUF_DIR / f"{real_model.manifest.name}.gguf"
+    damaged.parent.mkdir()
+    with open(damaged, "wb") as fh:
+        fh.truncate(int(real_model.manifest.source["gguf_size"]))
+    with pytest.raises(ModelCorruptError, match="sha256"):
+        installed_gguf(model)
+    with caplog.at_level(logging.WARNING):
+        assert local_engine(model) == ("ctranslate2", None)
+    assert "sha256" in caplog.text
+    with pytest.raises(ModelCorruptError):
+        local_engine(model, "llama.cpp")
+    damaged.write_bytes(b"GGUF")  # cut short: the size tells at once
+    with pytest.raises(ModelCorruptError, match="bytes"):
+        installed_gguf(model)
+
+
+def test_greedy_answer_and_log_probs(engine: llamacpp.LlamaCppEngine) -> None:
+    text, stream = _text(engine, _fim(engine, "def add(a, b):\n    return"), max_new_tokens=8)
+    assert text.startswith(" a + b")
+    log_probs = stream.log_probs
+    assert log_probs
+    assert all(math.isfinite(lp) and lp <= 0 for lp in log_probs)
+
+
+def test_a_prompt_that_shares_its_start_reuses_it(engine: llamacpp.LlamaCppEngine) -> None:
+    source = Path(threading.__file__).read_text(encoding="utf-8")[:4000]
+    first = _fim(engine, source)
+    _text(engine, first, max_new_tokens=2)
+    # typing at the end: everything before the new tokens is reused
+    typed = _fim(engine, source + "    x = ")
+    _, stream = _text(engine, typed, max_new_tokens=2)
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(first, typed, strict=False)) if a != b), len(first)
+    )
+    assert shared > len(first) - 4  # the last tokens of `first` may merge with what follows
+    assert stream.reused_tokens >= shared
+    # with no static head (the naive setting) nothing is reused
+    stream = engine.stream(typed, GenerationParams(max_new_tokens=1))
+    list(stream)
+    stream.close()
+    assert stream.reused_tokens == 0
+    # the answer does not depend on what the context held before
+    warm, _ = _text(engine, typed, max_new_tokens=6)
+    other = _fim(engine, "import os\n")
+    _text(engine, other, max_new_tokens=1)
+    cold, _ = _text(engine, typed, max_new_tokens=6)
+    assert warm == cold
+
+
+def test_cancel_stops_the_prompt_pass(engine: llamacpp.LlamaCppEngine) -> None:
+    source = Path(threading.__file__).read_text(encoding="utf-8")
+    prompt = _fim(engine, source[:12_000])[:3000]
+    cancel = threading.Event()
+    cancel.set()
+    stream = engine.stream(prompt, GenerationParams(max_new_tokens=8), cancel)
+    assert list(stream) == []
+    assert stream.reason == StopReason.CANCELLED
+    # set while the prompt is computed (3,000 tokens: seconds): it ends there, no token
+    cancel = threading.Event()
+    stream = engine.stream(prompt, GenerationParams(max_new_tokens=8), cancel, len(prompt) - 1)
+    threading.Timer(0.2, cancel.set).start()
+    assert list(stream) == []
+    assert stream.reason == StopReason.CANCELLED
+    # the context is free again, and what was computed is reused
+    text, _ = _text(engine, _fim(engine, "def add(a, b):\n    return"), max_new_tokens=4)
+    assert text.startswith(" a + b")
+
+
+def test_a_stream_closed_early_frees_the_context(engine: llamacpp.LlamaCppEngine) -> None:
+    prompt = _fim(engine, "def fib(n):\n")
+    stream = engine.stream(prompt, GenerationParams(max_new_tokens=40))
+    next(iter(stream))
+    stream.close()
+    done = threading.Event()
+
+    def again() -> None:
+        _text(engine, prompt, max_new_tokens=2)
+        done.set()
+
+    threading.Thread(target=again, daemon=True).start()
+    assert done.wait(30), "a closed stream kept the llama.cpp context"
+
+
+def test_a_prompt_larger_than_the_context_is_no_answer(
+    real_model: InstalledModel, gguf: Path
+) -> None:
+    small = llamacpp.LlamaCppEngine(
+        real_model, gguf, llamacpp.LlamaOptions(context_tokens=64, warmup=False)
+    )
+    try:
+        stream = small.stream(small.encode("x = 1\n" * 40), GenerationParams(max_new_tokens=4))
+        assert list(stream) == []
+        assert stream.reason == StopReason.BACKEND_ERROR
+    finally:
+        small.close()
+
+
+def test_sample(engine: llamacpp.LlamaCppEngine) -> None:
+    prompt = _fim(engine, "def add(a, b):\n    return")
+    greedy = engine.sample(prompt, GenerationParams(max_new_tokens=6, time_budget_s=None), 3)
+    assert len({h.text for h in greedy.hypotheses}) == 1
+    assert greedy.hypotheses[0].text.startswith(" a + b")
+    sampled = engine.sample(prompt, GenerationParams(max_new_tokens=6, temperature=0.8, seed=3), 4)
+    assert len(sampled.hypotheses) == 4
+    assert all(len(h.log_probs) == len(h.ids) for h in sampled.hypotheses)
