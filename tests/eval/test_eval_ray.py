@@ -189,7 +189,10 @@ def test_a_killed_driver_leaves_its_samples_and_a_rerun_completes(
     before = [json.loads(x) for x in lines]  # every line written so far is whole
     assert 2 <= len(before) < len(SLOW)
     pin = model_sha256(tiny_model.manifest)  # the CLI pinned the model it found
-    settings = RunSettings(suite=str(suite), timeout_s=5.0, model="tiny", model_sha256=pin)
+    # and the engine it resolved (the tiny model has no GGUF: CTranslate2)
+    settings = RunSettings(
+        suite=str(suite), timeout_s=5.0, model="tiny", model_sha256=pin, engine="ctranslate2"
+    )
     factory = model_factory(str(tiny_model.path), None)
     summary = run_on_ray(settings, out, factory, RayOptions(workers=2))
     records = read_samples(out)
