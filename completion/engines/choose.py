@@ -11,7 +11,13 @@ import logging
 from pathlib import Path
 
 from completion.engines.interface import Engine
-from completion.models.store import InstalledModel, ModelError, installed_gguf, locate
+from completion.models.store import (
+    InstalledModel,
+    ModelCorruptError,
+    ModelError,
+    installed_gguf,
+    locate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +75,27 @@ def local_engine(
         raise ModelError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
     if engine == "ctranslate2":
         return engine, None
-    required = engine == "llama.cpp"
+    try:
+        gguf = _llama_gguf(installed)
+    except ModelError as exc:
+        if engine == "llama.cpp":
+            raise
+        if isinstance(exc, ModelCorruptError):  # not installed is a choice; damaged is news
+            log.warning("%s; running the CTranslate2 model instead", exc)
+        return "ctranslate2", None
+    return "llama.cpp", gguf
+
+
+def _llama_gguf(installed: InstalledModel) -> Path:
+    """The verified GGUF llama.cpp would run, or `ModelError` saying why it cannot."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError as exc:
-        if required:
-            raise ModelError(
-                f"engine llama.cpp: llama-cpp-python is not installed ({exc})"
-            ) from exc
-        return "ctranslate2", None
-    try:
-        gguf = installed_gguf(installed)
-    except ModelError as exc:
-        if required:
-            raise
-        log.warning("%s; running the CTranslate2 model instead", exc)
-        return "ctranslate2", None
+        raise ModelError(f"engine llama.cpp: llama-cpp-python is not installed ({exc})") from exc
+    gguf = installed_gguf(installed)  # raises ModelCorruptError for a damaged one
     if gguf is None:
-        if required:
-            raise ModelError(
-                f"engine llama.cpp: {installed.manifest.name} has no GGUF installed "
-                f"(`offpilot model gguf {installed.manifest.name}`)"
-            )
-        return "ctranslate2", None
-    return "llama.cpp", gguf
+        raise ModelError(
+            f"engine llama.cpp: {installed.manifest.name} has no GGUF installed "
+            f"(`offpilot model gguf {installed.manifest.name}`)"
+        )
+    return gguf

@@ -29,9 +29,11 @@ from completion.engines.interface import (
     Stream,
     TokenStep,
     close_open_streams,
+    repeat_greedy,
+    warm_up,
 )
 from completion.models.store import InstalledModel, ModelCorruptError
-from completion.models.tokenizer import ModelTokenizer
+from completion.models.tokenizer import ModelTokenizer, TokenizedEngine
 from completion.stops import StopRule
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class EngineOptions:
     prompt_cache_tokens: int = 1536
 
 
-class CT2Engine:
+class CT2Engine(TokenizedEngine):
     """A converted model run by `ctranslate2.Generator` on the CPU."""
 
     def __init__(self, model: InstalledModel, options: EngineOptions | None = None) -> None:
@@ -110,16 +112,7 @@ class CT2Engine:
 
     def warmup(self) -> None:
         """Run one short generation so that the first real request pays no start-up costs."""
-        started = time.monotonic()
-        stream = self.stream(self.encode("def main():\n    "), GenerationParams(max_new_tokens=2))
-        for _ in stream:
-            pass
-        stream.close()
-        self.warmup_seconds = time.monotonic() - started
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of plain text (no special tokens added)."""
-        return self._tokens.encode(text)
+        self.warmup_seconds = warm_up(self)
 
     def _remember_static(self, head: tuple[int, ...]) -> bool:
         """Bound CTranslate2's prompt cache: it only grows until the model is reloaded.
@@ -149,14 +142,6 @@ class CT2Engine:
         self._static_heads.add(head)
         self._static_tokens += len(head)
         return True
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of generated ids, special tokens skipped."""
-        return self._tokens.decode(ids)
-
-    def token_id(self, token: str) -> int | None:
-        """The id of a token, if the vocabulary has it."""
-        return self._tokens.token_id(token)
 
     def stream(
         self,
@@ -256,10 +241,7 @@ class CT2Engine:
             return tracker.feed(step.hypothesis_id, token_id, log_prob)
 
         self._generator.generate_batch([tokens], callback=callback, **kwargs)
-        result = tracker.result()
-        if greedy and n > 1:
-            return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
-        return result
+        return repeat_greedy(tracker.result(), n)
 
 
 def _release_freed_memory() -> None:

@@ -193,6 +193,26 @@ class Stream:
         self._close_raw()
 
 
+def warm_up(engine: Engine) -> float:
+    """Run one short generation so that the first real request pays no start-up costs.
+
+    Returns the seconds it took.
+    """
+    started = time.monotonic()
+    stream = engine.stream(engine.encode("def main():\n    "), GenerationParams(max_new_tokens=2))
+    for _ in stream:
+        pass
+    stream.close()
+    return time.monotonic() - started
+
+
+def repeat_greedy(result: Samples, n: int) -> Samples:
+    """`n` hypotheses where one was decoded: greedy ones are all the same, so one is decoded."""
+    if len(result.hypotheses) == 1 < n:
+        return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
+    return result
+
+
 class Engine(Protocol):
     """What the pipeline needs from a model."""
 

@@ -34,9 +34,11 @@ from completion.engines.interface import (
     Stream,
     TokenStep,
     close_open_streams,
+    repeat_greedy,
+    warm_up,
 )
 from completion.models.store import InstalledModel, ModelCorruptError
-from completion.models.tokenizer import ModelTokenizer
+from completion.models.tokenizer import ModelTokenizer, TokenizedEngine
 from completion.stops import StopReason, StopRule
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ class LlamaOptions:
     warmup: bool = True
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(TokenizedEngine):
     """A GGUF run by llama.cpp (`llama_cpp.Llama`), with its key/value cache kept in place."""
 
     def __init__(
@@ -127,24 +129,7 @@ class LlamaCppEngine:
 
     def warmup(self) -> None:
         """Run one short generation so that the first real request pays no start-up costs."""
-        started = time.monotonic()
-        stream = self.stream(self.encode("def main():\n    "), GenerationParams(max_new_tokens=2))
-        for _ in stream:
-            pass
-        stream.close()
-        self.warmup_seconds = time.monotonic() - started
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of plain text (no special tokens added)."""
-        return self._tokens.encode(text)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of generated ids, special tokens skipped."""
-        return self._tokens.decode(ids)
-
-    def token_id(self, token: str) -> int | None:
-        """The id of a token, if the vocabulary has it."""
-        return self._tokens.token_id(token)
+        self.warmup_seconds = warm_up(self)
 
     def stream(
         self,
@@ -190,10 +175,7 @@ class LlamaCppEngine:
                 steps.close()
             if steps.end_reason == StopReason.CANCELLED:
                 break
-        result = tracker.result()
-        if greedy and n > 1:
-            return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
-        return result
+        return repeat_greedy(tracker.result(), n)
 
     # -- the context, under the lock ------------------------------------------------------
 

@@ -42,9 +42,10 @@ from completion.engines.interface import (
     Samples,
     Stream,
     TokenStep,
+    repeat_greedy,
 )
 from completion.models.store import InstalledModel, ModelError
-from completion.models.tokenizer import ModelTokenizer
+from completion.models.tokenizer import ModelTokenizer, TokenizedEngine
 from completion.stops import StopReason, StopRule
 
 log = logging.getLogger(__name__)
@@ -375,7 +376,7 @@ class _RemoteTokens:
         self._engine.note_end(self._completion)
 
 
-class RemoteEngine:
+class RemoteEngine(TokenizedEngine):
     """The `Engine` protocol over an OpenAI-compatible `/v1/completions` server.
 
     The tokenizer, FIM markers and stop tokens are the installed model's (its family's);
@@ -406,18 +407,6 @@ class RemoteEngine:
             log.warning("backend API key: $%s is not set; sending none", options.api_key_env)
 
     # -- tokens ----------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        """Token ids of plain text (no special tokens added)."""
-        return self._tokens.encode(text)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of generated ids, special tokens skipped."""
-        return self._tokens.decode(ids)
-
-    def token_id(self, token: str) -> int | None:
-        """The id of a token, if the vocabulary has it."""
-        return self._tokens.token_id(token)
-
     def prompt_text(self, prompt_ids: Sequence[int]) -> str:
         """The prompt as the server reads it: special tokens (FIM markers) written out."""
         return self._tokens.decode(prompt_ids, special=True)
@@ -514,10 +503,7 @@ class RemoteEngine:
                 continue
             single = self._start(prompt_ids, params, cancel, 1, tracker.started)
             self._feed(single, tracker, [i], seen)
-        result = tracker.result()
-        if greedy and n > 1:
-            return Samples(result.hypotheses * n, result.first_token_ms, result.ms)
-        return result
+        return repeat_greedy(tracker.result(), n)
 
     def _feed(
         self,

@@ -1,7 +1,8 @@
 """`ModelTokenizer`: an installed model's tokenizer and its family's stop-token ids.
 
-Every engine of a real model reads them the same way: `CT2Engine` generates with them, and
-`RemoteEngine` builds its prompt text and turns the server's text back into ids with them.
+Every engine of a real model reads them the same way (`TokenizedEngine`): `CT2Engine` and
+`LlamaCppEngine` generate with them, and `RemoteEngine` builds its prompt text and turns the
+server's text back into ids with them.
 `tokenizers` is imported when a model is loaded, not before.
 """
 
@@ -39,3 +40,21 @@ class ModelTokenizer:
         """The id of a token, if the vocabulary has it."""
         result: int | None = self.raw.token_to_id(token)
         return result
+
+
+class TokenizedEngine:
+    """An engine's token methods, answered by the model's own tokenizer (`_tokens`)."""
+
+    _tokens: ModelTokenizer
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain text (no special tokens added)."""
+        return self._tokens.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids, special tokens skipped."""
+        return self._tokens.decode(ids)
+
+    def token_id(self, token: str) -> int | None:
+        """The id of a token, if the vocabulary has it."""
+        return self._tokens.token_id(token)
