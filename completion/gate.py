@@ -7,9 +7,11 @@ answer is ready (`features`: the tokens' log-probs, length, how generation ended
 trigger's mode, the language, whether the text repeats the code around it, the cursor's
 surroundings). An answer scoring under the operating point's threshold is hidden.
 
-The model's parameters are a small JSON file (`completion/data/gate.json`) fitted offline by
-`offpilot eval gate fit` (eval/gate_fit.py) on the project's own eval runs, with
-cross-validation split by problem and by package; running it needs nothing but this module.
+The model's parameters are a small JSON file fitted offline by `offpilot eval gate fit`
+(eval/gate_fit.py) on the project's own eval runs, with cross-validation split by problem
+and by package; running it needs nothing but this module. There is one file per runtime
+(`shipped_model`): `completion/data/gate.json` for llama.cpp's log-probs, the default, and
+`gate-ctranslate2.json` for CTranslate2's.
 The operating points (`quiet`, `balanced`, `eager`) are thresholds chosen there; docs/quality.md
 says what each costs in hidden right answers. An answer without log-probs (a server that
 sends none) is shown unscored.
@@ -233,10 +235,21 @@ def load_model(path: Path | None = None) -> GateModel:
         raise GateFileError(f"cannot read the gate parameters {path}: {exc}") from None
 
 
+# The shipped parameters by the runtime whose log-probs they were fitted on: the default
+# model in llama.cpp (its 4-bit GGUF, also what a llama.cpp server runs), else in CTranslate2
+# (int8). The same weights give each runtime log-probs of its own, and so thresholds.
+_SHIPPED = {"ctranslate2": "data/gate-ctranslate2.json"}
+_SHIPPED_DEFAULT = "data/gate.json"
+
+
+def shipped_model(runtime: str = "") -> GateModel:
+    """The parameters fitted for the default model in `runtime` (Engine.runtime)."""
+    return _shipped_file(_SHIPPED.get(runtime, _SHIPPED_DEFAULT))
+
+
 @functools.cache
-def shipped_model() -> GateModel:
-    """The parameters fitted for the default model, shipped as package data."""
-    text = resources.files("completion").joinpath("data/gate.json").read_text(encoding="utf-8")
+def _shipped_file(name: str) -> GateModel:
+    text = resources.files("completion").joinpath(name).read_text(encoding="utf-8")
     return parse_model(json.loads(text))
 
 
@@ -259,15 +272,17 @@ def assess(
     context: Context,
     point: str,
     shift: float = 0.0,
+    model: GateModel | None = None,
 ) -> Verdict | None:
     """The gate on an answer at `point` in the cursor's language; None for an empty one.
 
-    Scored with the gate off too (shown then): the benchmark records every score.
+    Scored with the gate off too (shown then): the benchmark records every score. `model`:
+    the parameters for the engine's runtime (`shipped_model`), the default's when None.
     """
     if not text:
         return None
     values = features(text, raw, log_probs, stop_reason, mode, context)
-    return judge(values, point, shift, language=context.syntax)
+    return judge(values, point, shift, model, language=context.syntax)
 
 
 def judge(

@@ -87,6 +87,7 @@ class _Prepared:
     trigger_ms: float = 0.0
     crossfile_ms: float = 0.0
     crossfile: tuple[str, ...] = ()
+    gate_model: gate.GateModel | None = None  # fitted on the engine's runtime's log-probs
 
 
 def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOptions) -> _Prepared:
@@ -121,6 +122,7 @@ def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOpti
         (t1 - tc) * 1000,
         (tx - t1) * 1000,
         tuple(s.describe() for s in extra.snippets) if extra else (),
+        gate.shipped_model(engine.runtime),
     )
 
 
@@ -229,6 +231,7 @@ def _gate(
         prep.context,
         options.gate,
         options.gate_shift,
+        prep.gate_model,
     )
 
 

@@ -190,8 +190,9 @@ def add_parser(
     gf.add_argument(
         "--out",
         default=None,
-        help="write the parameters here (the shipped file: "
-        "completion/data/gate.json); without it, only the tables",
+        help="write the parameters here (the shipped files: completion/data/gate.json for "
+        "llama.cpp's log-probs, gate-ctranslate2.json for CTranslate2's); without it, only "
+        "the tables",
     )
     gf.add_argument("--folds", type=int, default=5, help="cross-validation folds (by group)")
     gt.set_defaults(func=_cmd_gate)

@@ -71,10 +71,10 @@ class Row:
         )
 
 
-def _model_of(run: Path) -> str:
-    """The model a run was made with (its settings), "" when it does not say."""
+def _setting(run: Path, key: str) -> str:
+    """A run's setting (the model, the engine it ran in), "" when the run does not say."""
     settings = json.loads((run / SETTINGS).read_text(encoding="utf-8"))
-    return str(settings.get("model", ""))
+    return str(settings.get(key, ""))
 
 
 def rows_of(run: Path) -> list[Row]:
@@ -284,13 +284,19 @@ def fit_and_report(
     runs: Sequence[Path], out: Path | None, folds: int = FOLDS
 ) -> tuple[list[str], gate.GateModel]:
     """Cross-validate on `runs`, fit on all their rows, write the parameters to `out`."""
+    engines = sorted({_setting(run, "engine") for run in runs} - {""})
+    if len(engines) > 1:  # each runtime's log-probs are its own (gate.shipped_model)
+        raise ValueError(
+            f"these runs come from several runtimes ({', '.join(engines)}): "
+            "fit one file per runtime"
+        )
     rows = [row for run in runs for row in rows_of(run)]
     if not rows:
         raise ValueError("no scored answers in these runs (were they made with log-probs?)")
     names = sorted(rows[0].features)
     lines, thresholds, about = report(rows, names, folds)
-    models = sorted({_model_of(run) for run in runs})
-    about = {"models": models, "fitted": time.strftime("%Y-%m-%d"), **about}
+    models = sorted({_setting(run, "model") for run in runs})
+    about = {"models": models, "engines": engines, "fitted": time.strftime("%Y-%m-%d"), **about}
     default = {point: by[""] for point, by in thresholds.items()}
     by_language: dict[str, dict[str, float]] = {}
     for point, by in thresholds.items():

@@ -80,6 +80,7 @@ class CT2Engine(TokenizedEngine):
         self.cache_resets = 0
         self.cache_failed = False  # a reload failed: prompts are computed whole from then on
         self.name = model.manifest.name
+        self.runtime = "ctranslate2"
         self.family = model.family
         self.fim = self.family.fim
         self.path = model.path

@@ -28,6 +28,7 @@ class FakeEngine:
     """
 
     name = "fake"
+    runtime = "fake"
 
     def __init__(
         self,

@@ -218,6 +218,9 @@ class Engine(Protocol):
 
     fim: FimTokens | None
     name: str
+    # What computes the tokens (llama.cpp, ctranslate2, remote, fake): the same weights give
+    # other log-probs in another runtime, and the gate (completion/gate.py) reads them.
+    runtime: str
     # The model's family entry (its windows, stop and repository tokens); `fim` is the FIM
     # tokens this model's vocabulary has, None when it has none.
     family: Family

@@ -85,6 +85,7 @@ class LlamaCppEngine(TokenizedEngine):
         options = options or LlamaOptions()
         self.options = options
         self.name = model.manifest.name
+        self.runtime = "llama.cpp"
         self.family = model.family
         self.fim = self.family.fim
         self.path = model.path

@@ -390,6 +390,7 @@ class RemoteEngine(TokenizedEngine):
             raise ModelError(str(exc)) from None
         self.options = options
         self.name = model.manifest.name
+        self.runtime = "remote"
         self.family = model.family
         self.fim = self.family.fim
         self.backend = options.url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from completion import gate
 from completion.engines.fake import FakeEngine
 from eval import data, gate_fit, gating
-from eval.records import RunSettings, read_samples
+from eval.records import SETTINGS, RunSettings, read_samples
 from eval.run import run
 
 # five packages of six tasks: the cross-validation has groups to hold out
@@ -93,6 +94,20 @@ def test_fit_cross_validates_by_package_and_writes_a_file_the_gate_reads(
     assert balanced.shown_wrong <= 4 < 10
     assert balanced.hidden_right_share <= gate_fit.HIDDEN_RIGHT["balanced"]["humaneval"]
     assert set(model.by_language) == {"python"}
+
+
+def test_fit_refuses_runs_of_several_runtimes(finished_run: Path, tmp_path: Path) -> None:
+    runs = []
+    for engine in ("llama.cpp", "ctranslate2"):
+        copy = tmp_path / engine
+        shutil.copytree(finished_run, copy)
+        settings = json.loads((copy / SETTINGS).read_text())
+        (copy / SETTINGS).write_text(json.dumps({**settings, "engine": engine}))
+        runs.append(copy)
+    _, model = gate_fit.fit_and_report(runs[:1], None, folds=3)
+    assert model.about["engines"] == ["llama.cpp"]
+    with pytest.raises(ValueError, match="several runtimes"):
+        gate_fit.fit_and_report(runs, None, folds=3)
 
 
 def test_the_groups_of_tasks() -> None:

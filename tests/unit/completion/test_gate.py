@@ -103,8 +103,10 @@ def test_the_users_record_moves_the_threshold_within_bounds() -> None:
     assert gate.user_shift(-5, -5) == 0.0  # corrupt counts move nothing
 
 
-def test_the_shipped_parameters_fit_the_features(tmp_path: Path) -> None:
-    model = gate.shipped_model()
+@pytest.mark.parametrize("runtime", ["llama.cpp", "ctranslate2"])
+def test_the_shipped_parameters_fit_the_features(tmp_path: Path, runtime: str) -> None:
+    model = gate.shipped_model(runtime)
+    assert model.about["engines"] == [runtime], "fitted on another runtime's log-probs"
     values = gate.features("return w * h", "return w * h", (-0.1,), RULE, "single", _context())
     assert values is not None
     assert set(model.names) <= set(values), "the shipped model reads features we no longer make"
@@ -113,6 +115,21 @@ def test_the_shipped_parameters_fit_the_features(tmp_path: Path) -> None:
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(model.to_json()))
     assert gate.load_model(path) == model
+
+
+def test_the_pipeline_reads_the_parameters_of_its_engines_runtime() -> None:
+    engine = FakeEngine(default="return w * h\n")
+    request = CompletionRequest(DOC, CURSOR)
+    for runtime in ("llama.cpp", "ctranslate2", "remote"):
+        engine.runtime = runtime
+        verdict = complete(engine, request).verdict
+        assert verdict is not None
+        model = gate.shipped_model(runtime)
+        assert verdict.threshold == model.threshold(gate.DEFAULT_POINT, 0.0, "python")
+        assert verdict.score == model.score(verdict.features or {})
+    # a llama.cpp server runs the same GGUF as the in-process engine
+    assert gate.shipped_model("remote") is gate.shipped_model("llama.cpp")
+    assert gate.shipped_model("ctranslate2") != gate.shipped_model("llama.cpp")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +158,7 @@ def test_an_unreadable_parameter_file(tmp_path: Path) -> None:
 @pytest.fixture
 def on_mean(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pipeline's gate reads ON_MEAN instead of the shipped parameters."""
-    monkeypatch.setattr(gate, "shipped_model", lambda: ON_MEAN)
+    monkeypatch.setattr(gate, "shipped_model", lambda runtime="": ON_MEAN)
 
 
 @pytest.mark.usefixtures("on_mean")
