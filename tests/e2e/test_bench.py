@@ -37,6 +37,8 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert summary["pause_requests"] >= 3
     assert summary["pause_latency_ms"]["p50"] > 0
     assert summary["rss_mb"]["max"] > 0
+    as_typed = summary["pause_suggestions_as_typed"]  # checked against what was typed next
+    assert 0 <= as_typed["as_typed"] <= as_typed["shown"] <= summary["pause_requests"]
     assert sum(summary["server_requests"].values()) >= summary["pause_requests"]
     raw = json.loads(out_file.read_text())["raw"]["levers"]
     assert raw["pause_latencies_ms"]

@@ -78,6 +78,9 @@ class ReplayReport:
     # where each pause was, by request id: "line_end" or "new_line" (after Enter and indent)
     pause_at: dict[int, str] = field(default_factory=dict)
     traces: list[TraceRecord] = field(default_factory=list)  # one per request, from the server
+    # each pause that showed a suggestion, by request id: whether its first line is the one
+    # the user typed next (`first_line_as_typed`)
+    as_typed: dict[int, bool] = field(default_factory=dict)
     bad_traces: int = 0  # notifications that were not trace records
 
 
@@ -201,7 +204,7 @@ async def _type_file(
     while i < len(rest) and typed < opts.max_keystrokes and time.monotonic() < deadline:
         ch = rest[i]
         if ch == "\n":  # the user pauses at the end of a line and waits for a suggestion
-            await _pause_for_suggestion(typist, opts, rng, "line_end")
+            await _pause_for_suggestion(typist, opts, rng, "line_end", rest[i:])
             # newline plus the editor's auto-indent arrive together
             j = i + 1
             while j < len(rest) and rest[j] == " ":
@@ -210,7 +213,7 @@ async def _type_file(
                 typist.type_char(c)
             typed += 1
             i = j
-            await _pause_for_suggestion(typist, opts, rng, "new_line")
+            await _pause_for_suggestion(typist, opts, rng, "new_line", rest[i:])
             continue
         typist.type_char(ch)
         typed += 1
@@ -223,26 +226,48 @@ async def _type_file(
 
 
 async def _pause_for_suggestion(
-    typist: _Typist, opts: ReplayOptions, rng: random.Random, at: str
+    typist: _Typist, opts: ReplayOptions, rng: random.Random, at: str, upcoming: str
 ) -> None:
     """The user stops typing and waits for the suggestion at the cursor.
 
     A request already sent for this very cursor (the debounce expired after the last key) is
-    what the editor waits on; otherwise the editor sends one after its debounce.
+    what the editor waits on; otherwise the editor sends one after its debounce. A suggestion
+    shown is checked against `upcoming`, what the user types next.
     """
     if typist.pending is not None and typist.pending[3] == typist.version:
-        future = typist.pending[1]
+        msg_id, future = typist.pending[:2]
         typist.report.typing_requests_at_pause += 1
         typist.retarget(typist.report.pause_latencies_ms)
-        typist.report.pause_at[typist.pending[0]] = at
+        typist.report.pause_at[msg_id] = at
     else:
         await asyncio.sleep(opts.debounce_ms / 1000)
         typist.cancel_pending()
         future = typist.request(typist.report.pause_latencies_ms, at)
+        msg_id = typist.pending[0] if typist.pending is not None else -1
     with contextlib.suppress(Exception):
-        await future
+        result = await future
+        items = getattr(result, "items", None) or []
+        if items:
+            text = items[0].insert_text
+            text = text if isinstance(text, str) else text.value
+            typist.report.as_typed[msg_id] = first_line_as_typed(text, upcoming)
     typist.pending = None
     await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.line_pause_ms / 1000)
+
+
+def first_line_as_typed(suggestion: str, upcoming: str) -> bool:
+    """Whether a suggestion's first line is the line the user went on to type.
+
+    Compared without the surrounding blanks and indent: at a line's end the suggestion
+    starts with the newline the user has yet to type. An exact match of the first line,
+    the grey text a user would accept with Tab and keep.
+    """
+
+    def first(text: str) -> str:
+        return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
+
+    line = first(suggestion)
+    return bool(line) and line == first(upcoming)
 
 
 def _keep_trace(report: ReplayReport, params: Any) -> None:

@@ -61,6 +61,12 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         "pause_sources_share": pause_sources(report.traces, report.pause_ids),
         "shown": report.shown,
         "empty": report.empty,
+        # the pauses' suggestions whose first line is what the user then typed
+        "pause_suggestions_as_typed": {
+            "shown": len(report.as_typed),
+            "as_typed": sum(report.as_typed.values()),
+            "share": round(sum(report.as_typed.values()) / max(1, len(report.as_typed)), 3),
+        },
         "rss_mb": {
             "first": round(rss[0], 1) if rss else None,
             "max": round(max(rss), 1) if rss else None,

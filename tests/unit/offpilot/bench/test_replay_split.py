@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offpilot.bench.replay.session import ReplayOptions, split_for_typing
+from offpilot.bench.replay.session import ReplayOptions, first_line_as_typed, split_for_typing
 
 FILE = "import os\n\n\n" + "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(9))
 
@@ -25,3 +25,13 @@ def test_end_types_after_the_first_lines_and_a_file_without_definitions_too() ->
         "x = 1\n" * 18,
         "",
     )
+
+
+def test_a_suggestion_is_checked_against_the_line_the_user_types_next() -> None:
+    # at a line's end the suggestion brings the newline and indent the user has yet to type
+    assert first_line_as_typed("\n    return 4", "\n    return 4\n\n\ndef f5():")
+    assert first_line_as_typed("return 4\n\n", "return 4\n")  # after Enter and the indent
+    assert first_line_as_typed("x = 1\ny = 2", "x = 1\ny = 3\n")  # the first line decides
+    assert not first_line_as_typed("return 5", "return 4\n")
+    assert not first_line_as_typed("return", "return 4\n")  # a prefix is not the line
+    assert not first_line_as_typed("\n\n", "\n")  # nothing shown to match
