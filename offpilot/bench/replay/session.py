@@ -31,6 +31,7 @@ from lsp_server.trace import TRACE, TraceRecord
 from offpilot.lsp_client import (
     ServerClient,
     completion_params,
+    item_texts,
     open_document,
     start_client,
     stop_client,
@@ -78,9 +79,9 @@ class ReplayReport:
     # where each pause was, by request id: "line_end" or "new_line" (after Enter and indent)
     pause_at: dict[int, str] = field(default_factory=dict)
     traces: list[TraceRecord] = field(default_factory=list)  # one per request, from the server
-    # each pause that showed a suggestion, by request id: whether its first line is the one
-    # the user typed next (`first_line_as_typed`)
-    as_typed: dict[int, bool] = field(default_factory=dict)
+    # each pause that showed a suggestion: whether its first line is the one the user typed
+    # next (`first_line_as_typed`)
+    as_typed: list[bool] = field(default_factory=list)
     bad_traces: int = 0  # notifications that were not trace records
 
 
@@ -235,22 +236,17 @@ async def _pause_for_suggestion(
     shown is checked against `upcoming`, what the user types next.
     """
     if typist.pending is not None and typist.pending[3] == typist.version:
-        msg_id, future = typist.pending[:2]
+        future = typist.pending[1]
         typist.report.typing_requests_at_pause += 1
         typist.retarget(typist.report.pause_latencies_ms)
-        typist.report.pause_at[msg_id] = at
+        typist.report.pause_at[typist.pending[0]] = at
     else:
         await asyncio.sleep(opts.debounce_ms / 1000)
         typist.cancel_pending()
         future = typist.request(typist.report.pause_latencies_ms, at)
-        msg_id = typist.pending[0] if typist.pending is not None else -1
     with contextlib.suppress(Exception):
-        result = await future
-        items = getattr(result, "items", None) or []
-        if items:
-            text = items[0].insert_text
-            text = text if isinstance(text, str) else text.value
-            typist.report.as_typed[msg_id] = first_line_as_typed(text, upcoming)
+        if shown := item_texts(await future):
+            typist.report.as_typed.append(first_line_as_typed(shown[0], upcoming))
     typist.pending = None
     await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.line_pause_ms / 1000)
 

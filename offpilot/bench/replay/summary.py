@@ -64,8 +64,8 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         # the pauses' suggestions whose first line is what the user then typed
         "pause_suggestions_as_typed": {
             "shown": len(report.as_typed),
-            "as_typed": sum(report.as_typed.values()),
-            "share": round(sum(report.as_typed.values()) / max(1, len(report.as_typed)), 3),
+            "as_typed": sum(report.as_typed),
+            "share": round(sum(report.as_typed) / max(1, len(report.as_typed)), 3),
         },
         "rss_mb": {
             "first": round(rss[0], 1) if rss else None,
