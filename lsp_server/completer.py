@@ -61,8 +61,8 @@ class Source(StrEnum):
 
 _T = TypeVar("_T")
 NO_RESULT = CompletionResult("", "")
-# gets a block's rest once written: request id, uri, result, ms since arrival, gate shift
-OnBlock = Callable[[int | str | None, str, CompletionResult, float, float], None]
+# gets a block's rest once written: request id, uri, result, ms since arrival, gate threshold
+OnBlock = Callable[[int | str | None, str, CompletionResult, float, float | None], None]
 # A request this soon after the one before is part of a burst (an editor that asks at every
 # keystroke): only then does the server debounce. One after a quiet spell (a client that
 # debounces itself, a user who paused) starts at once: the replay's pauses waited 41 ms
@@ -81,6 +81,9 @@ class Outcome:
     # how far the user's own record moved the gate's threshold for this request's language
     # (`Completer.gate_shift`); None: the request never reached the completer
     gate_shift: float | None = None
+    # the least score shown for this request (`Completer.gate_threshold`): the one an answer
+    # was or would have been judged by; None: the gate is off, or never reached
+    gate_threshold: float | None = None
 
     @classmethod
     def served(cls, source: Source, text: str, timings_ms: dict[str, float]) -> Outcome:
@@ -167,7 +170,9 @@ class Completer:
         self._last_arrival = -BURST_S  # when the newest request came (monotonic seconds)
         self._seq = itertools.count(1)
         self._on_busy = on_busy or (lambda _busy: None)
-        self._on_block = on_block or (lambda _id, _uri, _result, _ms, _shift: None)  # on the loop
+        self._on_block = on_block or (
+            lambda _id, _uri, _result, _ms, _threshold: None
+        )  # on the loop
         # a language's (accepted, rejected) by this user, from memory (StatsWriter.verdicts)
         self._verdicts = verdicts or (lambda _language: (0, 0))
         self.sources: Counter[str] = Counter()  # how requests were answered
@@ -177,6 +182,14 @@ class Completer:
     def gate_shift(self, language: str) -> float:
         """How far this user's accepts and rejects in `language` move the gate's threshold."""
         return gate.user_shift(*self._verdicts(language))
+
+    def gate_threshold(self, runtime: str, language: str, shift: float) -> float | None:
+        """The least score shown in `language`, the user's `shift` applied; None: gate off.
+
+        The parameters are the engine's `runtime`'s (gate.shipped_model): "" before the model
+        is loaded gives the default engine's.
+        """
+        return gate.shipped_model(runtime).threshold(self.config.gate, shift, language)
 
     def _run(
         self,
@@ -267,9 +280,13 @@ class Completer:
         request_id: int | str | None = None,
     ) -> Outcome:
         """`_answer`, with the gate shift it applied (read once, for the trace to report)."""
-        shift = self.gate_shift(snap.request.language)
+        language = snap.request.language
+        shift = self.gate_shift(language)
         outcome = await self._answer(snap, engine_future, shift, speculative, request_id)
-        return dataclasses.replace(outcome, gate_shift=shift)
+        loaded = engine_future.done() and not engine_future.cancelled()
+        runtime = engine_future.result().runtime if loaded and not engine_future.exception() else ""
+        threshold = self.gate_threshold(runtime, language, shift)
+        return dataclasses.replace(outcome, gate_shift=shift, gate_threshold=threshold)
 
     async def _answer(
         self,
@@ -343,7 +360,8 @@ class Completer:
                 del self._in_flight[snap.uri]
             if early.done() and not done.cancelled() and done.exception() is None:
                 ms = (time.monotonic() - t0) * 1000
-                self._keep(key, done.result(), cancel, ms, request_id, gate_shift)
+                threshold = self.gate_threshold(engine.runtime, request.language, gate_shift)
+                self._keep(key, done.result(), cancel, ms, request_id, threshold)
 
         task.add_done_callback(landed)
         try:
@@ -382,7 +400,7 @@ class Completer:
         cancel: threading.Event,
         ms: float,
         request_id: int | str | None = None,
-        gate_shift: float = 0.0,
+        gate_threshold: float | None = None,
     ) -> None:
         """Cache the block whose first line was already shown (its first line alone, gated)."""
         if cancel.is_set() or result.stop_reason in StopReason.NO_ANSWER:
@@ -395,7 +413,7 @@ class Completer:
             result.stop_reason, stages, ms, result.prompt_tokens, result.reused_tokens,
             result.text,
         )  # fmt: skip
-        self._on_block(request_id, key.uri, result, ms, gate_shift)
+        self._on_block(request_id, key.uri, result, ms, gate_threshold)
 
     async def _reuse_in_flight(self, key: CursorKey) -> Outcome | None:
         """Wait for a generation in flight whose output may still match what was typed."""

@@ -253,10 +253,10 @@ class OffpilotServer(LanguageServer):
         uri: str,
         result: CompletionResult,
         ms: float,
-        gate_shift: float,
+        gate_threshold: float | None,
     ) -> None:
         """The rest of a block whose first line was shown is in the cache: trace it."""
-        self.trace(block_record(msg_id, uri, result, ms, gate_shift, self.config.gate))
+        self.trace(block_record(msg_id, uri, result, ms, gate_threshold, self.config.gate))
 
     def _on_busy(self, busy: bool) -> None:
         """Called from the generation thread (send_status hands it to the loop)."""

@@ -148,14 +148,16 @@ def _generation(timings_ms: dict[str, float]) -> tuple[float | None, float | Non
 
 
 def _gate_fields(
-    result: CompletionResult, point: str, shift: float | None
+    result: CompletionResult, point: str, threshold: float | None
 ) -> tuple[str, float | None, float | None, bool]:
-    """(point, threshold, score, gated) of an answer, for the record's gate fields."""
+    """(point, threshold, score, gated) of an answer, for the record's gate fields.
+
+    `threshold` is the completer's for the request (its engine's runtime and language,
+    the user's shift), reported where no verdict carries the one the answer was judged by.
+    """
     verdict = result.verdict
     if verdict is not None and verdict.score is not None:
         threshold = verdict.threshold  # the one it was judged by (its language's)
-    else:
-        threshold = None if shift is None else gate.shipped_model().threshold(point, shift)
     score = verdict.score if verdict is not None else None
     # only an answer the gate judged can have been hidden by it (served ones were judged before)
     return point, threshold, score, verdict is not None and result.gated
@@ -174,7 +176,7 @@ def request_record(
     result = outcome.result
     model = outcome.source is Source.MODEL
     first, decode = _generation(result.timings_ms) if model else (None, None)
-    point, threshold, score, gated = _gate_fields(result, point, outcome.gate_shift)
+    point, threshold, score, gated = _gate_fields(result, point, outcome.gate_threshold)
     return TraceRecord(
         REQUEST,
         msg_id,
@@ -203,12 +205,12 @@ def block_record(
     uri: str,
     result: CompletionResult,
     since_arrival_ms: float,
-    gate_shift: float = 0.0,
+    gate_threshold: float | None = None,
     point: str = gate.DEFAULT_POINT,
 ) -> TraceRecord:
     """The record of a block's rest, written after its first line was shown."""
     first, decode = _generation(result.timings_ms)
-    point, threshold, score, gated = _gate_fields(result, point, gate_shift)
+    point, threshold, score, gated = _gate_fields(result, point, gate_threshold)
     return TraceRecord(
         BLOCK_REST,
         msg_id,

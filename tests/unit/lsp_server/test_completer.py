@@ -334,6 +334,32 @@ async def test_the_users_record_in_a_language_moves_its_threshold(
     assert (cached.source, cached.gate_shift) == ("cache", python.gate_shift)
 
 
+async def test_a_requests_threshold_is_its_engines_runtimes_and_languages() -> None:
+    """Reported beside every outcome, a cached one too (which no verdict of its own carries)."""
+    completer = Completer(
+        ServerConfig(debounce_ms=0, prefetch=False, multiline=False),
+        verdicts=lambda language: (2, 40) if language == "python" else (0, 0),
+    )
+    engine = FakeEngine(default="a + b\n")
+    engine.runtime = "ctranslate2"
+    shift = completer.gate_shift("python")
+    expected = gate.shipped_model("ctranslate2").threshold(gate.DEFAULT_POINT, shift, "python")
+    assert expected != gate.shipped_model().threshold(gate.DEFAULT_POINT, shift, "python")
+    made = await completer.complete(snap(), ready(engine))
+    cached = await completer.complete(snap(), ready(engine))
+    assert [made.source, cached.source] == ["model", "cache"]
+    assert made.gate_threshold == cached.gate_threshold == expected
+    loading: Future[Engine] = Future()  # before the model is loaded: the default parameters
+    off = Completer(ServerConfig(debounce_ms=0, prefetch=False, gate="off"))
+    disabled = Completer(ServerConfig(debounce_ms=0, prefetch=False, languages={"python": False}))
+    unloaded = await disabled.complete(snap(), loading)
+    assert unloaded.source == "disabled"
+    assert unloaded.gate_threshold == gate.shipped_model().threshold(
+        gate.DEFAULT_POINT, 0.0, "python"
+    )
+    assert (await off.complete(snap(), ready(engine))).gate_threshold is None
+
+
 async def test_an_answer_the_gate_hides_is_never_served_later() -> None:
     """Not at its cursor from the cache, nor by typing its first characters, nor in flight."""
     engine = FakeEngine(default="a + b\n", log_prob=UNSURE, step_delay_s=0.02)

@@ -164,8 +164,10 @@ def test_the_gate_fields_say_what_the_gate_did() -> None:
     off = request_record(5, "file:///a.py", 1, 11, shown, point="off")
     assert (off.gate_point, off.gate_threshold, off.gated) == ("off", None, False)
     cached = Outcome.served(Source.CACHE, "a + b", {"total": 1.0})
-    record = request_record(6, "file:///a.py", 1, 11, dataclasses.replace(cached, gate_shift=0.0))
+    record = request_record(
+        6, "file:///a.py", 1, 11, dataclasses.replace(cached, gate_threshold=0.2)
+    )
     assert (record.gate_score, record.gated) == (None, False)  # judged when it was made
-    assert record.gate_threshold == gate.shipped_model().threshold(gate.DEFAULT_POINT)
+    assert record.gate_threshold == 0.2  # the completer's, for the request
     never = request_record(7, "file:///a.py", 0, 0, Outcome(Source.NOT_OPEN))
     assert (never.gate_threshold, never.gate_score, never.gated) == (None, None, False)
