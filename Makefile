@@ -3,10 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.offpilot-installed
-# llama-cpp-python compiles llama.cpp (once, about 5 minutes on 2 cores; pip keeps the wheel):
-# no AMX (its kernels crash on the CI CPU), no native detection, so the build does not depend
-# on the building machine. Where it cannot build, setup goes on: CTranslate2 generates.
-LLAMA_CMAKE := CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
 
 .PHONY: run setup model sandbox test check lint demo clean
 
@@ -15,12 +11,12 @@ run: setup  ## install everything (venv, deps, default model), then run the demo
 
 setup: $(STAMP) model sandbox
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/llama-setup.sh
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[convert,test,scale]'
-	$(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[llama]' \
+	scripts/llama-setup.sh $(BIN)/python \
 		|| echo "[setup] llama-cpp-python did not build (it needs a C++ compiler): the CTranslate2 engine generates instead" >&2
 	touch $(STAMP)
 

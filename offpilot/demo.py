@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -53,7 +54,10 @@ async def _demo(server_args: list[str]) -> int:
     text = resources.files("offpilot").joinpath("data/demo_sample.txt").read_text(encoding="utf-8")
     lines = text.splitlines()
     started = time.monotonic()
-    client = await start_client(*server_args, name="offpilot-demo")
+    try:
+        client = await start_client(*server_args, name="offpilot-demo")
+    except RuntimeError as exc:  # pygls: the server process exited before it answered
+        return _server_stopped(exc)
     _out(f"server started and initialized in {(time.monotonic() - started) * 1000:.0f} ms")
     version = 1
     try:
@@ -69,9 +73,19 @@ async def _demo(server_args: list[str]) -> int:
             note = "  (first request: waits for the model to load)" if n == 0 else ""
             _out(f"line {line + 1:3} {lines[line][:col]!r:>22} -> {suggestion!r}")
             _out(f"{'':9}{mark} original {original!r}, {ms:.0f} ms{note}")
+    except RuntimeError as exc:  # pygls: the server process exited under a request
+        if client._server is None or client._server.returncode is None:
+            raise
+        return _server_stopped(exc)
     finally:
         await stop_client(client)
     return 0
+
+
+def _server_stopped(exc: RuntimeError) -> int:
+    """A clear line and a failing exit where the server died (its log says why)."""
+    print(f"offpilot demo: the server stopped: {exc}", file=sys.stderr)  # noqa: T201
+    return 1
 
 
 def run_demo(args: argparse.Namespace) -> int:

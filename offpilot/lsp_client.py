@@ -133,6 +133,9 @@ async def inline_completion(client: LanguageClient, uri: str, line: int, charact
 async def stop_client(client: ServerClient) -> None:
     """Shut the server down cleanly; a server that does not exit in time is killed."""
     server = client._server
+    if server is not None and server.returncode is not None:  # it died: nothing to shut down
+        await client.stop()
+        return
     try:
         await asyncio.wait_for(client.shutdown_async(None), EXIT_WAIT_S)
         client.exit(None)

@@ -7,7 +7,10 @@ an `engine` and a `--backend` mean the same thing everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 from completion.engines.interface import Engine
@@ -98,4 +101,82 @@ def _llama_gguf(installed: InstalledModel) -> Path:
             f"engine llama.cpp: {installed.manifest.name} has no GGUF installed "
             f"(`offpilot model gguf {installed.manifest.name}`)"
         )
+    verdict = llama_runs(gguf)
+    if verdict != "ok":
+        raise ModelCorruptError(
+            f"engine llama.cpp: llama.cpp does not run on this CPU ({verdict} in a test run; "
+            "`make setup` builds it for this CPU)"
+        )
     return gguf
+
+
+# What the test run does: load the GGUF and evaluate a few tokens (every kernel a prompt uses).
+_PROBE = (
+    "import sys, llama_cpp\n"
+    "llm = llama_cpp.Llama(sys.argv[1], n_ctx=64, n_threads=1, verbose=False)\n"
+    "llm.eval(llm.tokenize(b'def add(a, b):\\n    return a + b\\n'))\n"
+)
+PROBE_TIMEOUT_S = 120.0
+
+
+def llama_runs(gguf: Path) -> str:
+    """`"ok"` where llama.cpp runs `gguf` on this CPU, else what happened to it.
+
+    A llama.cpp built for another CPU (AVX-512 on a CPU without it) dies of SIGILL at its
+    first matrix product and takes the whole server with it, so it is tried first in a
+    child process, once per llama.cpp build and CPU: the verdict is kept beside the GGUF.
+    A run that times out (a busy machine) is not kept, and counts as running.
+    """
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent
+    key = hashlib.sha256(_PROBE.encode())
+    for so in sorted(lib.rglob("*.so*")):
+        stat = so.stat()
+        key.update(f"{so.relative_to(lib)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    key.update(_cpu_flags().encode())
+    stamp = gguf.parent / f".llama-runs-{key.hexdigest()[:16]}"
+    if stamp.exists():
+        return stamp.read_text(encoding="utf-8").strip() or "ok"
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(gguf)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        log.warning("llama.cpp's test run took over %.0f s; not judged", PROBE_TIMEOUT_S)
+        return "ok"
+    verdict = "ok" if run.returncode == 0 else _death(run.returncode, run.stderr)
+    if verdict != "ok":
+        log.warning("llama.cpp failed its test run: %s", verdict)
+    try:
+        stamp.write_text(verdict + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.info("cannot keep llama.cpp's verdict at %s: %s", stamp, exc)
+    return verdict
+
+
+def _death(returncode: int, stderr: bytes) -> str:
+    """A child's end in words: the signal that killed it, or its exit and last error line."""
+    if returncode < 0:
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    return f"exit {returncode}: {last[0][:200]}".rstrip(": ")
+
+
+def _cpu_flags() -> str:
+    """The CPU's model and instruction sets, as /proc/cpuinfo names them ("" elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    keep = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags", "Features"))]
+    return "\n".join(dict.fromkeys(keep))

@@ -19,7 +19,7 @@ import pytest
 from completion.models.specs import DEFAULT_MODEL
 from completion.models.store import gguf_path
 
-SETUP = Path(__file__).with_name("setup.sh")
+PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
 HINT = "run `make backend-setup` (tests/backend/setup.sh and `offpilot model gguf`)"
 
 
@@ -30,9 +30,9 @@ def _missing(what: str) -> None:
 
 
 def llama_python() -> Path:
-    """The Python of the cached llama-cpp-python venv (its version pinned in setup.sh)."""
-    pinned = re.search(r"LLAMA_CPP_PYTHON_VERSION:-([0-9.]+)", SETUP.read_text())
-    assert pinned, "setup.sh pins no llama-cpp-python version"
+    """The Python of the cached llama-cpp-python venv (the `llama` extra's version)."""
+    pinned = re.search(r'"llama-cpp-python==([0-9.]+)"', PYPROJECT.read_text())
+    assert pinned, "pyproject.toml pins no llama-cpp-python version"
     cache = os.environ.get("OFFPILOT_E2E_CACHE") or str(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "offpilot-e2e"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from completion.models.store import InstalledModel
+from offpilot.demo import _demo
 
 pytestmark = pytest.mark.real_model
 
@@ -55,3 +57,13 @@ def test_the_demo_ends_and_its_first_answer_is_a_suggestion(real_model: Installe
     assert len(answers) == 6, lines
     assert answers[0] not in ("''", '""'), lines  # the first request: a real suggestion
     assert exited_at - last_line_at[0] < 60, "the demo lingered after its last line"
+
+
+def test_a_server_that_dies_ends_the_demo_with_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No traceback and no hang: one line saying the server stopped, and exit 1 (a server
+    that dies at start here; one killed under a request, SIGILL from a llama.cpp built for
+    another CPU, took this path on 2026-12-07)."""
+    assert asyncio.run(_demo(["--no-such-option"])) == 1
+    assert "offpilot demo: the server stopped" in capsys.readouterr().err

@@ -187,3 +187,29 @@ def test_sample(engine: llamacpp.LlamaCppEngine) -> None:
     sampled = engine.sample(prompt, GenerationParams(max_new_tokens=6, temperature=0.8, seed=3), 4)
     assert len(sampled.hypotheses) == 4
     assert all(len(h.log_probs) == len(h.ids) for h in sampled.hypotheses)
+
+
+def test_a_llama_cpp_that_dies_on_this_cpu_is_never_loaded(
+    real_model: InstalledModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A build for another CPU dies of SIGILL: a child process finds out, not the server."""
+    from completion.engines import choose
+
+    monkeypatch.setattr(choose, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    gguf = tmp_path / "model.gguf"
+    assert choose.llama_runs(gguf) == "killed by SIGILL"
+
+    def no_second_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the verdict is kept: no second test run")
+
+    monkeypatch.setattr(choose.subprocess, "run", no_second_run)
+    assert choose.llama_runs(gguf) == "killed by SIGILL"
+    monkeypatch.setattr(choose, "llama_runs", lambda gguf: "killed by SIGILL")
+    with caplog.at_level(logging.WARNING):
+        assert local_engine(real_model) == ("ctranslate2", None)
+    assert "does not run on this CPU (killed by SIGILL" in caplog.text
+    with pytest.raises(ModelCorruptError, match="SIGILL"):
+        local_engine(real_model, "llama.cpp")
