@@ -57,10 +57,27 @@ def _keep_lines(engine: Engine, lines: list[str], budget: int, *, tail: bool) ->
     return kept
 
 
+# The window above the checkpoint starts at a line whose number is a multiple of this, so
+# it moves in steps too: when the checkpoint moves, the head's old tokens stay its first
+# ones and an engine that reuses a cached common prefix (llama.cpp) computes only the new
+# lines, not the whole window again. The window is then between the budget less one step
+# and the budget; a step that does not fit the budget falls back to the plain window.
+WINDOW_STEP_LINES = 32
+
+
 def fit_prefix(engine: Engine, prefix: str, budget: int) -> str:
-    """The end of `prefix` that fits `budget`, cut at line boundaries."""
+    """The end of `prefix` that fits `budget`, cut at line boundaries.
+
+    It starts at a multiple of `WINDOW_STEP_LINES` (counted from the start of `prefix`)
+    where one falls inside the window that fits.
+    """
     lines = prefix.splitlines(keepends=True)
-    return "".join(reversed(_keep_lines(engine, lines[::-1], budget, tail=True)))
+    kept = _keep_lines(engine, lines[::-1], budget, tail=True)
+    first = len(lines) - len(kept)
+    start = -(-first // WINDOW_STEP_LINES) * WINDOW_STEP_LINES
+    if first < start < len(lines):
+        return "".join(lines[start:])
+    return "".join(reversed(kept))
 
 
 def fit_suffix(engine: Engine, suffix: str, budget: int) -> str:

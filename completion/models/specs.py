@@ -95,9 +95,11 @@ QWEN2 = Family(
     ),
     repo_name="<|repo_name|>",
     file_sep="<|file_sep|>",
-    # 384 + 128: measured for latency on two cores (docs/latency.md) and quality
-    # (docs/quality.md) with the 0.5B model.
-    windows=PromptBudget(prefix_tokens=384, suffix_tokens=128),
+    # 768 + 256: on real packages the larger windows are right more often than 384 + 128
+    # (docs/quality.md, "Real code"), and with the window's start moving in steps
+    # (prompt.py, `WINDOW_STEP_LINES`) a cached head covers most of their cost while typing
+    # (docs/latency.md).
+    windows=PromptBudget(prefix_tokens=768, suffix_tokens=256),
     code_tokens="qwen2",
 )
 # StarCoder and StarCoderBase (`gpt_bigcode`): PSM order, and the repository format

@@ -10,6 +10,7 @@ from completion.models.specs import QWEN2, FimOrder, fim_order
 from completion.pipeline import CompletionRequest, complete
 from completion.prompt import (
     CHECKPOINT_LINES,
+    WINDOW_STEP_LINES,
     PromptBudget,
     build_prompt,
     fit_prefix,
@@ -75,6 +76,32 @@ def test_prompt_head_is_stable_while_typing_forward_within_a_chunk() -> None:
     later = above + "y = 1\n" * CHECKPOINT_LINES + "w"
     moved = build_prompt(extract_context(later + below, len(later)), engine)
     assert "".join(map(chr, moved.ids[: moved.static_len])) != heads[0]
+
+
+def test_a_full_window_keeps_its_start_when_the_checkpoint_moves() -> None:
+    """The old head stays the new head's start, so a cached common prefix is reused."""
+    engine = FakeEngine()  # one token per character
+    below = "\n\nprint(x0)\n"
+    budget = PromptBudget(prefix_tokens=600, suffix_tokens=64)
+
+    def head(n_lines: int) -> str:
+        text = "".join(f"x{i:03} = {i:03}\n" for i in range(n_lines)) + "w"  # 12 chars a line
+        prompt = build_prompt(extract_context(text + below, len(text)), engine, budget)
+        return "".join(map(chr, prompt.ids[: prompt.static_len]))
+
+    heads = {n: head(n) for n in range(80, 200, CHECKPOINT_LINES)}
+    # the window's first line: what follows the middle marker
+    starts = {n: int(h.split("\ue002")[1][1:4]) for n, h in heads.items()}
+    assert all(s % WINDOW_STEP_LINES == 0 for s in starts.values())
+    assert all(len(h) <= 3 + len(below) + 600 for h in heads.values())
+    moves = list(zip(list(heads)[:-1], list(heads)[1:], strict=True))
+    kept = [(a, b) for a, b in moves if starts[a] == starts[b]]
+    assert len(kept) >= len(moves) // 2  # most checkpoint moves only add lines
+    for a, b in kept:
+        assert heads[b].startswith(heads[a])
+    for a, b in moves:  # and a step forward keeps the window at least a step under the budget
+        assert starts[b] - starts[a] in (0, WINDOW_STEP_LINES)
+        assert len(heads[b]) > 3 + len(below) + 600 - 12 * (WINDOW_STEP_LINES + 1)
 
 
 def test_blanks_before_the_cursor_are_healed() -> None:
