@@ -26,7 +26,9 @@ if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ]; then
     VNNI=OFF
     if [ "$AVX512" = ON ] && has avx512_vnni; then VNNI=ON; fi
     FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=$(on avx) -DGGML_AVX2=$(on avx2) -DGGML_FMA=$(on fma)"
-    FLAGS="$FLAGS -DGGML_F16C=$(on f16c) -DGGML_BMI2=$(on bmi2) -DGGML_AVX_VNNI=$(on avx_vnni)"
+    # AVX-VNNI (the VEX form) stays off: older compilers lack -mavxvnni, and the AVX-512
+    # CPUs that have it use AVX-512 VNNI
+    FLAGS="$FLAGS -DGGML_F16C=$(on f16c) -DGGML_BMI2=$(on bmi2) -DGGML_AVX_VNNI=OFF"
     FLAGS="$FLAGS -DGGML_AVX512=$AVX512 -DGGML_AVX512_VNNI=$VNNI"
     FLAGS="$FLAGS -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 else  # another architecture: the compiler's own detection
