@@ -11,7 +11,7 @@ run: setup  ## install everything (venv, deps, default model), then run the demo
 
 setup: $(STAMP) model sandbox
 
-$(STAMP): pyproject.toml scripts/llama-setup.sh
+$(STAMP): pyproject.toml scripts/llama-setup.sh scripts/llama-wheel.sh
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "offpilot needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -162,8 +163,6 @@ def llama_runs(gguf: Path) -> str:
 def _death(returncode: int, stderr: bytes) -> str:
     """A child's end in words: the signal that killed it, or its exit and last error line."""
     if returncode < 0:
-        import signal
-
         try:
             return f"killed by {signal.Signals(-returncode).name}"
         except ValueError:
