@@ -7,7 +7,9 @@ an `engine` and a `--backend` mean the same thing everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from completion.engines.interface import Engine
+from completion.models.requantize import reencoded_gguf
 from completion.models.store import (
     InstalledModel,
     ModelCorruptError,
@@ -91,7 +94,7 @@ def local_engine(
 
 
 def _llama_gguf(installed: InstalledModel) -> Path:
-    """The verified GGUF llama.cpp would run, or `ModelError` saying why it cannot."""
+    """The GGUF llama.cpp runs (re-encoded where the spec says), or `ModelError` saying why not."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError as exc:
@@ -108,7 +111,20 @@ def _llama_gguf(installed: InstalledModel) -> Path:
             f"engine llama.cpp: llama.cpp does not run on this CPU ({verdict} in a test run; "
             "`make setup` builds it for this CPU)"
         )
-    return gguf
+    return _faster_gguf(gguf, installed.manifest.name)
+
+
+def _faster_gguf(published: Path, model_name: str) -> Path:
+    """The published GGUF, or its re-encoding where that is faster on this CPU.
+
+    Without AVX-512, Q8_0 computed a prompt 1.4x as fast as the published Q5_0 and decoded
+    as fast; with AVX-512 VNNI it computed a prompt as fast and decoded 15% slower
+    (docs/latency.md, "The GGUF re-encoded as Q8_0").
+    """
+    other = reencoded_gguf(published, model_name)
+    if other != published and llama_faster(other, published):
+        return other
+    return published
 
 
 # What the test run does: load the GGUF and evaluate a few tokens (every kernel a prompt uses).
@@ -128,15 +144,7 @@ def llama_runs(gguf: Path) -> str:
     child process, once per llama.cpp build and CPU: the verdict is kept beside the GGUF.
     A run that times out (a busy machine) is not kept, and counts as running.
     """
-    import llama_cpp
-
-    lib = Path(llama_cpp.__file__).parent
-    key = hashlib.sha256(_PROBE.encode())
-    for so in sorted(lib.rglob("*.so*")):
-        stat = so.stat()
-        key.update(f"{so.relative_to(lib)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-    key.update(_cpu_flags().encode())
-    stamp = gguf.parent / f".llama-runs-{key.hexdigest()[:16]}"
+    stamp = gguf.parent / f".llama-runs-{_machine_key(_PROBE, gguf)}"
     if stamp.exists():
         return stamp.read_text(encoding="utf-8").strip() or "ok"
     try:
@@ -158,6 +166,92 @@ def llama_runs(gguf: Path) -> str:
     except OSError as exc:
         log.info("cannot keep llama.cpp's verdict at %s: %s", stamp, exc)
     return verdict
+
+
+# What the speed test does: each file in turn, three times, a 256-token prompt in the
+# engine's 64-token chunks, then 32 decode steps; the best of each, in ms a token, as JSON.
+_SPEED = (
+    "import json, os, sys, time, llama_cpp\n"
+    "ids = [(7919 * i) % 20000 + 100 for i in range(288)]\n"
+    "llms = {p: llama_cpp.Llama(p, n_ctx=512, n_batch=64, n_threads=os.cpu_count() or 1,"
+    " verbose=False) for p in sys.argv[1:]}\n"
+    "best = {p: [1e9, 1e9] for p in llms}\n"
+    "for _ in range(3):\n"
+    "    for p, llm in llms.items():\n"
+    "        llm.reset()\n"
+    "        t = time.perf_counter()\n"
+    "        for s in range(0, 256, 64):\n"
+    "            llm.eval(ids[s:s + 64])\n"
+    "        d = time.perf_counter()\n"
+    "        for i in ids[256:]:\n"
+    "            llm.eval([i])\n"
+    "        e = time.perf_counter()\n"
+    "        now = [(d - t) * 1e3 / 256, (e - d) * 1e3 / 32]\n"
+    "        best[p] = [min(a, b) for a, b in zip(best[p], now)]\n"
+    "print(json.dumps(best))\n"
+)
+# The re-encoded file runs where it computes a prompt at least 10% faster and decodes no
+# more than 5% slower (decode is most of a pause); else the smaller published file runs.
+FASTER_PROMPT = 0.90
+SLOWER_DECODE = 1.05
+
+
+def llama_faster(candidate: Path, published: Path) -> bool:
+    """Whether llama.cpp runs `candidate` faster than `published` here (`FASTER_PROMPT`).
+
+    Measured once per llama.cpp build and CPU in a child process (about 20 s; a crash there
+    is a no), and kept beside the files with the figures.
+    """
+    stamp = published.parent / f".llama-faster-{_machine_key(_SPEED, candidate, published)}"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return bool(json.loads(stamp.read_text(encoding="utf-8"))["faster"])
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _SPEED, str(candidate), str(published)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+        if run.returncode != 0:
+            raise OSError(_death(run.returncode, run.stderr))
+        figures = json.loads(run.stdout)
+        new, old = figures[str(candidate)], figures[str(published)]
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
+        log.warning("cannot time %s in llama.cpp (%s); running %s", candidate, exc, published)
+        return False
+    faster = bool(new[0] <= FASTER_PROMPT * old[0] and new[1] <= SLOWER_DECODE * old[1])
+    log.info(
+        "llama.cpp, ms a prompt token / decode step: %s %.2f / %.1f, %s %.2f / %.1f; running %s",
+        candidate.name,
+        new[0],
+        new[1],
+        published.name,
+        old[0],
+        old[1],
+        (candidate if faster else published).name,
+    )
+    with contextlib.suppress(OSError):
+        stamp.write_text(
+            json.dumps({"faster": faster, "ms": {candidate.name: new, published.name: old}}),
+            encoding="utf-8",
+        )
+    return faster
+
+
+def _machine_key(program: str, *files: Path) -> str:
+    """What a verdict about `files` depends on: the test, the files, llama.cpp's build, the CPU."""
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent
+    key = hashlib.sha256(program.encode())
+    for path in files:  # a file of other types runs other kernels
+        key.update(f"{path.name}\n".encode())
+    for so in sorted(lib.rglob("*.so*")):
+        stat = so.stat()
+        key.update(f"{so.relative_to(lib)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    key.update(_cpu_flags().encode())
+    return key.hexdigest()[:16]
 
 
 def _death(returncode: int, stderr: bytes) -> str:

@@ -200,14 +200,14 @@ def read_manifest(model_dir: Path) -> Manifest:
         raise ModelCorruptError(f"{path} is unreadable or malformed: {exc}") from exc
 
 
-def _identity(path: Path) -> list[int]:
+def file_identity(path: Path) -> list[int]:
     """What changes when a file is rewritten, replaced or copied (ctime cannot be set back)."""
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def _identities(model_dir: Path, manifest: Manifest) -> dict[str, list[int]]:
-    return {name: _identity(model_dir / name) for name in [*manifest.files, MANIFEST_NAME]}
+    return {name: file_identity(model_dir / name) for name in [*manifest.files, MANIFEST_NAME]}
 
 
 def _write_stamp(model_dir: Path, identities: dict[str, list[int]]) -> None:
@@ -292,11 +292,11 @@ def installed_gguf(model: InstalledModel) -> Path | None:
         raise ModelCorruptError(f"{path} has {path.stat().st_size} bytes, not {size}. {hint}")
     stamp = path.with_name(path.name + STAMP_NAME)
     try:
-        if json.loads(stamp.read_text(encoding="utf-8")).get("file") == _identity(path):
+        if json.loads(stamp.read_text(encoding="utf-8")).get("file") == file_identity(path):
             return path
     except (OSError, ValueError, AttributeError):
         pass
-    before = _identity(path)
+    before = file_identity(path)
     if sha256_file(path) != sha256:
         raise ModelCorruptError(f"{path} fails its sha256 check (damaged or replaced). {hint}")
     with contextlib.suppress(OSError):

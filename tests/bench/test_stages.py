@@ -23,9 +23,10 @@ import pytest
 from completion import crossfile, gate
 from completion.context import Context, extract_context
 from completion.document import Document
+from completion.engines.choose import local_engine
 from completion.engines.ct2 import CT2Engine, EngineOptions
 from completion.engines.interface import Engine, GenerationParams
-from completion.models.store import InstalledModel, ModelError, installed_gguf, verify
+from completion.models.store import InstalledModel, ModelError, verify
 from completion.pipeline import CompletionRequest, complete
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import build_prompt
@@ -96,7 +97,7 @@ def test_postprocess(benchmark: Any) -> None:
 @pytest.fixture(scope="module")
 def engines(real_model: InstalledModel) -> dict[str, Engine]:
     found: dict[str, Engine] = {"ctranslate2": CT2Engine(real_model, EngineOptions())}
-    gguf = installed_gguf(real_model)
+    _, gguf = local_engine(real_model)  # the file llama.cpp runs here, where it is installed
     if gguf is not None:
         from completion.engines.llamacpp import LlamaCppEngine
 

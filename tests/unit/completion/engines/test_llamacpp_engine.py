@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from completion.engines import choose
 from completion.engines.choose import local_engine, open_engine
 from completion.engines.ct2 import CT2Engine
 from completion.engines.interface import GenerationParams, Stream
+from completion.models.requantize import reencoded_gguf
 from completion.models.store import (
     GGUF_DIR,
     InstalledModel,
@@ -38,7 +42,9 @@ def gguf(real_model: InstalledModel) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(real_model: InstalledModel, gguf: Path) -> Iterator[llamacpp.LlamaCppEngine]:
-    engine = llamacpp.LlamaCppEngine(real_model, gguf)
+    _, runs = local_engine(real_model)  # the file llama.cpp runs
+    assert runs is not None
+    engine = llamacpp.LlamaCppEngine(real_model, runs)
     yield engine
     engine.close()
 
@@ -66,7 +72,7 @@ def _text(
 def test_the_default_engine_is_llama_cpp_where_the_gguf_is_installed(
     real_model: InstalledModel, gguf: Path, tiny_model: InstalledModel
 ) -> None:
-    assert local_engine(real_model) == ("llama.cpp", gguf)
+    assert local_engine(real_model)[0] == "llama.cpp"
     assert local_engine(real_model, "ctranslate2") == ("ctranslate2", None)
     # a model with no GGUF (the tests' tiny one) runs on CTranslate2, unless asked otherwise
     assert local_engine(tiny_model) == ("ctranslate2", None)
@@ -75,6 +81,35 @@ def test_the_default_engine_is_llama_cpp_where_the_gguf_is_installed(
     with pytest.raises(ModelError, match="unknown engine"):
         local_engine(real_model, "vllm")
     assert isinstance(open_engine(tiny_model), CT2Engine)
+
+
+def test_the_re_encoded_gguf_runs_only_where_it_is_timed_faster(
+    real_model: InstalledModel,
+    gguf: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made = reencoded_gguf(gguf, real_model.manifest.name)
+    assert made == gguf.with_name(f"{gguf.stem}.q8_0.gguf")
+    faster = choose.llama_faster(made, gguf)  # timed here once, then kept
+    assert local_engine(real_model) == ("llama.cpp", made if faster else gguf)
+    stamps = list(gguf.parent.glob(".llama-faster-*"))
+    assert any(json.loads(p.read_text())["faster"] == faster for p in stamps)
+
+    def no_child(*args: object, **kwargs: object) -> None:
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(subprocess, "run", no_child)
+    assert choose.llama_faster(made, gguf) == faster
+    monkeypatch.undo()
+    # a file llama.cpp cannot load is never faster; nothing is kept about it
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + bytes(64))
+    with caplog.at_level(logging.WARNING):
+        assert choose.llama_faster(junk, gguf) is False
+    assert "cannot time" in caplog.text
+    assert len(list(gguf.parent.glob(".llama-faster-*"))) == len(stamps)
 
 
 def test_a_damaged_gguf_falls_back_to_ctranslate2_with_a_warning(
