@@ -30,6 +30,12 @@ def _cmd_model_install(args: argparse.Namespace) -> int:
     _err(
         f"{model.manifest.name}: {verb} at {model.path} ({size_mb:.0f} MB, {result.seconds:.1f} s)"
     )
+    from completion.engines.choose import local_engine
+
+    # the file llama.cpp will run, chosen now (a re-encoding timed once) rather than at the
+    # server's first load; CTranslate2 where llama.cpp is not installed
+    engine, gguf = local_engine(model)
+    _err(f"{model.manifest.name}: the engine is {engine}" + (f", running {gguf}" if gguf else ""))
     return 0
 
 
