@@ -2,8 +2,9 @@
 
 `offpilot bench replay` compares settings of one build; a change to the product code needs
 two builds side by side. Each arm's server runs from its own checkout (`PYTHONPATH`), both
-take turns file by file (`replay_interleaved`), threads pinned at 2 so that neither counts
-the other's turn as load. Run it from outside both checkouts. Usage:
+take turns file by file (`replay_interleaved`), threads pinned (2, or the cores `--load`
+leaves) so that neither counts the other's turn as load. Run it from outside both
+checkouts. Usage:
 
     python scripts/replay_builds.py before=/path/to/old after=/path/to/new --out replay.json
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 from dataclasses import asdict
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import offpilot.lsp_client as lsp_client
 from offpilot.bench.replay.cli import _figures
+from offpilot.bench.replay.load import busy_cores
 from offpilot.bench.replay.session import ReplayOptions, default_corpus, replay_interleaved
 
 
@@ -35,13 +38,16 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-keystrokes", type=int, default=ReplayOptions.max_keystrokes)
+    parser.add_argument("--load", type=int, default=0, help="keep N cores busy meanwhile")
     args = parser.parse_args()
     arms = dict(arm.split("=", 1) for arm in args.arms)
     lsp_client.server_command = _server_command  # type: ignore[assignment]
+    # the threads `auto` would take with that load (it would sample the other arm's turn)
+    threads = max(1, (os.cpu_count() or 1) - args.load)
     opts = ReplayOptions(
-        seed=args.seed, max_keystrokes=args.max_keystrokes, server_config={"threads": 2}
+        seed=args.seed, max_keystrokes=args.max_keystrokes, server_config={"threads": threads}
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, busy_cores(args.load):
         server_args = {
             name: [str(Path(root).resolve()), "--log-file", f"{tmp}/{name}.log"]
             for name, root in arms.items()
