@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from completion.models.store import InstalledModel, ModelError, locate
+from completion.models.store import InstalledModel, ModelError, installed_gguf, locate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -83,3 +83,12 @@ def real_model() -> InstalledModel:
         if os.environ.get("OFFPILOT_REQUIRE_REAL_MODEL") == "1":
             pytest.fail(f"the real default model is required: {exc}")
         pytest.skip(f"REAL MODEL NOT INSTALLED, test skipped: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_gguf(real_model: InstalledModel) -> Path:
+    """The default model's published GGUF, verified (llama.cpp's tests)."""
+    path = installed_gguf(real_model)
+    if path is None:
+        pytest.fail("the default model's GGUF is not installed (`offpilot model install`)")
+    return path

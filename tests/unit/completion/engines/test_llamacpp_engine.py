@@ -33,11 +33,8 @@ llamacpp = pytest.importorskip("completion.engines.llamacpp")
 
 
 @pytest.fixture(scope="module")
-def gguf(real_model: InstalledModel) -> Path:
-    path = installed_gguf(real_model)
-    if path is None:
-        pytest.fail("the default model's GGUF is not installed (`offpilot model install`)")
-    return path
+def gguf(real_gguf: Path) -> Path:
+    return real_gguf
 
 
 @pytest.fixture(scope="module")

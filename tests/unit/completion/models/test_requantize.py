@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from completion.models.requantize import reencoded_gguf
-from completion.models.store import InstalledModel, installed_gguf
+from completion.models.store import InstalledModel
 
 pytestmark = pytest.mark.real_model
 
@@ -38,11 +38,8 @@ class Counter:
 
 
 @pytest.fixture(scope="module")
-def published(real_model: InstalledModel) -> Path:
-    path = installed_gguf(real_model)
-    if path is None:
-        pytest.fail("the default model's GGUF is not installed (`offpilot model install`)")
-    return path
+def published(real_gguf: Path) -> Path:
+    return real_gguf
 
 
 def _next_tokens(gguf: Path) -> tuple[list[int], list[float]]:
