@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import logging
@@ -161,6 +162,55 @@ def test_a_prompt_that_shares_its_start_reuses_it(engine: llamacpp.LlamaCppEngin
     _text(engine, other, max_new_tokens=1)
     cold, _ = _text(engine, typed, max_new_tokens=6)
     assert warm == cold
+
+
+def test_a_place_left_and_come_back_to_is_restored_not_computed(
+    real_model: InstalledModel, gguf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = Path(threading.__file__).read_text(encoding="utf-8")
+    engine = llamacpp.LlamaCppEngine(real_model, gguf, llamacpp.LlamaOptions(warmup=False))
+    try:
+        here = _fim(engine, source[:3000], source[3000:4500])  # about 1,000 tokens
+        there = _fim(engine, source[9000:11000], source[11000:12000])  # another file's
+        _text(engine, here, max_new_tokens=1)
+        # the context as it stands after a keystroke at `here`: all but the last token held
+        warm_text, warm = _text(engine, here, max_new_tokens=8)
+        assert warm.reused_tokens == len(here) - 1
+        _text(engine, there, max_new_tokens=2)  # the user works elsewhere
+        _text(engine, there + engine.encode("x"), max_new_tokens=2)  # typing: nothing kept
+        assert len(engine._kept) == 1
+        # back: restored, not computed, and the very same answer and log-probs
+        back_text, back = _text(engine, here, max_new_tokens=8)
+        assert back.reused_tokens == len(here) - 1
+        assert (back_text, back.log_probs) == (warm_text, warm.log_probs)
+        assert len(engine._kept) == 1  # `there` is kept now
+        # a kept state that does not load: a warning, and the prompt computed whole
+        _, data = engine._kept._places[0]
+        ctypes.memset(data, 0xFF, 64)
+        runs = []
+        for prompt in (there, _fim(engine, "import os\n")):  # no reuse: nothing kept
+            cold = engine.stream(prompt, GenerationParams(max_new_tokens=2, time_budget_s=None))
+            runs.append(list(cold))
+            cold.close()
+        with caplog.at_level(logging.WARNING, logger="completion.engines.llamacpp"):
+            again_text, again = _text(engine, there, max_new_tokens=2)
+        assert "did not load" in caplog.text
+        assert again.reused_tokens == 0
+        assert again_text == engine.decode(runs[0])
+    finally:
+        engine.close()
+    # none kept with no room for them: coming back computes the prompt again
+    engine = llamacpp.LlamaCppEngine(
+        real_model, gguf, llamacpp.LlamaOptions(warmup=False, kept_state_bytes=0)
+    )
+    try:
+        _text(engine, here, max_new_tokens=1)
+        _text(engine, there, max_new_tokens=1)
+        _, back = _text(engine, here, max_new_tokens=1)
+        assert back.reused_tokens < 8
+        assert len(engine._kept) == 0
+    finally:
+        engine.close()
 
 
 def test_cancel_stops_the_prompt_pass(engine: llamacpp.LlamaCppEngine) -> None:
