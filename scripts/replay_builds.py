@@ -39,13 +39,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-keystrokes", type=int, default=ReplayOptions.max_keystrokes)
     parser.add_argument("--load", type=int, default=0, help="keep N cores busy meanwhile")
+    parser.add_argument(
+        "--switch-lines", type=int, default=0, help="two files at once, N lines each in turn"
+    )
     args = parser.parse_args()
     arms = dict(arm.split("=", 1) for arm in args.arms)
     lsp_client.server_command = _server_command  # type: ignore[assignment]
     # the threads `auto` would take with that load (it would sample the other arm's turn)
     threads = max(1, (os.cpu_count() or 1) - args.load)
     opts = ReplayOptions(
-        seed=args.seed, max_keystrokes=args.max_keystrokes, server_config={"threads": threads}
+        seed=args.seed,
+        max_keystrokes=args.max_keystrokes,
+        switch_lines=args.switch_lines,
+        server_config={"threads": threads},
     )
     with tempfile.TemporaryDirectory() as tmp, busy_cores(args.load):
         server_args = {

@@ -11,7 +11,7 @@ from completion.models.store import InstalledModel
 from completion.pipeline import CompletionResult
 from lsp_server.completer import Outcome, Source
 from lsp_server.trace import TraceRecord, block_record, request_record
-from offpilot.bench.replay.session import ReplayReport
+from offpilot.bench.replay.session import ReplayReport, default_corpus
 from offpilot.bench.replay.summary import (
     ANSWERED,
     answer_kinds,
@@ -68,6 +68,25 @@ def test_replay_types_and_reports(tiny_model: InstalledModel, tmp_path: Path) ->
     assert served["first_token_ms"]["p50"] > 0
     assert served["decode_tokens"]["p90"] >= 1
     assert served["prompt_tokens_computed"]["p50"] > 0
+
+
+def test_replay_switches_between_two_files(tiny_model: InstalledModel, tmp_path: Path) -> None:
+    files = []
+    for name, text in default_corpus()[:2]:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        files.append(str(path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "offpilot.cli", "bench", "replay", *files, "--switch-lines", "1",
+         "--max-keystrokes", "150", "--model", str(tiny_model.path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["keystrokes"] >= 2 * 100
+    back = summary["pause_after_switch_ms"]  # the first pause on coming back to a file
+    assert back["n"] >= 2
+    assert back["p50"] > 0
 
 
 def test_probe_reports_every_figure(tiny_model: InstalledModel) -> None:

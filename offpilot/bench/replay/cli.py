@@ -78,6 +78,7 @@ def _options(args: argparse.Namespace, server_config: dict[str, Any]) -> ReplayO
         line_pause_ms=args.line_pause_ms,
         server_config=server_config,
         at=args.at,
+        switch_lines=args.switch_lines,
     )
 
 
@@ -187,6 +188,13 @@ def add_parser(sub: Any) -> None:
         choices=("middle", "end"),
         default="middle",
         help="type a definition in the middle of each file, code below (default), or at its end",
+    )
+    rp.add_argument(
+        "--switch-lines",
+        type=int,
+        default=0,
+        metavar="N",
+        help="two files at once: N lines typed in one, then N in the other (0: one at a time)",
     )
     rp.add_argument(
         "--server-config", default=None, help="JSON initializationOptions for the server"

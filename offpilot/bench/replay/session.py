@@ -6,6 +6,9 @@ sent as an incremental `didChange`, the request in flight is cancelled on every 
 pause the user waits for the suggestion: that wait, from the request to the answer, is the
 latency reported. The server's RSS is sampled throughout, and its `offpilot/completionTrace`
 records (lsp_server/trace.py) say how each request was served and what it cost.
+
+With `switch_lines`, the user works in two files at once (a module and its test, say):
+a few lines in one, then a few in the other, each file open throughout.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class ReplayOptions:
     # `start_lines` lines, nothing below).
     at: str = "middle"
     max_keystrokes: int = 400  # per file
+    # 0: one file at a time. N: the files in pairs, both open, N lines typed in one and then
+    # N in the other, until both are typed.
+    switch_lines: int = 0
     duration_s: float | None = None  # stop after this long (all files looped)
     seed: int = 0
     server_config: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +89,8 @@ class ReplayReport:
     # next (`first_line_as_typed`)
     as_typed: list[bool] = field(default_factory=list)
     bad_traces: int = 0  # notifications that were not trace records
+    # the first pause's request after each switch to the other file (`switch_lines`)
+    after_switch: list[int] = field(default_factory=list)
 
 
 def default_corpus() -> list[tuple[str, str]]:
@@ -124,6 +132,7 @@ class _Typist:
         self.ids = ids  # request ids, unique in the session: trace records are matched by them
         # (message id, answer, sent at, document version, where its latency goes)
         self.pending: tuple[int, asyncio.Future[Any], float, int, list[list[float]]] | None = None
+        self.switched = False  # the user just came to this file from the other one
 
     def position(self) -> types.Position:
         line = self.text.count("\n")
@@ -196,13 +205,18 @@ class _Typist:
         return future
 
 
-async def _type_file(
-    typist: _Typist, rest: str, opts: ReplayOptions, rng: random.Random, deadline: float
-) -> None:
-    """Type `rest` after the document's current text."""
+async def _type_text(
+    typist: _Typist,
+    rest: str,
+    opts: ReplayOptions,
+    rng: random.Random,
+    deadline: float,
+    budget: int,
+) -> int:
+    """Type `rest` after the document's current text, at most `budget` keys; the keys typed."""
     i = 0
     typed = 0
-    while i < len(rest) and typed < opts.max_keystrokes and time.monotonic() < deadline:
+    while i < len(rest) and typed < budget and time.monotonic() < deadline:
         ch = rest[i]
         if ch == "\n":  # the user pauses at the end of a line and waits for a suggestion
             await _pause_for_suggestion(typist, opts, rng, "line_end", rest[i:])
@@ -224,6 +238,7 @@ async def _type_file(
         if gap > opts.debounce_ms / 1000:  # the debounce expired before the next key
             typist.request(typist.report.typing_latencies_ms)
             await asyncio.sleep(gap - opts.debounce_ms / 1000)
+    return typed
 
 
 async def _pause_for_suggestion(
@@ -244,6 +259,9 @@ async def _pause_for_suggestion(
         await asyncio.sleep(opts.debounce_ms / 1000)
         typist.cancel_pending()
         future = typist.request(typist.report.pause_latencies_ms, at)
+    if typist.switched and typist.pending is not None:
+        typist.report.after_switch.append(typist.pending[0])
+        typist.switched = False
     with contextlib.suppress(Exception):
         if shown := item_texts(await future):
             typist.report.as_typed.append(first_line_as_typed(shown[0], upcoming))
@@ -305,24 +323,47 @@ class _Session:
             self.report.rss_mb.append((time.monotonic() - self.started, _rss_mb(self.pid)))
             await asyncio.sleep(5)
 
-    async def type_file(
-        self, name: str, text: str, round_no: int, opts: ReplayOptions, rng: random.Random,
-        deadline: float,
+    async def type_files(
+        self, files: list[tuple[str, str]], round_no: int, opts: ReplayOptions,
+        rng: random.Random, deadline: float,
     ) -> None:  # fmt: skip
-        """Open `name` without the part to type (`split_for_typing`), type it, close it."""
-        head, typed, below = split_for_typing(text, opts)
-        path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
-        # the user opened an empty line above the code below (else that code would sit on
-        # the cursor's line, and nothing is completed before a word)
-        open_document(self.client, path, head + ("\n" + below if below else ""))
-        typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
-        await _type_file(typist, typed, opts, rng, deadline)
-        typist.cancel_pending()
-        self.client.text_document_did_close(
-            types.DidCloseTextDocumentParams(
-                text_document=types.TextDocumentIdentifier(uri=path.as_uri())
+        """Open the files without the parts to type (`split_for_typing`), type, close them.
+
+        One file is typed whole; several take turns, `switch_lines` lines each.
+        """
+        turns: list[tuple[_Typist, list[str]]] = []
+        for name, text in files:
+            head, typed, below = split_for_typing(text, opts)
+            path = Path(f"/tmp/offpilot-replay/r{round_no}/{name}")
+            # the user opened an empty line above the code below (else that code would sit on
+            # the cursor's line, and nothing is completed before a word)
+            open_document(self.client, path, head + ("\n" + below if below else ""))
+            typist = _Typist(self.client, path.as_uri(), head, self.report, self.ids)
+            lines = opts.switch_lines if len(files) > 1 else 0
+            turns.append((typist, chunks_of_lines(typed, lines)))
+        budgets = {id(t): opts.max_keystrokes for t, _ in turns}
+        last: _Typist | None = None
+        visited: set[int] = set()
+        while any(chunks for _, chunks in turns) and time.monotonic() < deadline:
+            for typist, chunks in turns:
+                if not chunks or budgets[id(typist)] <= 0:
+                    chunks.clear()
+                    continue
+                if last is not None and last is not typist:
+                    last.cancel_pending()
+                    typist.switched = id(typist) in visited  # back to a file typed before
+                last = typist
+                visited.add(id(typist))
+                budgets[id(typist)] -= await _type_text(
+                    typist, chunks.pop(0), opts, rng, deadline, budgets[id(typist)]
+                )
+        for typist, _ in turns:
+            typist.cancel_pending()
+            self.client.text_document_did_close(
+                types.DidCloseTextDocumentParams(
+                    text_document=types.TextDocumentIdentifier(uri=typist.uri)
+                )
             )
-        )
 
     async def finish(self) -> ReplayReport:
         """The server's request counts and last RSS; the server stopped."""
@@ -370,12 +411,31 @@ def split_for_typing(text: str, opts: ReplayOptions) -> tuple[str, str, str]:
     return head, text[len(head) :], ""
 
 
-def _rounds(files: list[tuple[str, str]], opts: ReplayOptions) -> Iterator[tuple[int, str, str]]:
-    """(round, name, text): the files once, or looped until the duration is over."""
+def chunks_of_lines(text: str, lines: int) -> list[str]:
+    """`text` in pieces of `lines` lines (0: whole), each cut after a line's indent.
+
+    A piece ends where the next line's code begins, so each turn starts on a typed line,
+    as a user who comes back to a file goes on where the cursor was.
+    """
+    if lines <= 0 or not text:
+        return [text] if text else []
+    cuts = [m.end() for m in re.finditer(r"\n[ \t]*", text)][lines - 1 :: lines]
+    bounds = [0, *(c for c in cuts if c < len(text)), len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _rounds(
+    files: list[tuple[str, str]], opts: ReplayOptions
+) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """(round, the files typed together): each file, or pair with `switch_lines`.
+
+    Once each, or looped until the duration is over.
+    """
     deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
+    size = 2 if opts.switch_lines > 0 else 1
     for round_no in itertools.count():
-        for name, text in files:
-            yield round_no, name, text
+        for i in range(0, len(files), size):
+            yield round_no, files[i : i + size]
             if time.monotonic() >= deadline:
                 return
         if opts.duration_s is None:
@@ -410,10 +470,11 @@ async def replay_interleaved(
         deadline = time.monotonic() + opts.duration_s if opts.duration_s else float("inf")
         shared = random.Random(opts.seed)
         order = list(sessions)
-        for turn, (round_no, name, text) in enumerate(_rounds(files, opts)):
+        for turn, (round_no, group) in enumerate(_rounds(files, opts)):
+            names = "+".join(name for name, _ in group)
             for arm in order if turn % 2 == 0 else order[::-1]:
-                rng = random.Random(f"{opts.seed}:{round_no}:{name}") if same_typing else shared
-                await sessions[arm].type_file(name, text, round_no, opts, rng, deadline)
+                rng = random.Random(f"{opts.seed}:{round_no}:{names}") if same_typing else shared
+                await sessions[arm].type_files(group, round_no, opts, rng, deadline)
         return {arm: await session.finish() for arm, session in sessions.items()}
     except BaseException:
         for session in sessions.values():

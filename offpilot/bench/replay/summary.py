@@ -45,6 +45,8 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         "pause_latency_ms": {
             q: round(percentile(pauses, p), 1) for q, p in (("p50", 50), ("p90", 90), ("p99", 99))
         },
+        # the first pause after coming back to a file typed before (`switch_lines`)
+        "pause_after_switch_ms": after_switch(report),
         "typing_answers": len(report.typing_latencies_ms),
         "superseded_share": round(report.superseded / max(1, report.requests), 3),
         "cache_share": round(
@@ -78,6 +80,13 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         "trace_records": len(report.traces),
         "seconds": round(report.seconds, 1),
     }
+
+
+def after_switch(report: ReplayReport) -> dict[str, float] | None:
+    """p50 / p90 (and n) of the first pause after each return to a file; None without."""
+    latency = dict(zip(report.pause_ids, report.pause_latencies_ms, strict=True))
+    waits = [latency[i] for i in report.after_switch if i in latency]
+    return {**_p50_p90(waits), "n": len(waits)} if waits else None
 
 
 def pause_sources(

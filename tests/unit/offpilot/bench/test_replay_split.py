@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from offpilot.bench.replay.session import ReplayOptions, first_line_as_typed, split_for_typing
+from offpilot.bench.replay.session import (
+    ReplayOptions,
+    chunks_of_lines,
+    first_line_as_typed,
+    split_for_typing,
+)
 
 FILE = "import os\n\n\n" + "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(9))
 
@@ -35,3 +40,13 @@ def test_a_suggestion_is_checked_against_the_line_the_user_types_next() -> None:
     assert not first_line_as_typed("return 5", "return 4\n")
     assert not first_line_as_typed("return", "return 4\n")  # a prefix is not the line
     assert not first_line_as_typed("\n\n", "\n")  # nothing shown to match
+
+
+def test_two_files_take_turns_in_pieces_of_lines_each_starting_on_code() -> None:
+    text = "def f():\n    x = 1\n    y = 2\n    return x\n\n\nz = 3\n"
+    pieces = chunks_of_lines(text, 2)
+    assert "".join(pieces) == text
+    # blank lines count as lines
+    assert pieces == ["def f():\n    x = 1\n    ", "y = 2\n    return x\n", "\n\n", "z = 3\n"]
+    assert chunks_of_lines(text, 0) == [text]
+    assert chunks_of_lines("", 3) == []
