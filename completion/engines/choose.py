@@ -11,11 +11,10 @@ import contextlib
 import hashlib
 import json
 import logging
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
+from completion.child import ChildDied, run_python
 from completion.engines.interface import Engine
 from completion.models.requantize import reencoded_gguf
 from completion.models.store import (
@@ -148,18 +147,13 @@ def llama_runs(gguf: Path) -> str:
     if stamp.exists():
         return stamp.read_text(encoding="utf-8").strip() or "ok"
     try:
-        run = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(gguf)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
-        )
+        run_python(_PROBE, str(gguf), timeout=PROBE_TIMEOUT_S)
+        verdict = "ok"
     except subprocess.TimeoutExpired:
         log.warning("llama.cpp's test run took over %.0f s; not judged", PROBE_TIMEOUT_S)
         return "ok"
-    verdict = "ok" if run.returncode == 0 else _death(run.returncode, run.stderr)
-    if verdict != "ok":
+    except ChildDied as exc:
+        verdict = str(exc)
         log.warning("llama.cpp failed its test run: %s", verdict)
     try:
         stamp.write_text(verdict + "\n", encoding="utf-8")
@@ -206,16 +200,9 @@ def llama_faster(candidate: Path, published: Path) -> bool:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return bool(json.loads(stamp.read_text(encoding="utf-8"))["faster"])
     try:
-        run = subprocess.run(
-            [sys.executable, "-c", _SPEED, str(candidate), str(published)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
+        figures = json.loads(
+            run_python(_SPEED, str(candidate), str(published), timeout=PROBE_TIMEOUT_S)
         )
-        if run.returncode != 0:
-            raise OSError(_death(run.returncode, run.stderr))
-        figures = json.loads(run.stdout)
         new, old = figures[str(candidate)], figures[str(published)]
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
         log.warning("cannot time %s in llama.cpp (%s); running %s", candidate, exc, published)
@@ -252,17 +239,6 @@ def _machine_key(program: str, *files: Path) -> str:
         key.update(f"{so.relative_to(lib)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     key.update(_cpu_flags().encode())
     return key.hexdigest()[:16]
-
-
-def _death(returncode: int, stderr: bytes) -> str:
-    """A child's end in words: the signal that killed it, or its exit and last error line."""
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    return f"exit {returncode}: {last[0][:200]}".rstrip(": ")
 
 
 def _cpu_flags() -> str:

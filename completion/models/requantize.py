@@ -20,9 +20,9 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from completion.child import run_python
 from completion.models.specs import KNOWN_MODELS, GgufPackageModel
 from completion.models.store import STAMP_NAME, file_identity
 
@@ -63,16 +63,9 @@ def reencoded_gguf(published: Path, model_name: str) -> Path:
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     log.info("re-encoding %s as %s for llama.cpp (once) ...", published.name, kind)
     try:
-        run = subprocess.run(
-            [sys.executable, "-c", _REENCODE, str(published), str(tmp), str(FILE_TYPES[kind])],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=REENCODE_TIMEOUT_S,
-            check=False,
+        run_python(
+            _REENCODE, str(published), str(tmp), str(FILE_TYPES[kind]), timeout=REENCODE_TIMEOUT_S
         )
-        if run.returncode != 0:
-            last = run.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise OSError(f"the quantizer exited {run.returncode}: {last[0][:200]}")
         os.replace(tmp, out)
         stamp.write_text(
             json.dumps({"made_from": made_from, "file": file_identity(out)}), encoding="utf-8"
