@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lsp_helpers import ask, open_doc, start_server
+from lsp_helpers import STEADY, ask, open_doc, start_server
 
 from completion.models.store import InstalledModel
 from lsp_server.protocol import plain
@@ -113,3 +115,41 @@ async def test_the_gate_on_the_real_models_answers(real_model: InstalledModel) -
     assert record.gate_score is not None
     assert record.gate_threshold is not None
     assert record.gate_threshold <= record.gate_score < 1
+
+
+async def test_coming_back_to_a_file_computes_no_prompt_again(real_model: InstalledModel) -> None:
+    """Two files in turn through the server: the return restores the place it left (llama.cpp).
+
+    The completion cache is off, so every request reaches the engine; the trace records say
+    how many prompt tokens each reused.
+    """
+    settings = {**STEADY, "cache": False, "prefetch": False, "completionTrace": True}
+    client = await start_server("--model", str(real_model.path), init_options=settings)
+    records: list[TraceRecord] = []
+
+    @client.feature(TRACE)
+    def on_trace(params: Any) -> None:
+        records.append(TraceRecord.from_json(plain(params)))
+
+    files = {}
+    for name, module in (("module", threading), ("its_test", argparse)):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        above = source[:6000].rsplit("\n\n", 1)[0]  # up to a blank line, below from there
+        below = source[len(above) :].lstrip("\n")[:3000]
+        uri = f"file:///tmp/offpilot-e2e/places/{name}.py"
+        # the cursor on an empty line opened between the two
+        files[name] = uri, above + "\n\n\n" + below, above.count("\n") + 2
+    try:
+        for uri, text, _ in files.values():
+            open_doc(client, uri, text)
+        answers = []
+        for name in ("module", "its_test", "module"):
+            uri, _, line = files[name]
+            answers.append(await ask(client, uri, line, 0))
+    finally:
+        await client.shutdown_session()
+    first, _, back = [r for r in records if r.kind == "request"]
+    assert first.prompt_tokens > 500
+    assert back.prompt_tokens == first.prompt_tokens
+    assert back.reused_tokens >= back.prompt_tokens - 1  # restored, not computed
+    assert answers[2] == answers[0]
