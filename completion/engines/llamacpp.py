@@ -229,9 +229,10 @@ class LlamaCppEngine(TokenizedEngine):
 
         The tokens `ids` can reuse afterwards.
         """
+        # taken out first: keeping the place being left may push the oldest out of the budget
+        found = self._kept.take(ids, more_than=kept + RESTORE_MIN_GAIN)
         if len(self._cached) >= KEEP_MIN_TOKENS and kept < len(self._cached) // 2:
             self._keep_place()
-        found = self._kept.take(ids, more_than=kept + RESTORE_MIN_GAIN)
         if found is None:
             return kept
         tokens, data = found

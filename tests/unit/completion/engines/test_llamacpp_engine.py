@@ -199,6 +199,18 @@ def test_a_place_left_and_come_back_to_is_restored_not_computed(
         assert again_text == engine.decode(runs[0])
     finally:
         engine.close()
+    # room for one place: coming back to it, the place being left does not push it out
+    engine = llamacpp.LlamaCppEngine(real_model, gguf, llamacpp.LlamaOptions(warmup=False))
+    try:
+        _text(engine, here, max_new_tokens=1)
+        _text(engine, there, max_new_tokens=1)
+        [(_, data)] = engine._kept._places
+        engine._kept.capacity = len(data) * 3 // 2
+        _, back = _text(engine, here, max_new_tokens=1)
+        assert back.reused_tokens == len(here) - 1
+        assert len(engine._kept) == 1  # `there`, kept in its place
+    finally:
+        engine.close()
     # none kept with no room for them: coming back computes the prompt again
     engine = llamacpp.LlamaCppEngine(
         real_model, gguf, llamacpp.LlamaOptions(warmup=False, kept_state_bytes=0)
