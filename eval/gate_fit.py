@@ -38,6 +38,10 @@ HIDDEN_RIGHT = {
 }
 QUIET_PRECISION = 0.80
 QUIET_MIN_SHOWN = 10
+# A language gets thresholds of its own only with this many right answers: with fewer, the
+# budget of 5% is one right answer or none, and which one scores lowest sets the threshold
+# (re-fitted on 19 right Rust answers, `balanced` fell to 0.01: nothing hidden at all).
+MIN_LANGUAGE_RIGHT = 40
 BASELINE_FEATURE = "lp_mean"  # the baseline: a hand-set threshold on one log-prob
 
 _HUMANEVAL = re.compile(r"(?:HumanEval|JavaScript|Go|Java|CPP|Rust|Python)/(\d+)")
@@ -192,12 +196,15 @@ def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     that language. quiet: the lowest at which every family's precision of what is shown
     reaches QUIET_PRECISION (a family showing fewer than QUIET_MIN_SHOWN counts as reaching
     it: too few to tell). The same score hides more right answers in some languages than
-    in others, hence one threshold per language where it was measured.
+    in others, hence one threshold per language where it was measured well enough
+    (MIN_LANGUAGE_RIGHT right answers); any other language has the thresholds of all.
     """
     languages = sorted({str(r.get("language", "")) for r in records} - {""})
     out: dict[str, dict[str, float]] = {p: {} for p in gate.POINTS}
     for language in ["", *languages]:
         rs = [r for r in records if not language or r.get("language") == language]
+        if language and sum(bool(r.get("passed")) for r in rs) < MIN_LANGUAGE_RIGHT:
+            continue
         for point, t in _points(rs).items():
             out[point][language] = t
     return out

@@ -93,7 +93,35 @@ def test_fit_cross_validates_by_package_and_writes_a_file_the_gate_reads(
     balanced = gating.at_threshold(records, model.thresholds["balanced"])
     assert balanced.shown_wrong <= 4 < 10
     assert balanced.hidden_right_share <= gate_fit.HIDDEN_RIGHT["balanced"]["humaneval"]
-    assert set(model.by_language) == {"python"}
+    # 20 right Python answers: too few for thresholds of its own (MIN_LANGUAGE_RIGHT)
+    assert model.by_language == {}
+
+
+def _answer(language: str, score: float, passed: bool) -> dict[str, object]:
+    return {
+        "suite": "humaneval-x-" + language,
+        "language": language,
+        "completion": "x",
+        "gate_score": score,
+        "passed": passed,
+    }
+
+
+def test_a_language_gets_thresholds_of_its_own_only_where_measured_well_enough() -> None:
+    # go: 60 right answers spread over the scores, wrong ones low; rust: 10 right, 10 wrong
+    go = [_answer("go", 0.2 + i / 100, True) for i in range(60)]
+    go += [_answer("go", 0.01 * i, False) for i in range(20)]
+    rust = [_answer("rust", 0.01 + i / 100, True) for i in range(10)]
+    rust += [_answer("rust", 0.3, False) for _ in range(10)]
+    thresholds = gate_fit.choose_thresholds(go + rust)
+    for point in gate.POINTS:
+        assert set(thresholds[point]) == {"", "go"}
+    # go's own balanced threshold hides at most 5% of its right answers and all but the
+    # highest-scoring of its wrong ones
+    balanced = thresholds["balanced"]["go"]
+    shown = gating.at_threshold(go, balanced)
+    assert shown.hidden_right <= 3
+    assert shown.shown_wrong <= 1
 
 
 def test_fit_refuses_runs_of_several_runtimes(finished_run: Path, tmp_path: Path) -> None:
