@@ -203,7 +203,7 @@ def choose_thresholds(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     out: dict[str, dict[str, float]] = {p: {} for p in gate.POINTS}
     for language in ["", *languages]:
         rs = [r for r in records if not language or r.get("language") == language]
-        if language and sum(bool(r.get("passed")) for r in rs) < MIN_LANGUAGE_RIGHT:
+        if language and gating.at_threshold(rs, None).right < MIN_LANGUAGE_RIGHT:
             continue
         for point, t in _points(rs).items():
             out[point][language] = t
