@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import logging
+import os
 import sys
+from typing import BinaryIO
 
 from lsp_server.server import ServerSettings, create_server
 from lsp_server.transport import parse_endpoint, serve_tcp, token_from_env
@@ -21,6 +23,22 @@ def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.getLogger("pygls").setLevel(logging.WARNING)
+
+
+def protocol_stdout() -> BinaryIO:
+    """The protocol's own copy of stdout; file descriptor 1 then points at stderr.
+
+    Native code in this process may write to fd 1 or take it over: llama.cpp's Python
+    binding points fds 1 and 2 at /dev/null while a model loads, and every LSP message the
+    server wrote meanwhile was lost (a request sent during the load never got its answer).
+    On a descriptor of its own the protocol is out of their reach; a stray write lands in
+    the log.
+    """
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = open(os.dup(2), "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+    return open(private, "wb")
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -46,5 +64,5 @@ def run_server(args: argparse.Namespace) -> int:
     if tcp:
         serve_tcp(server, *tcp)
     else:
-        server.start_io()
+        server.start_io(stdout=protocol_stdout())
     return server.exit_code

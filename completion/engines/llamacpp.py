@@ -20,7 +20,9 @@ to its close. `llama_cpp` and `numpy` are imported when a model is loaded.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
+import io
 import logging
 import os
 import threading
@@ -108,15 +110,21 @@ class LlamaCppEngine(TokenizedEngine):
         started = time.monotonic()
         self._tokens = ModelTokenizer(model)
         self._stop_ids = self._tokens.stop_ids
+        _route_native_log(llama_cpp)
         try:
-            self._llm: Any = llama_cpp.Llama(
-                str(gguf),
-                n_ctx=options.context_tokens,
-                n_batch=max(options.chunk_tokens, 64),
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                verbose=False,
-            )
+            # verbose: with verbose=False the binding points fds 1 and 2 at /dev/null for
+            # the whole load, in every thread (a server's messages and logs were lost); its
+            # own prints here (system info, metadata) go nowhere instead
+            with contextlib.redirect_stderr(io.StringIO()):
+                self._llm: Any = llama_cpp.Llama(
+                    str(gguf),
+                    n_ctx=options.context_tokens,
+                    n_batch=max(options.chunk_tokens, 64),
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    verbose=True,
+                )
+            self._llm.verbose = False
         except Exception as exc:  # llama_cpp raises ValueError and RuntimeError
             raise ModelCorruptError(f"cannot load the GGUF at {gguf}: {exc}") from exc
         self._vocab = self._llm.n_vocab()
@@ -396,6 +404,27 @@ def _sample(np: Any, logits: Any, params: GenerationParams, rng: Any) -> int:
     kept = order[:keep]
     weights = probs[kept] / probs[kept].sum()
     return int(rng.choice(kept, p=weights))
+
+
+_native_log: Any = None  # the ctypes callback llama.cpp logs through (kept alive here)
+native_log = logging.getLogger("offpilot.llama.cpp")
+
+
+def _route_native_log(llama_cpp: Any) -> None:
+    """llama.cpp's own log -> ours, warnings and errors only (its info is pages a load)."""
+    global _native_log
+    if _native_log is not None:
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def forward(level: int, text: bytes, _user: Any) -> None:
+        # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 the line before's continued
+        if level in (3, 4):
+            message = text.decode("utf-8", "replace").rstrip()
+            native_log.log(logging.WARNING if level == 3 else logging.ERROR, "%s", message)
+
+    _native_log = forward
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
 
 
 def load_llamacpp(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from lsp_helpers import STEADY, ask, open_doc, start_server
+from lsprotocol import types
 
 from completion.models.store import InstalledModel
 from lsp_server.protocol import plain
@@ -153,3 +155,28 @@ async def test_coming_back_to_a_file_computes_no_prompt_again(real_model: Instal
     assert back.prompt_tokens == first.prompt_tokens
     assert back.reused_tokens >= back.prompt_tokens - 1  # restored, not computed
     assert answers[2] == answers[0]
+
+
+async def test_requests_during_the_model_load_are_answered(real_model: InstalledModel) -> None:
+    """llama.cpp's binding pointed stdout at /dev/null while it loaded a model: every answer
+    the server wrote meanwhile was lost, and the client waited for ever."""
+    client = await start_server("--model", str(real_model.path))
+    try:
+        before_ready = 0
+        for _ in range(300):
+            ready = any(s["state"] == "ready" for s in client.statuses)  # type: ignore[attr-defined]
+            stats = await asyncio.wait_for(
+                client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(command="offpilot.stats")
+                ),
+                10,
+            )
+            assert "requests" in stats
+            if ready:
+                break
+            before_ready += 1
+            await asyncio.sleep(0.05)
+        assert ready
+        assert before_ready >= 3  # asked while it loaded
+    finally:
+        await client.shutdown_session()
