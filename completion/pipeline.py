@@ -24,7 +24,7 @@ from completion.models.specs import PromptBudget
 from completion.options import CompletionOptions
 from completion.postprocess import PostOptions, postprocess
 from completion.prompt import Prompt, build_prompt, healed_rule, strip_healed
-from completion.stops import RULE, StopRule
+from completion.stops import RULE, StopReason, StopRule
 from completion.trigger import Mode, should_complete
 
 
@@ -90,15 +90,21 @@ class _Prepared:
     gate_model: gate.GateModel | None = None  # fitted on the engine's runtime's log-probs
 
 
-def _prepare(engine: Engine, request: CompletionRequest, options: CompletionOptions) -> _Prepared:
-    """Context, trigger and prompt stages, timed, and the generation parameters."""
+def _prepare(
+    engine: Engine, request: CompletionRequest, options: CompletionOptions, warm: bool = False
+) -> _Prepared:
+    """Context, trigger and prompt stages, timed, and the generation parameters.
+
+    `warm`: the prompt is wanted whatever the trigger says (`warm`), cross-file part included.
+    """
     t0 = time.monotonic()
     context = extract_context(request.text, request.offset, request.language, request.path)
     tc = time.monotonic()
     mode = should_complete(context, options.trigger)
     t1 = time.monotonic()
     budget = options.budget(engine.family.windows)
-    extra = _crossfile(engine, request, context, options, budget) if mode is not Mode.NONE else None
+    wanted = warm or mode is not Mode.NONE
+    extra = _crossfile(engine, request, context, options, budget) if wanted else None
     tx = time.monotonic()
     prompt = build_prompt(context, engine, budget, extra.text if extra else "")
     t2 = time.monotonic()
@@ -361,6 +367,48 @@ def complete(
         line.verdict if line else None,
         raw.log_probs,
         line.text if line else "",
+    )
+
+
+@dataclass(frozen=True)
+class Warmed:
+    """What `warm` computed: the prompt's tokens, those the engine already held, the time."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    cancelled: bool
+    ms: float
+
+
+def warm(
+    engine: Engine,
+    request: CompletionRequest,
+    options: CompletionOptions | None = None,
+    cancel: threading.Event | None = None,
+) -> Warmed:
+    """Compute the prompt at a cursor where the user is about to type, and show nothing.
+
+    The first request in a place computes its whole prompt (500-1,000 tokens, seconds on a
+    CPU). The engine keeps what it computed (llama.cpp's context, CTranslate2's cached head,
+    a server's prompt cache), and a keystroke at this cursor changes only the prompt's last
+    tokens (the suffix comes first), so the request after it computes only what was typed.
+    `cancel` stops the pass between two chunks; what was computed stays.
+    """
+    options = options or CompletionOptions()
+    t0 = time.monotonic()
+    prep = _prepare(engine, request, options, warm=True)
+    params = GenerationParams(max_new_tokens=1, time_budget_s=options.time_budget_s)
+    static_len = prep.prompt.static_len if options.prompt_cache else 0
+    stream = engine.stream(prep.prompt.ids, params, cancel, static_len)
+    try:
+        next(iter(stream), None)  # the prompt pass happens at the first token
+    finally:
+        stream.close()
+    return Warmed(
+        len(prep.prompt.ids),
+        stream.reused_tokens,
+        stream.reason == StopReason.CANCELLED,
+        (time.monotonic() - t0) * 1000,
     )
 
 

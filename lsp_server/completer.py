@@ -25,7 +25,14 @@ from completion.engines.interface import Engine
 from completion.languages import resolve_language
 from completion.lines import opens_indent
 from completion.options import CompletionOptions
-from completion.pipeline import CompletionRequest, CompletionResult, OnFirstLine, complete
+from completion.pipeline import (
+    CompletionRequest,
+    CompletionResult,
+    OnFirstLine,
+    Warmed,
+    complete,
+    warm,
+)
 from completion.stops import StopReason
 from lsp_server.cache import CompletionCache, CursorKey, typed_since
 from lsp_server.config import ServerConfig
@@ -177,6 +184,8 @@ class Completer:
         self._verdicts = verdicts or (lambda _language: (0, 0))
         self.sources: Counter[str] = Counter()  # how requests were answered
         self._prefetches: set[asyncio.Future[None]] = set()
+        self._warming: threading.Event | None = None  # the cancel flag of the warm running
+        self.warms: Counter[str] = Counter()  # how cursor rests were taken (`warm`)
         self.closed = False  # `close`: the server is shutting down; nothing new starts
 
     def gate_shift(self, language: str) -> float:
@@ -272,6 +281,50 @@ class Completer:
             return
         self.sources["prefetch_" + outcome.source] += 1
 
+    async def warm(self, snap: Snapshot, engine_future: Future[Engine]) -> Warmed | None:
+        """Compute the prompt where the cursor rests, before a keystroke there asks for it.
+
+        A client says where the cursor came to rest (`offpilot/cursorRested`); the first
+        request in a place otherwise computes its whole prompt while the user waits. Real
+        requests come first: a warm starts only when nothing is generating, and any request
+        cancels it (within one prompt chunk, what was computed stays). None: not started.
+        """
+        request = snap.request
+        if (
+            self.closed
+            or not self.config.warm
+            or not self.config.language_enabled(request.language)
+            or engine_future.cancelled()
+            or self._in_flight
+            or "\x00" in request.text[max(0, request.offset - 4096) : request.offset + 4096]
+        ):
+            self.warms["skipped"] += 1
+            return None
+        if self._warming is not None:  # the cursor moved on: the place it left is not wanted
+            self._warming.set()
+        cancel = threading.Event()
+        self._warming = cancel
+        try:
+            try:  # a cursor that rests while the model loads is warmed once it is ready
+                engine = await asyncio.wrap_future(engine_future)
+            except Exception:  # no model: the requests report it
+                self.warms["skipped"] += 1
+                return None
+            options = completion_options(self.config, self.gate_shift(request.language))
+
+            def run() -> Warmed | None:
+                with self.generation_lock:
+                    if cancel.is_set() or self.closed:
+                        return None
+                    return warm(engine, request, options, cancel)
+
+            warmed = await asyncio.get_running_loop().run_in_executor(None, run)
+        finally:
+            if self._warming is cancel:
+                self._warming = None
+        self.warms["cancelled" if warmed is None or warmed.cancelled else "computed"] += 1
+        return warmed
+
     async def _complete(
         self,
         snap: Snapshot,
@@ -311,6 +364,8 @@ class Completer:
             return Outcome.served(Source(self.cache.last_hit), cached, waited)
 
         if not speculative:  # a prefetch supersedes nothing and is not debounced
+            if self._warming is not None:  # the user is typing: the request computes on
+                self._warming.set()
             seq = next(self._seq)
             self._latest = seq
             burst = t0 - self._last_arrival < BURST_S
@@ -440,6 +495,8 @@ class Completer:
     def close(self) -> None:
         """Stop every generation in flight and every prefetch; start none from now on."""
         self.closed = True
+        if self._warming is not None:
+            self._warming.set()
         for task in list(self._prefetches):
             task.cancel()
         for flight in self._in_flight.values():

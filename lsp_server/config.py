@@ -35,6 +35,7 @@ _ALIASES = {
     "crossFile": "crossfile",
     "crossfile": "crossfile",
     "prefetch": "prefetch",
+    "warm": "warm",
     "completionTrace": "completion_trace",
     "gate": "gate",
     "engine": "engine",
@@ -66,6 +67,9 @@ class ServerConfig:
     crossfile: bool = False  # context from other open documents and imported workspace files
     # after a suggestion at the end of a line, compute the next line's while the user reads it
     prefetch: bool = True
+    # compute the prompt where the cursor comes to rest (`offpilot/cursorRested` from the
+    # client), so that the first suggestion there does not wait for it
+    warm: bool = True
     # show or not (completion/gate.py): off, quiet, balanced or eager; each language's
     # threshold then moves with this user's own accepts and rejects there (stats.py)
     gate: str = _PIPELINE.gate

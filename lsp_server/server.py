@@ -48,6 +48,8 @@ CUSTOM_INLINE = "offpilot/inlineCompletion"
 DID_SHOW = "offpilot/didShowCompletion"
 DID_ACCEPT = "offpilot/didAcceptCompletion"
 DID_REJECT = "offpilot/didRejectCompletion"
+# the client's cursor came to rest: {textDocument: {uri}, position} (Completer.warm)
+CURSOR_RESTED = "offpilot/cursorRested"
 CMD_STATS = "offpilot.stats"
 CMD_TOGGLE = "offpilot.toggle"
 RETUNE_EVERY_S = 30.0  # auto threads: how often the load is checked, in idle time
@@ -380,6 +382,17 @@ def create_server(
 
         return handler
 
+    @server.feature(CURSOR_RESTED)
+    async def on_cursor_rested(ls: OffpilotServer, params: Any) -> None:
+        try:
+            parsed = ls.protocol._converter.structure(
+                plain(params), types.TextDocumentPositionParams
+            )
+        except Exception as exc:  # malformed params: nothing computed, one log line
+            log.warning("%s: bad params (%s)", CURSOR_RESTED, exc)
+            return
+        await handle_cursor_rested(ls, parsed)
+
     server.feature(DID_SHOW)(on_event("shown"))
     server.feature(DID_ACCEPT)(on_event("accepted"))
     server.feature(DID_REJECT)(on_event("rejected"))
@@ -392,6 +405,7 @@ def create_server(
             **counts,
             "cache": {"hits": cache.hits, "misses": cache.misses},
             "requests": dict(ls.completer.sources),
+            "warms": dict(ls.completer.warms),
         }
 
     @server.command(CMD_TOGGLE)
@@ -405,6 +419,50 @@ def create_server(
 def _language_of(ls: OffpilotServer, uri: Any) -> str | None:
     doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
     return doc.language_id if doc is not None else None
+
+
+def _request_at(ls: OffpilotServer, uri: str, position: types.Position) -> CompletionRequest | None:
+    """The pipeline's request at an LSP position (converted here, once); None: not open."""
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is None:
+        return None
+    if not ls.load_started:  # `initialized` never came (or came before `initialize`)
+        ls.start_loading()
+    text = doc.source
+    if isinstance(doc, LspDocument):
+        offset = doc.offset_of(position)
+    else:  # not opened through this protocol's workspace (no such path today)
+        offset = offset_at(text, position.line, position.character)
+    ls.touch(uri)
+    return CompletionRequest(
+        text,
+        offset,
+        doc.language_id or "plaintext",
+        doc.path,
+        ls.other_documents(uri),
+        ls.root_of(doc.path),
+    )
+
+
+async def handle_cursor_rested(
+    ls: OffpilotServer, params: types.TextDocumentPositionParams
+) -> None:
+    """Compute the prompt where the cursor rests (`Completer.warm`); nothing is sent back."""
+    uri = params.text_document.uri
+    request = _request_at(ls, uri, params.position)
+    if request is None:
+        return
+    try:
+        warmed = await ls.completer.warm(Snapshot(uri, request), ls.engine_future)
+    except Exception:  # a warm is an optimisation: its failure is logged, never raised
+        log.exception("warm at %s failed", uri)
+        return
+    if warmed is not None:
+        log.info(
+            "warm: %s:%d:%d prompt_tokens=%d reused_tokens=%d %.0fms%s",
+            uri, params.position.line, params.position.character, warmed.prompt_tokens,
+            warmed.reused_tokens, warmed.ms, " cancelled" if warmed.cancelled else "",
+        )  # fmt: skip
 
 
 async def handle_inline_completion(
@@ -423,28 +481,12 @@ async def handle_inline_completion(
             )
         )
 
-    doc = ls.workspace.text_documents.get(uri)
-    if doc is None:
+    t0 = time.monotonic()
+    request = _request_at(ls, uri, params.position)
+    if request is None:
         log.info("req %d: %s is not open", rid, uri)
         trace(Outcome(Source.NOT_OPEN))
         return empty
-    if not ls.load_started:  # `initialized` never came (or came before `initialize`)
-        ls.start_loading()
-    t0 = time.monotonic()
-    text = doc.source
-    if isinstance(doc, LspDocument):
-        offset = doc.offset_of(params.position)
-    else:  # not opened through this protocol's workspace (no such path today)
-        offset = offset_at(text, params.position.line, params.position.character)
-    ls.touch(uri)
-    request = CompletionRequest(
-        text,
-        offset,
-        doc.language_id or "plaintext",
-        doc.path,
-        ls.other_documents(uri),
-        ls.root_of(doc.path),
-    )
     convert_ms = (time.monotonic() - t0) * 1000
     try:
         outcome = await ls.completer.complete(Snapshot(uri, request), ls.engine_future, msg_id)

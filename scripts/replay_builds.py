@@ -42,6 +42,9 @@ def main() -> int:
     parser.add_argument(
         "--switch-lines", type=int, default=0, help="two files at once, N lines each in turn"
     )
+    parser.add_argument(
+        "--land-ms", type=float, default=0.0, help="read where the cursor lands, then type"
+    )
     args = parser.parse_args()
     arms = dict(arm.split("=", 1) for arm in args.arms)
     lsp_client.server_command = _server_command  # type: ignore[assignment]
@@ -51,6 +54,7 @@ def main() -> int:
         seed=args.seed,
         max_keystrokes=args.max_keystrokes,
         switch_lines=args.switch_lines,
+        land_ms=args.land_ms,
         server_config={"threads": threads},
     )
     with tempfile.TemporaryDirectory() as tmp, busy_cores(args.load):

@@ -222,3 +222,43 @@ async def test_custom_method_events_and_stats(tiny_model: InstalledModel, tmp_pa
     assert out.returncode == 0
     assert "python" in out.stdout
     assert "50.0%" in out.stdout
+
+
+async def _stats(client: Any) -> dict[str, Any]:
+    return await client.workspace_execute_command_async(  # type: ignore[no-any-return]
+        types.ExecuteCommandParams(command="offpilot.stats")
+    )
+
+
+async def test_cursor_rested_warms_and_bad_ones_are_ignored(
+    tiny_model: InstalledModel, engine: CT2Engine
+) -> None:
+    """`offpilot/cursorRested`: malformed or for a closed document, nothing; else a warm."""
+    client = await start_server("--model", str(tiny_model.path), init_options=STEADY)
+    try:
+        text = "def add(a, b):\n    return \n"
+        open_doc(client, URI, text)
+        assert await ask(client, URI, 1, 11) == expected(engine, text, offset_at(text, 1, 11))
+        client.protocol.notify("offpilot/cursorRested", {"bad": 1})
+        client.protocol.notify("offpilot/cursorRested", None)
+        unopened = {
+            "textDocument": {"uri": "file:///nowhere.py"},
+            "position": {"line": 0, "character": 0},
+        }
+        client.protocol.notify("offpilot/cursorRested", unopened)
+        past_end = {"textDocument": {"uri": URI}, "position": {"line": 99, "character": 99}}
+        client.protocol.notify("offpilot/cursorRested", past_end)
+        client.protocol.notify(
+            "offpilot/cursorRested",
+            {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}},
+        )
+        for _ in range(200):
+            stats = await _stats(client)
+            if sum(stats["warms"].values()) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert stats["warms"].get("computed", 0) + stats["warms"].get("cancelled", 0) == 2
+        # the server still answers, as before
+        assert await ask(client, URI, 1, 11) == expected(engine, text, offset_at(text, 1, 11))
+    finally:
+        await client.shutdown_session()

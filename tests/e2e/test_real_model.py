@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsp_helpers import STEADY, ask, open_doc, start_server
+from lsp_helpers import STEADY, ask, change, open_doc, start_server
 from lsprotocol import types
 
 from completion.models.store import InstalledModel
@@ -155,6 +155,57 @@ async def test_coming_back_to_a_file_computes_no_prompt_again(real_model: Instal
     assert back.prompt_tokens == first.prompt_tokens
     assert back.reused_tokens >= back.prompt_tokens - 1  # restored, not computed
     assert answers[2] == answers[0]
+
+
+def trace_of(params: Any) -> TraceRecord:
+    return TraceRecord.from_json(plain(params))
+
+
+async def test_a_warm_where_the_cursor_rests_spares_the_first_request_its_prompt(
+    real_model: InstalledModel,
+) -> None:
+    """The cursor lands in a long file and rests; the user then types there.
+
+    With `warm` on, the client's `offpilot/cursorRested` computes the prompt meanwhile, and the
+    request after the keystroke computes only what was typed; with it off, the request
+    computes the whole prompt. The trace records say how many prompt tokens each reused.
+    """
+    source = Path(threading.__file__ or "").read_text(encoding="utf-8")
+    above = source[:6000].rsplit("\n\n", 1)[0]
+    below = source[len(above) :].lstrip("\n")[:3000]
+    text = above + "\n\n\n" + below
+    line = above.count("\n") + 2  # an empty line opened between the two
+    computed = {}
+    for warm in (True, False):
+        settings = {**STEADY, "prefetch": False, "completionTrace": True, "warm": warm}
+        client = await start_server("--model", str(real_model.path), init_options=settings)
+        records: list[TraceRecord] = []
+        client.feature(TRACE)(lambda params, kept=records: kept.append(trace_of(params)))
+
+        uri = f"file:///tmp/offpilot-e2e/warm-{warm}.py"
+        try:
+            open_doc(client, uri, text)
+            client.protocol.notify(
+                "offpilot/cursorRested",
+                {"textDocument": {"uri": uri}, "position": {"line": line, "character": 0}},
+            )
+            for _ in range(900):  # the user reads while the model loads and the prompt is computed
+                stats = await client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(command="offpilot.stats")
+                )
+                if sum(stats["warms"].values()) or not warm:
+                    break
+                await asyncio.sleep(0.1)
+            assert stats["warms"] == ({"computed": 1} if warm else {"skipped": 1})
+            change(client, uri, 2, line, 0, "x = ")
+            await ask(client, uri, line, 4)
+        finally:
+            await client.shutdown_session()
+        [record] = [r for r in records if r.kind == "request" and r.uri == uri]
+        assert record.prompt_tokens > 500
+        computed[warm] = record.prompt_tokens - record.reused_tokens
+    assert computed[True] <= 10  # the typed tokens and the line's end
+    assert computed[False] > 500
 
 
 async def test_requests_during_the_model_load_are_answered(real_model: InstalledModel) -> None:

@@ -8,6 +8,7 @@ import {
   ServerOptions,
   State as ClientState,
 } from 'vscode-languageclient/node';
+import { CursorRests } from './cursor';
 import { CompletionEvents } from './events';
 import { languageEnabled, serverCommand, serverSettings } from './settings';
 import { State, StatusItem } from './status';
@@ -15,6 +16,7 @@ import { State, StatusItem } from './status';
 export class OffpilotClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   readonly events = new CompletionEvents(() => this.client);
+  private readonly rests = new CursorRests(() => this.client);
 
   constructor(
     private readonly extensionPath: string,
@@ -91,6 +93,7 @@ export class OffpilotClient implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.rests.dispose();
     void this.stop();
   }
 }

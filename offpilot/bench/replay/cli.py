@@ -79,6 +79,7 @@ def _options(args: argparse.Namespace, server_config: dict[str, Any]) -> ReplayO
         server_config=server_config,
         at=args.at,
         switch_lines=args.switch_lines,
+        land_ms=args.land_ms,
     )
 
 
@@ -195,6 +196,13 @@ def add_parser(sub: Any) -> None:
         default=0,
         metavar="N",
         help="two files at once: N lines typed in one, then N in the other (0: one at a time)",
+    )
+    rp.add_argument(
+        "--land-ms",
+        type=float,
+        default=ReplayOptions.land_ms,
+        help="median read where the cursor lands in a file before the first key, the editor "
+        "telling the server where it rests (0: type at once)",
     )
     rp.add_argument(
         "--server-config", default=None, help="JSON initializationOptions for the server"

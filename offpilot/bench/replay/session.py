@@ -61,6 +61,10 @@ class ReplayOptions:
     # 0: one file at a time. N: the files in pairs, both open, N lines typed in one and then
     # N in the other, until both are typed.
     switch_lines: int = 0
+    # The user reads for about this long where the cursor lands (a file's first visit, each
+    # return) before the first key, and the editor says where the cursor rests
+    # (`offpilot/cursorRested`, the server's `warm`). 0: typing starts at once.
+    land_ms: float = 0.0
     duration_s: float | None = None  # stop after this long (all files looped)
     seed: int = 0
     server_config: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +95,8 @@ class ReplayReport:
     bad_traces: int = 0  # notifications that were not trace records
     # the first pause's request after each switch to the other file (`switch_lines`)
     after_switch: list[int] = field(default_factory=list)
+    # the first pause's request in each file typed (its first visit)
+    first_in_file: list[int] = field(default_factory=list)
 
 
 def default_corpus() -> list[tuple[str, str]]:
@@ -133,6 +139,7 @@ class _Typist:
         # (message id, answer, sent at, document version, where its latency goes)
         self.pending: tuple[int, asyncio.Future[Any], float, int, list[list[float]]] | None = None
         self.switched = False  # the user just came to this file from the other one
+        self.new = True  # no pause in this file yet
 
     def position(self) -> types.Position:
         line = self.text.count("\n")
@@ -155,6 +162,17 @@ class _Typist:
             )
         )
         self.report.keystrokes += 1
+
+    def rest(self) -> None:
+        """The cursor rests where it landed: the editor tells the server."""
+        pos = self.position()
+        self.client.protocol.notify(
+            "offpilot/cursorRested",
+            {
+                "textDocument": {"uri": self.uri},
+                "position": {"line": pos.line, "character": pos.character},
+            },
+        )
 
     def retarget(self, latencies: list[float]) -> None:
         """Count the pending request's latency in `latencies` instead."""
@@ -262,6 +280,9 @@ async def _pause_for_suggestion(
     if typist.switched and typist.pending is not None:
         typist.report.after_switch.append(typist.pending[0])
         typist.switched = False
+    if typist.new and typist.pending is not None:
+        typist.report.first_in_file.append(typist.pending[0])
+        typist.new = False
     with contextlib.suppress(Exception):
         if shown := item_texts(await future):
             typist.report.as_typed.append(first_line_as_typed(shown[0], upcoming))
@@ -352,6 +373,9 @@ class _Session:
                 if last is not None and last is not typist:
                     last.cancel_pending()
                     typist.switched = id(typist) in visited  # back to a file typed before
+                if opts.land_ms and (id(typist) not in visited or typist.switched):
+                    typist.rest()
+                    await asyncio.sleep(rng.lognormvariate(0, 0.3) * opts.land_ms / 1000)
                 last = typist
                 visited.add(id(typist))
                 budgets[id(typist)] -= await _type_text(

@@ -47,6 +47,7 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
         },
         # the first pause after coming back to a file typed before (`switch_lines`)
         "pause_after_switch_ms": after_switch(report),
+        "pause_first_in_file_ms": first_in_file(report),
         "typing_answers": len(report.typing_latencies_ms),
         "superseded_share": round(report.superseded / max(1, report.requests), 3),
         "cache_share": round(
@@ -84,8 +85,17 @@ def summarize(report: ReplayReport) -> dict[str, Any]:
 
 def after_switch(report: ReplayReport) -> dict[str, float] | None:
     """p50 / p90 (and n) of the first pause after each return to a file; None without."""
+    return _pauses(report, report.after_switch)
+
+
+def first_in_file(report: ReplayReport) -> dict[str, float] | None:
+    """p50 / p90 (and n) of the first pause in each file, where its whole prompt is new."""
+    return _pauses(report, report.first_in_file)
+
+
+def _pauses(report: ReplayReport, ids: Sequence[int]) -> dict[str, float] | None:
     latency = dict(zip(report.pause_ids, report.pause_latencies_ms, strict=True))
-    waits = [latency[i] for i in report.after_switch if i in latency]
+    waits = [latency[i] for i in ids if i in latency]
     return {**_p50_p90(waits), "n": len(waits)} if waits else None
 
 

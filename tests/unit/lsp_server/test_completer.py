@@ -400,3 +400,67 @@ async def test_a_block_the_gate_hides_but_its_first_line_keeps_only_that_line() 
     rest = await completer.complete(snap(accepted, BLOCK_CURSOR + len(first_line)), ready(engine))
     assert rest.source == "model"  # neither type-through nor reuse: the rest was hidden
     assert "for i in range(n)" not in rest.result.text
+
+
+async def test_a_warm_computes_the_prompt_where_the_cursor_rests_and_shows_nothing() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    warmed = await completer.warm(snap(), ready(engine))
+    assert warmed is not None
+    assert not warmed.cancelled
+    assert warmed.prompt_tokens == len(engine.prompts[0])
+    assert engine.produced_tokens <= 1  # the prompt pass, not an answer
+    assert completer.warms == {"computed": 1}
+    assert len(completer.cache) == 0  # nothing to show was made
+    # the user types at the cursor: the request's prompt starts with what the warm computed
+    typed = TEXT[:CURSOR] + "a" + TEXT[CURSOR:]
+    answer = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    assert answer.source == "model"
+    assert engine.prompts[1].startswith(engine.prompts[0][: len(engine.prompts[0]) - 1])
+
+
+async def test_a_cursor_that_rests_while_the_model_loads_is_warmed_once_it_is_ready() -> None:
+    engine = FakeEngine(default="a + b\n")
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    loading: Future[Engine] = Future()
+    warming = asyncio.ensure_future(completer.warm(snap(), loading))
+    await asyncio.sleep(0.05)
+    assert not warming.done()
+    loading.set_result(engine)
+    warmed = await asyncio.wait_for(warming, 5)
+    assert warmed is not None
+    assert not warmed.cancelled
+    assert len(engine.prompts) == 1
+
+
+async def test_a_keystroke_cancels_the_warm_and_is_answered() -> None:
+    engine = FakeEngine(default="a + b\n", prompt_delay_s=0.3)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    warming = asyncio.ensure_future(completer.warm(snap(), ready(engine)))
+    await asyncio.sleep(0.05)
+    typed = TEXT[:CURSOR] + "a" + TEXT[CURSOR:]
+    answer = await completer.complete(snap(typed, CURSOR + 1), ready(engine))
+    assert answer.source == "model"
+    assert answer.result.text
+    warmed = await warming
+    assert warmed is not None
+    assert warmed.cancelled
+    assert completer.warms == {"cancelled": 1}
+
+
+async def test_no_warm_while_generating_loading_disabled_or_switched_off() -> None:
+    engine = FakeEngine(default="a + b" * 50 + "\n", step_delay_s=0.01)
+    completer = Completer(ServerConfig(debounce_ms=0, prefetch=False))
+    answering = asyncio.ensure_future(completer.complete(snap(), ready(engine)))
+    await asyncio.sleep(0.05)
+    assert await completer.warm(snap(), ready(engine)) is None  # the request comes first
+    await answering
+    await settled(completer)
+    broken: Future[Engine] = Future()
+    broken.set_exception(RuntimeError("no model"))
+    assert await completer.warm(snap(), broken) is None
+    for config in (ServerConfig(warm=False), ServerConfig(languages={"python": False})):
+        assert await Completer(config).warm(snap(), ready(engine)) is None
+    assert await completer.warm(snap("a\x00b", 1), ready(engine)) is None
+    assert completer.warms == {"skipped": 3}
+    assert len(engine.prompts) == 1

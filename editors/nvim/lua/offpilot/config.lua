@@ -24,6 +24,7 @@ M.defaults = {
     gate = 'balanced',
   },
   debounce_ms = 75, -- wait this long after a keystroke before asking
+  rest_ms = 300, -- the cursor still this long (not by typing): the server computes the prompt there
   builtin = 'auto', -- use vim.lsp.inline_completion where it exists (0.12+); false: the plugin's UI
   keymaps = true, -- <Tab> accept, <C-Right> word, <C-Down> line, <C-]> dismiss, <M-]>/<M-[> cycle
   hl_group = 'OffpilotGhost',

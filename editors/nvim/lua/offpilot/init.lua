@@ -155,6 +155,32 @@ local function on_cursor_moved()
   end
 end
 
+-- Where the cursor comes to rest (a jump, a click, another buffer), the server computes the
+-- prompt before the first keystroke asks for it (its `warm` setting). Typing moves the cursor
+-- too, but then the completion request computes the prompt: a rest where typing left the
+-- cursor is not sent.
+local rest_timer = nil
+local typed_at = nil -- {buf, row, col} after the last edit
+
+local function on_text_edited()
+  local row, col = cursor()
+  typed_at = { vim.api.nvim_get_current_buf(), row, col }
+  if rest_timer then rest_timer:stop() end
+end
+
+local function on_cursor_rest_candidate()
+  rest_timer = rest_timer or uv.new_timer()
+  rest_timer:stop()
+  rest_timer:start(config.options.rest_ms, 0, vim.schedule_wrap(function()
+    local buf = vim.api.nvim_get_current_buf()
+    local client = client_for(buf)
+    if not client or not config.language_enabled(vim.bo[buf].filetype) then return end
+    local row, col = cursor()
+    if typed_at and typed_at[1] == buf and typed_at[2] == row and typed_at[3] == col then return end
+    client:notify('offpilot/cursorRested', vim.lsp.util.make_position_params(0, client.offset_encoding))
+  end))
+end
+
 -- Public API ----------------------------------------------------------------------------------
 
 function M.visible()
@@ -306,6 +332,14 @@ function M.setup(opts)
     vim.api.nvim_create_autocmd('CursorMovedI', { group = group, callback = on_cursor_moved })
     vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, { group = group, callback = M.dismiss })
   end
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
+    group = group,
+    callback = on_cursor_rest_candidate,
+  })
+  vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI', 'TextChangedP' }, {
+    group = group,
+    callback = on_text_edited,
+  })
   if o.keymaps then require('offpilot.keymaps').defaults() end
 end
 
