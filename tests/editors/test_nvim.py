@@ -120,7 +120,13 @@ def test_ghost_text_in_neovim(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         assert status == "offpilot:ready", f"server status {status}; log:\n{log.read_text()}"
         ready_s = time.monotonic() - started
 
-        term.keys("5G", "A")  # the last line, in insert mode
+        term.keys("5G")  # the cursor rests on line 5: the plugin says where (cursorRested)
+        wait_for(
+            "the prompt computed where the cursor rests",
+            lambda: f"warm: {sample.as_uri()}:4:" in log.read_text(),
+            60,
+        )
+        term.keys("A")  # the last line, in insert mode
         wait_for("insert mode", lambda: "-- INSERT --" in term.screen(), 10)
         term.keys(TYPED, literal=True)
         typed_at = time.monotonic()

@@ -135,6 +135,8 @@ def test_ghost_text_in_vscode(e2e_env: dict[str, str], offpilot_bin: str, tmp_pa
         assert result["ok"], (
             f"{result.get('error')}\nserver log:\n{log.read_text() if log.exists() else '(none)'}"
         )
+        # the cursor rested on line 5 before typing: the extension said where (cursorRested)
+        assert f"warm: {sample.as_uri()}:4:" in log.read_text(), log.read_text()
         saved = sample.read_text().split("\n")
         ghost = "".join(result["ghost"]).replace("\u00a0", " ")
         assert saved[4].startswith("    " + TYPED) and len(saved[4]) > len("    " + TYPED), saved

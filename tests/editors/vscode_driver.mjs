@@ -33,6 +33,7 @@ try {
   await page.keyboard.press('Control+Home');
   for (let i = 0; i < 4; i++) await page.keyboard.press('ArrowDown');
   await page.keyboard.press('End');
+  await page.waitForTimeout(1000); // the user looks before typing: the cursor rests (warm)
   await page.keyboard.type(TYPED, { delay: 30 });
   const typedAt = Date.now();
   const ghost = page.locator('.ghost-text-decoration, .ghost-text').first();
