@@ -130,6 +130,11 @@ def next_line_snapshot(snap: Snapshot, shown: str) -> Snapshot | None:
     return dataclasses.replace(snap, request=ahead)
 
 
+def binary_near_cursor(request: CompletionRequest) -> bool:
+    """Whether the text around the cursor holds NUL bytes (a binary file: nothing to complete)."""
+    return "\x00" in request.text[max(0, request.offset - 4096) : request.offset + 4096]
+
+
 def completion_options(config: ServerConfig, gate_shift: float = 0.0) -> CompletionOptions:
     """Pipeline options from the user's settings, the gate's threshold moved by `gate_shift`."""
     return CompletionOptions(
@@ -296,7 +301,7 @@ class Completer:
             or not self.config.language_enabled(request.language)
             or engine_future.cancelled()
             or self._in_flight
-            or "\x00" in request.text[max(0, request.offset - 4096) : request.offset + 4096]
+            or binary_near_cursor(request)
         ):
             self.warms["skipped"] += 1
             return None
@@ -354,7 +359,7 @@ class Completer:
             return Outcome(Source.CANCELLED)
         if not self.config.language_enabled(request.language):
             return Outcome(Source.DISABLED)
-        if "\x00" in request.text[max(0, request.offset - 4096) : request.offset + 4096]:
+        if binary_near_cursor(request):
             return Outcome(Source.BINARY)
         key = CursorKey.at(snap.uri, request.text, request.offset)
         t0 = time.monotonic()

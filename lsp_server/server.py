@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError
@@ -42,6 +42,7 @@ from lsp_server.stats import StatsWriter
 from lsp_server.trace import TRACE, TraceRecord, block_record, request_record
 
 log = logging.getLogger("offpilot.server")
+_P = TypeVar("_P")
 
 STATUS = "offpilot/status"
 CUSTOM_INLINE = "offpilot/inlineCompletion"
@@ -363,10 +364,8 @@ def create_server(
     async def custom_inline_completion(
         ls: OffpilotServer, params: Any
     ) -> types.InlineCompletionList:
-        try:
-            parsed = ls.protocol._converter.structure(plain(params), types.InlineCompletionParams)
-        except Exception as exc:  # malformed params: empty answer, one log line
-            log.warning("%s: bad params (%s)", CUSTOM_INLINE, exc)
+        parsed = _structured(ls, CUSTOM_INLINE, params, types.InlineCompletionParams)
+        if parsed is None:  # malformed params: an empty answer
             return types.InlineCompletionList(items=[])
         return await handle_inline_completion(ls, parsed)
 
@@ -384,14 +383,9 @@ def create_server(
 
     @server.feature(CURSOR_RESTED)
     async def on_cursor_rested(ls: OffpilotServer, params: Any) -> None:
-        try:
-            parsed = ls.protocol._converter.structure(
-                plain(params), types.TextDocumentPositionParams
-            )
-        except Exception as exc:  # malformed params: nothing computed, one log line
-            log.warning("%s: bad params (%s)", CURSOR_RESTED, exc)
-            return
-        await handle_cursor_rested(ls, parsed)
+        parsed = _structured(ls, CURSOR_RESTED, params, types.TextDocumentPositionParams)
+        if parsed is not None:  # malformed params: nothing computed
+            await handle_cursor_rested(ls, parsed)
 
     server.feature(DID_SHOW)(on_event("shown"))
     server.feature(DID_ACCEPT)(on_event("accepted"))
@@ -414,6 +408,15 @@ def create_server(
         return {"enabled": ls.config.enable}
 
     return server
+
+
+def _structured(ls: OffpilotServer, method: str, params: Any, kind: type[_P]) -> _P | None:
+    """A custom method's params as `kind`; None (and one log line) when they are malformed."""
+    try:
+        return ls.protocol._converter.structure(plain(params), kind)
+    except Exception as exc:
+        log.warning("%s: bad params (%s)", method, exc)
+        return None
 
 
 def _language_of(ls: OffpilotServer, uri: Any) -> str | None:
