@@ -115,7 +115,7 @@ class LlamaCppEngine(TokenizedEngine):
             # verbose: with verbose=False the binding points fds 1 and 2 at /dev/null for
             # the whole load, in every thread (a server's messages and logs were lost); its
             # own prints here (system info, metadata) go nowhere instead
-            with contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stderr(io.StringIO()), _loading():
                 self._llm: Any = llama_cpp.Llama(
                     str(gguf),
                     n_ctx=options.context_tokens,
@@ -408,10 +408,26 @@ def _sample(np: Any, logits: Any, params: GenerationParams, rng: Any) -> int:
 
 _native_log: Any = None  # the ctypes callback llama.cpp logs through (kept alive here)
 native_log = logging.getLogger("offpilot.llama.cpp")
+_load_state = threading.local()
+
+
+@contextlib.contextmanager
+def _loading() -> Iterator[None]:
+    """Marks this thread as loading a model, for `_route_native_log`."""
+    _load_state.active = True
+    try:
+        yield
+    finally:
+        _load_state.active = False
 
 
 def _route_native_log(llama_cpp: Any) -> None:
-    """llama.cpp's own log -> ours, warnings and errors only (its info is pages a load)."""
+    """llama.cpp's own log -> ours, warnings and errors only (its info is pages a load).
+
+    A warning while a model loads is about the file, whose checksum was verified: the
+    published GGUF's "control-looking token" note came at every start. Those go at INFO;
+    a warning while generating (a full context, a failed decode) stays a warning.
+    """
     global _native_log
     if _native_log is not None:
         return
@@ -421,7 +437,12 @@ def _route_native_log(llama_cpp: Any) -> None:
         # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 the line before's continued
         if level in (3, 4):
             message = text.decode("utf-8", "replace").rstrip()
-            native_log.log(logging.WARNING if level == 3 else logging.ERROR, "%s", message)
+            if level == 4:
+                native_log.error("%s", message)
+            elif getattr(_load_state, "active", False):
+                native_log.info("%s", message)
+            else:
+                native_log.warning("%s", message)
 
     _native_log = forward
     llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))

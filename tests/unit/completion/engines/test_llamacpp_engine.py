@@ -131,6 +131,27 @@ def test_a_damaged_gguf_falls_back_to_ctranslate2_with_a_warning(
         installed_gguf(model)
 
 
+def test_llama_cpp_warnings_about_the_loaded_file_are_not_warnings_to_the_user(
+    real_model: InstalledModel, gguf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="offpilot.llama.cpp"):
+        llamacpp.LlamaCppEngine(
+            real_model, gguf, llamacpp.LlamaOptions(context_tokens=256, warmup=False)
+        ).close()
+        loading = [r for r in caplog.records if r.name == "offpilot.llama.cpp"]
+        # the published GGUF's vocabulary note, at every load: said, but not as a warning
+        assert any("control-looking token" in r.getMessage() for r in loading)
+        assert all(r.levelno == logging.INFO for r in loading)
+        caplog.clear()
+        # what llama.cpp says after the load keeps its level
+        llamacpp._native_log(3, b"decode: failed to find a memory slot\n", None)
+        llamacpp._native_log(4, b"decode: failed to decode\n", None)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "decode: failed to find a memory slot"),
+        (logging.ERROR, "decode: failed to decode"),
+    ]
+
+
 def test_greedy_answer_and_log_probs(engine: llamacpp.LlamaCppEngine) -> None:
     text, stream = _text(engine, _fim(engine, "def add(a, b):\n    return"), max_new_tokens=8)
     assert text.startswith(" a + b")
