@@ -218,14 +218,25 @@ def llama_faster(candidate: Path, published: Path) -> bool:
     Measured once per llama.cpp build and CPU in a child process (about 27 s; a crash there
     is a no), and kept beside the files with the figures. Not on a machine that other work
     keeps busy: two llama.cpp threads sharing a core with it ran 5-10 times slower and gave
-    ratios of nothing, so `published` runs this time and the test waits for a later load.
+    ratios of nothing, so `published` runs and the test waits for the next start: a process
+    answers the same all its life, so a reload for a new thread count never waits for it.
     """
-    stamp = published.parent / f".llama-faster-{_machine_key(_SPEED, candidate, published)}"
+    key = _machine_key(_SPEED, candidate, published)
+    if key not in _verdicts:
+        _verdicts[key] = _time_both(candidate, published, published.parent / f".llama-faster-{key}")
+    return _verdicts[key]
+
+
+_verdicts: dict[str, bool] = {}  # this process's answers, by `_machine_key`
+
+
+def _time_both(candidate: Path, published: Path, stamp: Path) -> bool:
+    """The kept verdict, or the speed test's now (kept where it ran to its end)."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return bool(json.loads(stamp.read_text(encoding="utf-8"))["faster"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > BUSY_LOAD * (os.cpu_count() or 1):
-        log.info("the machine is busy (load %.1f): %s runs, timed at a later load", load,
+        log.info("the machine is busy (load %.1f): %s runs, timed at a later start", load,
                  published.name)  # fmt: skip
         return False
     try:

@@ -48,5 +48,8 @@ def test_a_busy_machine_is_not_timed_and_the_published_file_runs(
     with caplog.at_level(logging.INFO, logger="completion.engines.choose"):
         assert choose.llama_faster(candidate, published) is False
     assert "busy" in caplog.text
-    # nothing is kept: a later load, on a quieter machine, times them
+    # nothing is kept: the next start, on a quieter machine, times them
     assert not list(tmp_path.glob(".llama-faster-*"))
+    # and this process does not: a reload (a new thread count) must not wait for the test
+    monkeypatch.setattr(choose.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert choose.llama_faster(candidate, published) is False

@@ -92,6 +92,7 @@ def test_the_re_encoded_gguf_runs_only_where_it_is_timed_faster(
     assert made == gguf.with_name(f"{gguf.stem}.q8_0.gguf")
     # timed even where the test machine is busy (a user's busy machine waits for a later load)
     monkeypatch.setattr(choose.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    choose._verdicts.clear()
     faster = choose.llama_faster(made, gguf)  # timed here once, then kept
     assert local_engine(real_model) == ("llama.cpp", made if faster else gguf)
     stamps = list(gguf.parent.glob(".llama-faster-*"))
@@ -101,6 +102,7 @@ def test_the_re_encoded_gguf_runs_only_where_it_is_timed_faster(
         raise AssertionError("timed again")
 
     monkeypatch.setattr(subprocess, "run", no_child)
+    choose._verdicts.clear()  # as in a new process: the kept verdict is read
     assert choose.llama_faster(made, gguf) == faster
     monkeypatch.undo()
     monkeypatch.setattr(choose.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
