@@ -197,7 +197,7 @@ _SPEED = (
 
 # The re-encoded file runs where it computes a prompt at least 10% faster and decodes no
 # more than 15% slower. On a 2-core AVX2 EPYC Q8_0's prompt took 0.73-0.84 of the time and
-# its decode 1.01-1.09 (nine runs of this test), and the users' replay was as fast or faster
+# its decode 1.01-1.09 (six runs of this test), and the users' replay was as fast or faster
 # with it at every percentile; with AVX-512 VNNI its prompt took 0.95 and its decode 1.15
 # (docs/latency.md, "The GGUF re-encoded as Q8_0").
 FASTER_PROMPT = 0.90

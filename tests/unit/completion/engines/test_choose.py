@@ -16,7 +16,7 @@ from completion.engines.choose import runs_faster
 @pytest.mark.parametrize(
     ("prompt_ratio", "decode_ratio", "faster"),
     [
-        # a 2-core AVX2 EPYC, Q8_0 against the published Q5_0 (nine runs: 0.73-0.84, 1.01-1.09)
+        # a 2-core AVX2 EPYC, Q8_0 against the published Q5_0 (six runs: 0.73-0.84, 1.01-1.09)
         (0.78, 1.04, True),
         (0.84, 1.09, True),
         # AVX-512 VNNI: the prompt as fast, the decode 15% slower
