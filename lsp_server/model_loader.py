@@ -19,10 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from completion.cpu_load import auto_threads
 from completion.engines.choose import DEFAULT_ENGINE, open_engine
 from completion.engines.interface import Engine
 from completion.models.store import ModelError
-from lsp_server.cpu_load import auto_threads
 
 log = logging.getLogger("offpilot.server")
 

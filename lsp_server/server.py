@@ -26,6 +26,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 
+from completion.cpu_load import ThreadTuner, auto_threads
 from completion.document import Document
 from completion.engines.interface import Engine
 from completion.models.store import ModelError
@@ -33,7 +34,6 @@ from completion.pipeline import CompletionRequest, CompletionResult
 from completion.positions import offset_at
 from lsp_server.completer import Completer, Outcome, Snapshot, Source, format_stages
 from lsp_server.config import ServerConfig, parse_config
-from lsp_server.cpu_load import ThreadTuner, auto_threads
 from lsp_server.documents import LspDocument, RecentDocuments, root_of
 from lsp_server.framing import GuardedReader
 from lsp_server.model_loader import ModelLoader, Wanted, load_wanted
@@ -128,7 +128,7 @@ class OffpilotServer(LanguageServer):
         """`threads: 0` (auto): reload with another thread count when the load has changed.
 
         Checked in idle time only, and acted on when two checks in a row agree
-        (lsp_server/cpu_load.py), so a suggestion never waits for a reload it caused.
+        (completion/cpu_load.py), so a suggestion never waits for a reload it caused.
         """
         tuner = ThreadTuner()
         while True:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lsp_server.cpu_load import usable_cores
+from completion.cpu_load import usable_cores
 from offpilot.bench.replay.load import busy_cores
 from offpilot.bench.replay.session import (
     ReplayOptions,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from completion.cpu_load import ThreadTuner
 from completion.engines.interface import GenerationParams
 from completion.models.store import InstalledModel
 from lsp_server import model_loader, server
 from lsp_server.config import ServerConfig
-from lsp_server.cpu_load import ThreadTuner
 from lsp_server.server import ServerSettings, create_server
 
 

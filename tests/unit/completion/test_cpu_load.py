@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from lsp_server import cpu_load
-from lsp_server.cpu_load import CpuSample, others_busy, parse_sample, threads_for
+from completion import cpu_load
+from completion.cpu_load import CpuSample, others_busy, parse_sample, threads_for
 
 STAT = "cpu  100 5 20 800 10 0 3 2 7 0\ncpu0 50 2 10 400 5 0 1 1 3 0\n"
 # A process name with spaces and parentheses: fields are counted after the last `)`.
