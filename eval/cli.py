@@ -422,12 +422,13 @@ def _run_on_ray(settings: Any, out: Path, args: argparse.Namespace) -> dict[str,
 
 
 def _cmd_repost(args: argparse.Namespace) -> int:
+    from completion.cpu_load import usable_cores
     from eval.data import TaskPathError
     from eval.records import SettingsMismatchError
     from eval.repost import RepostError, repost
 
     try:
-        workers = args.workers or os.cpu_count() or 1
+        workers = args.workers or usable_cores()
         summary = repost(Path(args.source), Path(args.out), args.spec, workers=workers)
     except (RepostError, SettingsMismatchError, FileNotFoundError, TaskPathError) as exc:
         print(f"offpilot eval repost: {exc}", file=sys.stderr)  # noqa: T201

@@ -9,7 +9,6 @@ to `DIR/samples.jsonl` at once, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from completion import crossfile, gate
+from completion.cpu_load import usable_cores
 from completion.document import Document
 from completion.engines.interface import Engine
 from completion.options import CompletionOptions
@@ -352,7 +352,7 @@ def run(
             "warmup_s": getattr(engine, "warmup_seconds", 0.0),
         }
         options = settings.options()
-        workers = workers or os.cpu_count() or 1
+        workers = workers or usable_cores()
 
         def execute(record: SampleRecord, task: data.Task) -> bool:
             return sink.write(judged(record, task, settings.timeout_s))

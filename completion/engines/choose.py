@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from completion.child import ChildDied, run_python
+from completion.cpu_load import usable_cores
 from completion.engines.interface import Engine
 from completion.models.requantize import reencoded_gguf
 from completion.models.store import (
@@ -173,7 +174,7 @@ _SPEED = (
     "import json, os, statistics as st, sys, time, llama_cpp\n"
     "ids = [(7919 * i) % 20000 + 100 for i in range(160)]\n"
     "files = sys.argv[1:3]\n"
-    "llms = {p: llama_cpp.Llama(p, n_ctx=512, n_batch=64, n_threads=os.cpu_count() or 1,"
+    "llms = {p: llama_cpp.Llama(p, n_ctx=512, n_batch=64, n_threads=int(sys.argv[3]),"
     " verbose=False) for p in files}\n"
     "def once(llm):\n"
     "    llm.reset()\n"
@@ -235,13 +236,15 @@ def _time_both(candidate: Path, published: Path, stamp: Path) -> bool:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return bool(json.loads(stamp.read_text(encoding="utf-8"))["faster"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > BUSY_LOAD * (os.cpu_count() or 1):
+    if load > BUSY_LOAD * usable_cores():
         log.info("the machine is busy (load %.1f): %s runs, timed at a later start", load,
                  published.name)  # fmt: skip
         return False
     try:
         figures = json.loads(
-            run_python(_SPEED, str(candidate), str(published), timeout=SPEED_TIMEOUT_S)
+            run_python(
+                _SPEED, str(candidate), str(published), str(usable_cores()), timeout=SPEED_TIMEOUT_S
+            )
         )
         (prompt_ratio, decode_ratio), ms = figures["ratio"], figures["ms"]
         new, old = ms[str(candidate)], ms[str(published)]

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import json
 import logging
-import os
 import threading
 import time
 import weakref
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from completion.cpu_load import usable_cores
 from completion.engines.interface import (
     UNKNOWN_LOG_PROB,
     GenerationParams,
@@ -84,7 +84,7 @@ class CT2Engine(TokenizedEngine):
         self.family = model.family
         self.fim = self.family.fim
         self.path = model.path
-        threads = options.threads or os.cpu_count() or 1
+        threads = options.threads or usable_cores()
         self.threads = threads
         started = time.monotonic()
         self._tokens = ModelTokenizer(model)

@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import io
 import logging
-import os
 import threading
 import time
 import weakref
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from completion.cpu_load import usable_cores
 from completion.engines.interface import (
     GenerationParams,
     HypothesisTracker,
@@ -106,7 +106,7 @@ class LlamaCppEngine(TokenizedEngine):
         self.fim = self.family.fim
         self.path = model.path
         self.gguf = gguf
-        self.threads = options.threads or os.cpu_count() or 1
+        self.threads = options.threads or usable_cores()
         started = time.monotonic()
         self._tokens = ModelTokenizer(model)
         self._stop_ids = self._tokens.stop_ids

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from completion.cpu_load import usable_cores
 from completion.engines import choose
 from completion.engines.choose import runs_faster
 
@@ -44,7 +44,7 @@ def test_a_busy_machine_is_not_timed_and_the_published_file_runs(
         raise AssertionError("timed on a busy machine")
 
     monkeypatch.setattr(subprocess, "run", no_child)
-    monkeypatch.setattr(choose.os, "getloadavg", lambda: (4.0 * (os.cpu_count() or 1), 0, 0))
+    monkeypatch.setattr(choose.os, "getloadavg", lambda: (4.0 * usable_cores(), 0, 0))
     with caplog.at_level(logging.INFO, logger="completion.engines.choose"):
         assert choose.llama_faster(candidate, published) is False
     assert "busy" in caplog.text

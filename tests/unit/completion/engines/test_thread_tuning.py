@@ -7,6 +7,9 @@ tiny CTranslate2 model are real.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +100,32 @@ def test_no_reload_with_a_thread_setting_or_while_generating(
     busy._on_busy(True)  # a generation runs the whole time
     asyncio.run(_follow(busy, 0.3))
     assert busy.engine_future.result() is engine
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity mask here")
+def test_an_engine_with_no_thread_setting_runs_on_the_cores_it_may_use(
+    tiny_model: InstalledModel,
+) -> None:
+    """A process limited to one core (taskset, a container's cpuset) runs one thread.
+
+    os.cpu_count() counts every core of the host: two threads there would share one core.
+    """
+    program = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from completion.cpu_load import usable_cores\n"
+        "from completion.engines.ct2 import CT2Engine\n"
+        "from completion.models.store import verify\n"
+        "engine = CT2Engine(verify(Path(sys.argv[1])))\n"
+        "print(usable_cores(), engine.threads)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program, str(tiny_model.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).parents[4],
+    )
+    assert run.stdout.split() == ["1", "1"]
