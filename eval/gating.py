@@ -109,6 +109,46 @@ def at_threshold(
     return Shown(len(rs), sum(bool(r.get("passed")) for r in rs), shown, shown_right, hidden_right)
 
 
+def auc(records: Iterable[Mapping[str, Any]], score_key: str = "gate_score") -> float | None:
+    """How well the score ranks right answers above wrong ones (ROC AUC; ties count half).
+
+    The chance that a right answer scores above a wrong one: 0.5 is no better than a coin,
+    1.0 a perfect ranking. None without both kinds of scored answers.
+    """
+    scored = [(float(r[score_key]), bool(r.get("passed"))) for r in _answered(records)]
+    scored = [(s, p) for s, p in scored if s == s]  # a NaN score is unscored
+    right = sum(p for _, p in scored)
+    wrong = len(scored) - right
+    if not right or not wrong:
+        return None
+    # Mann-Whitney U from mid-ranks
+    scored.sort(key=lambda sp: sp[0])
+    rank_sum = 0.0
+    i = 0
+    while i < len(scored):
+        j = i
+        while j < len(scored) and scored[j][0] == scored[i][0]:
+            j += 1
+        mid = (i + 1 + j) / 2
+        rank_sum += mid * sum(p for _, p in scored[i:j])
+        i = j
+    return (rank_sum - right * (right + 1) / 2) / (right * wrong)
+
+
+def own_threshold(records: Iterable[Mapping[str, Any]], hidden_budget: float) -> float:
+    """The highest threshold (0.00-0.99) hiding at most `hidden_budget` of the right answers.
+
+    Chosen on the very answers it is then measured on: a ceiling for a threshold set for
+    this set of answers alone, not a figure to expect on new ones.
+    """
+    rs = list(records)
+    grid = [round(0.01 * i, 2) for i in range(100)]
+    return max(
+        (t for t in grid if at_threshold(rs, t).hidden_right_share <= hidden_budget),
+        default=0.0,
+    )
+
+
 def precision_coverage(
     records: Iterable[Mapping[str, Any]], thresholds: Iterable[float] = CURVE_THRESHOLDS
 ) -> list[dict[str, Any]]:

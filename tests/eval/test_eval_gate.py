@@ -86,6 +86,7 @@ def test_fit_cross_validates_by_package_and_writes_a_file_the_gate_reads(
     text = "\n".join(lines)
     assert "cross-validated" in text
     assert "Baseline" in text
+    assert "Room" in text  # each suite's AUC and its own hindsight threshold
     # the held-out scores separate sure-and-right from unsure-and-wrong: at the balanced
     # point the gate hides most wrong answers and few right ones
     scores = gate_fit.cross_scores(rows, model.names, folds=3)
@@ -165,6 +166,28 @@ def test_a_hidden_block_showing_its_first_line() -> None:
     assert (whole.shown, whole.shown_right, whole.shown_wrong) == (2, 1, 1)
     off = gating.at_threshold(records, None)
     assert (off.shown, off.shown_wrong, off.precision) == (4, 2, 0.5)
+
+
+def test_the_scores_ranking_and_a_suites_own_threshold() -> None:
+    def answer(score: float, passed: bool) -> dict[str, object]:
+        return {"completion": "x", "gate_score": score, "passed": passed}
+
+    perfect = [answer(0.9, True), answer(0.8, True), answer(0.2, False), answer(0.1, False)]
+    assert gating.auc(perfect) == 1.0
+    reversed_ = [answer(1 - float(r["gate_score"]), bool(r["passed"])) for r in perfect]
+    assert gating.auc(reversed_) == 0.0
+    # one right answer tied with one wrong answer: that pair counts half, 3.5 of 4 pairs
+    tied = [answer(0.5, True), answer(0.9, True), answer(0.5, False), answer(0.1, False)]
+    assert gating.auc(tied) == 0.875
+    assert gating.auc([answer(0.5, True)]) is None  # no wrong answer: nothing to rank
+    # 20 right answers scoring 0.50-0.69, wrong ones 0.10-0.55: a budget of 5% hides one
+    # right answer at most, so the highest such threshold is 0.51
+    rs = [answer(0.5 + i / 100, True) for i in range(20)]
+    rs += [answer(0.1 + i / 20, False) for i in range(10)]
+    t = gating.own_threshold(rs, 0.05)
+    assert t == 0.51
+    assert gating.at_threshold(rs, t).hidden_right == 1
+    assert gating.own_threshold(rs, 0.0) == 0.5
 
 
 def test_gate_fit_without_runs_is_a_clear_error(tmp_path: Path) -> None:
