@@ -165,7 +165,7 @@ def family_of(suite: str) -> str:
 
 def _points(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """The operating points of one set of answers (`choose_thresholds`)."""
-    grid = [round(0.01 * i, 2) for i in range(100)]
+    grid = gating.THRESHOLD_GRID
     families: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         families.setdefault(family_of(str(r.get("suite", ""))), []).append(r)
@@ -277,7 +277,7 @@ def room(
         "| own threshold: vs no gate, precision, right hidden | best precision (right hidden) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    grid = [round(0.01 * i, 2) for i in range(100)]
+    grid = gating.THRESHOLD_GRID
     for suite, records in by_suite.items():
         if suite == "all":  # the families' budgets differ: a mix has none of its own
             continue

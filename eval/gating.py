@@ -14,6 +14,8 @@ from typing import Any
 
 # the thresholds of the precision-coverage table and plot
 CURVE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))
+# the thresholds an operating point is chosen from
+THRESHOLD_GRID = tuple(round(0.01 * i, 2) for i in range(100))
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,11 @@ def auc(records: Iterable[Mapping[str, Any]], score_key: str = "gate_score") -> 
     The chance that a right answer scores above a wrong one: 0.5 is no better than a coin,
     1.0 a perfect ranking. None without both kinds of scored answers.
     """
-    scored = [(float(r[score_key]), bool(r.get("passed"))) for r in _answered(records)]
-    scored = [(s, p) for s, p in scored if s == s]  # a NaN score is unscored
+    scored = [
+        (float(r[score_key]), bool(r.get("passed")))
+        for r in _answered(records)
+        if r.get(score_key) is not None and r[score_key] == r[score_key]  # NaN: unscored
+    ]
     right = sum(p for _, p in scored)
     wrong = len(scored) - right
     if not right or not wrong:
@@ -142,9 +147,8 @@ def own_threshold(records: Iterable[Mapping[str, Any]], hidden_budget: float) ->
     this set of answers alone, not a figure to expect on new ones.
     """
     rs = list(records)
-    grid = [round(0.01 * i, 2) for i in range(100)]
     return max(
-        (t for t in grid if at_threshold(rs, t).hidden_right_share <= hidden_budget),
+        (t for t in THRESHOLD_GRID if at_threshold(rs, t).hidden_right_share <= hidden_budget),
         default=0.0,
     )
 

@@ -180,6 +180,8 @@ def test_the_scores_ranking_and_a_suites_own_threshold() -> None:
     tied = [answer(0.5, True), answer(0.9, True), answer(0.5, False), answer(0.1, False)]
     assert gating.auc(tied) == 0.875
     assert gating.auc([answer(0.5, True)]) is None  # no wrong answer: nothing to rank
+    unscored = {"completion": "x", "gate_score": None, "passed": False}  # a server's, no log-probs
+    assert gating.auc([*perfect, unscored]) == 1.0
     # 20 right answers scoring 0.50-0.69, wrong ones 0.10-0.55: a budget of 5% hides one
     # right answer at most, so the highest such threshold is 0.51
     rs = [answer(0.5 + i / 100, True) for i in range(20)]
