@@ -164,14 +164,15 @@ def llama_runs(gguf: Path) -> str:
     return verdict
 
 
-# What the speed test does: both files loaded and run once (to page them in), then five
-# rounds, the files' order alternating, of a 128-token prompt in the engine's 64-token
-# chunks and 32 decode steps. Per round the candidate's time over the published file's; the
-# medians of those ratios, and each file's median ms a token, as JSON. Ratios taken round by
-# round cancel what the rest of the machine does meanwhile: three best-of runs of each file,
-# its earlier form, gave a decode ratio of 0.92-1.21 for two files that decode equally fast.
+# What the speed test does (its arguments: the two files, then the threads): both files
+# loaded and run once (to page them in), then five rounds, the files' order alternating, of
+# a 128-token prompt in the engine's 64-token chunks and 32 decode steps. Per round the
+# candidate's time over the published file's; the medians of those ratios, and each file's
+# median ms a token, as JSON. Ratios taken round by round cancel what the rest of the
+# machine does meanwhile: three best-of runs of each file, its earlier form, gave a decode
+# ratio of 0.92-1.21 for two files that decode equally fast.
 _SPEED = (
-    "import json, os, statistics as st, sys, time, llama_cpp\n"
+    "import json, statistics as st, sys, time, llama_cpp\n"
     "ids = [(7919 * i) % 20000 + 100 for i in range(160)]\n"
     "files = sys.argv[1:3]\n"
     "llms = {p: llama_cpp.Llama(p, n_ctx=512, n_batch=64, n_threads=int(sys.argv[3]),"
