@@ -58,7 +58,7 @@ class ServerConfig:
     # prompt budget, split 3:1 between prefix and suffix; None: the model family's windows
     context_tokens: int | None = None
     time_budget_ms: int = round(_PIPELINE.time_budget_s * 1000)
-    threads: int = 0  # 0: auto, the cores other processes leave free (cpu_load.py)
+    threads: int = 0  # 0: auto, the cores other processes leave free (completion/cpu_load.py)
     # what runs the local model: auto (llama.cpp where its GGUF is installed), llama.cpp or
     # ctranslate2 (completion/engines/choose.py)
     engine: str = DEFAULT_ENGINE
