@@ -170,18 +170,17 @@ def _points(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     for r in records:
         families.setdefault(family_of(str(r.get("suite", ""))), []).append(r)
 
-    def within(t: float, shares: Mapping[str, float]) -> bool:
-        return all(
-            gating.at_threshold(rs, t).hidden_right_share <= shares.get(family, 0.05)
-            for family, rs in families.items()
-        )
-
     def precise(t: float) -> bool:
         shown = [gating.at_threshold(rs, t) for rs in families.values()]
         return all(v.precision >= QUIET_PRECISION or v.shown < QUIET_MIN_SHOWN for v in shown)
 
+    # the highest threshold within every family's budget: the lowest of each family's own
+    # (a higher threshold never hides fewer right answers)
     points = {
-        p: max((t for t in grid if within(t, shares)), default=0.0)
+        p: min(
+            (gating.own_threshold(rs, shares.get(family, 0.05)) for family, rs in families.items()),
+            default=grid[-1],
+        )
         for p, shares in HIDDEN_RIGHT.items()
     }
     points["quiet"] = max(points["balanced"], min((t for t in grid if precise(t)), default=0.9))
@@ -216,6 +215,11 @@ def _baseline_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
     return _records(rows, scores)
 
 
+def _wrong_change(v: gating.Shown, off: gating.Shown) -> float:
+    """The change in suggestions shown but wrong against no gate (-0.25: a quarter fewer)."""
+    return (v.shown_wrong - off.shown_wrong) / off.shown_wrong if off.shown_wrong else 0.0
+
+
 def table(
     by_suite: dict[str, list[dict[str, Any]]],
     thresholds: Mapping[str, Mapping[str, float]],
@@ -233,7 +237,7 @@ def table(
         languages = {str(r.get("language", "")) for r in records}
         for point, t in points:
             v = gating.at_threshold(records, t, first_line=first_line)
-            change = (v.shown_wrong - off.shown_wrong) / off.shown_wrong if off.shown_wrong else 0
+            change = _wrong_change(v, off)
             used = sorted({t.get(lang, t[""]) for lang in languages}) if t else []
             shown_t = "-" if t is None else "/".join(f"{x:.2f}" for x in used)
             lines.append(
@@ -289,8 +293,9 @@ def room(
         cells = []
         for t in (thresholds["balanced"], own):
             v = gating.at_threshold(records, t)
-            change = (v.shown_wrong - off.shown_wrong) / off.shown_wrong if off.shown_wrong else 0
-            cells.append(f"{change:+.0%}, {v.precision:.3f}, {v.hidden_right_share:.1%}")
+            cells.append(
+                f"{_wrong_change(v, off):+.0%}, {v.precision:.3f}, {v.hidden_right_share:.1%}"
+            )
         views = [gating.at_threshold(records, t) for t in grid]
         best = max(
             (v for v in views if v.shown >= QUIET_MIN_SHOWN),

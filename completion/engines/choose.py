@@ -237,15 +237,14 @@ def _time_both(candidate: Path, published: Path, stamp: Path) -> bool:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return bool(json.loads(stamp.read_text(encoding="utf-8"))["faster"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > BUSY_LOAD * usable_cores():
+    cores = usable_cores()
+    if load > BUSY_LOAD * cores:
         log.info("the machine is busy (load %.1f): %s runs, timed at a later start", load,
                  published.name)  # fmt: skip
         return False
     try:
         figures = json.loads(
-            run_python(
-                _SPEED, str(candidate), str(published), str(usable_cores()), timeout=SPEED_TIMEOUT_S
-            )
+            run_python(_SPEED, str(candidate), str(published), str(cores), timeout=SPEED_TIMEOUT_S)
         )
         (prompt_ratio, decode_ratio), ms = figures["ratio"], figures["ms"]
         new, old = ms[str(candidate)], ms[str(published)]
